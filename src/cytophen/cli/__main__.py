@@ -1,0 +1,5 @@
+import sys
+
+from cytophen.cli import main
+
+sys.exit(main())

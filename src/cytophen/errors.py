@@ -1,0 +1,117 @@
+"""cytophen's own exceptions.
+
+Every error a user can cause (a bad file, a template typo, a missing marker, an unmatched clinical
+row) is raised as one of these, with a message that names the file, keyword, line or marker and says
+what was expected. Nothing from deep inside numpy should reach a user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "CytophenError",
+    "FCSError",
+    "CompensationError",
+    "TransformError",
+    "TemplateError",
+    "TemplateProblem",
+    "MarkerError",
+    "GateError",
+    "ClinicalError",
+]
+
+
+class CytophenError(Exception):
+    """Base class of every error cytophen raises on purpose."""
+
+
+class FCSError(CytophenError):
+    """An FCS file cannot be read (or written) as the standard says.
+
+    Parameters
+    ----------
+    path
+        The file.
+    problem
+        What is wrong and what was expected, in words a user can act on.
+    keyword
+        The TEXT keyword involved, if any (e.g. ``$TOT``).
+    """
+
+    def __init__(self, path: str | Path | None, problem: str, *, keyword: str | None = None):
+        self.path = None if path is None else Path(path)
+        self.problem = problem
+        self.keyword = keyword
+        where = f"{self.path}" if self.path is not None else "<FCS data>"
+        kw = f" [{keyword}]" if keyword else ""
+        super().__init__(f"{where}: {problem}{kw}")
+
+
+class CompensationError(CytophenError):
+    """A spillover matrix is malformed or does not match the sample's channels."""
+
+
+class TransformError(CytophenError):
+    """A transform has invalid parameters (e.g. logicle W too large for M)."""
+
+
+@dataclass(frozen=True)
+class TemplateProblem:
+    """One problem found in a template: where it is and what to do about it."""
+
+    file: str
+    line: int | None
+    column: int | None
+    message: str
+    suggestion: str | None = None
+
+    def __str__(self) -> str:
+        loc = self.file
+        if self.line is not None:
+            loc += f":{self.line}"
+            if self.column is not None:
+                loc += f":{self.column}"
+        text = f"{loc}: {self.message}"
+        if self.suggestion:
+            text += f" ({self.suggestion})"
+        return text
+
+
+class TemplateError(CytophenError):
+    """A template is invalid. ``problems`` lists every problem found, each with file/line/column."""
+
+    def __init__(self, problems: list[TemplateProblem] | str, *, file: str | None = None):
+        if isinstance(problems, str):
+            problems = [TemplateProblem(file or "<template>", None, None, problems)]
+        self.problems = list(problems)
+        n = len(self.problems)
+        head = f"{n} problem{'s' if n != 1 else ''} in template"
+        super().__init__(head + ":\n" + "\n".join(f"  {p}" for p in self.problems))
+
+
+class MarkerError(CytophenError):
+    """A marker named by a template cannot be resolved to exactly one channel of a file."""
+
+    def __init__(self, path: str | Path | None, marker: str, problem: str, available: list[str]):
+        self.path = None if path is None else Path(path)
+        self.marker = marker
+        self.available = list(available)
+        where = str(self.path) if self.path is not None else "<sample>"
+        super().__init__(
+            f"{where}: marker {marker!r} {problem}; the file has: {', '.join(self.available)}"
+        )
+
+
+class GateError(CytophenError):
+    """A gate cannot be evaluated or placed (bad geometry, too few events to fit, ...)."""
+
+    def __init__(self, gate: str, problem: str):
+        self.gate = gate
+        self.problem = problem
+        super().__init__(f"gate {gate!r}: {problem}")
+
+
+class ClinicalError(CytophenError):
+    """A manifest or clinical table cannot be used as given (missing column, duplicate key, ...)."""

@@ -1,0 +1,372 @@
+"""Gate geometry: what a gate is, independent of any file format.
+
+Semantics follow GatingML 2.0 exactly (see docs/methods.md):
+
+- rectangle / range: ``min <= x < max`` on every dimension; ``None`` bound = open on that side;
+- polygon: even-odd (crossing-number) rule, points on edges decided by the half-open crossing test;
+- ellipsoid: ``(x - mean)^T inv(cov) (x - mean) <= distance_square``;
+- quadrant: a set of named rectangles over the same dimensions (built from dividers or cut points);
+- boolean: and / or / not over other populations' memberships, each operand optionally complemented.
+
+A NaN coordinate is never inside any geometric gate.
+
+Gates evaluate on an ``(n, d)`` float64 array whose columns are the gate's dimensions, already
+compensated and transformed as each :class:`Dim` says; the engine (:mod:`cytophen.engine`) builds it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cytophen.errors import GateError
+from cytophen.kernels import gating as _k
+from cytophen.transforms import Transform
+
+__all__ = [
+    "Dim",
+    "RatioDim",
+    "Gate",
+    "RectangleGate",
+    "PolygonGate",
+    "EllipsoidGate",
+    "QuadrantGate",
+    "BooleanGate",
+    "DataDrivenGate",
+]
+
+
+@dataclass(frozen=True)
+class Dim:
+    """One gate dimension.
+
+    Parameters
+    ----------
+    channel
+        Marker or channel name as the template says it (resolved per file by
+        :func:`cytophen.markers.resolve`), or the fluorochrome name of a GatingML spectrum matrix.
+    transform
+        Transform applied after compensation; ``None`` = linear (raw, compensated) units.
+    compensation
+        ``None`` = the template's default; ``'uncompensated'``; ``'FCS'`` (the file's spillover
+        keyword, uncompensated when the file has none, as GatingML says); ``'keyword'`` (the file's
+        spillover keyword, an error when absent); or the id of a matrix in ``Template.matrices``.
+    """
+
+    channel: str
+    transform: Transform | None = None
+    compensation: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.channel
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "channel": self.channel,
+            "transform": None if self.transform is None else self.transform.to_dict(),
+            "compensation": self.compensation,
+        }
+
+
+@dataclass(frozen=True)
+class RatioDim:
+    """A GatingML ``fratio`` dimension: ``A * (x - B) / (y - C)`` of two channels, then a transform."""
+
+    name: str
+    numerator: str
+    denominator: str
+    A: float = 1.0
+    B: float = 0.0
+    C: float = 0.0
+    transform: Transform | None = None
+    compensation: str | None = None
+
+    @property
+    def channel(self) -> str:
+        return self.name
+
+    @property
+    def label(self) -> str:
+        return f"{self.numerator}/{self.denominator}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ratio": self.name,
+            "numerator": self.numerator,
+            "denominator": self.denominator,
+            "A": self.A,
+            "B": self.B,
+            "C": self.C,
+            "transform": None if self.transform is None else self.transform.to_dict(),
+            "compensation": self.compensation,
+        }
+
+
+class Gate:
+    """Base class: a region in the space of ``dims``."""
+
+    kind: str
+    dims: tuple[Dim | RatioDim, ...]
+
+    def contains(self, values: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        """Boolean membership of each row of ``values`` (``(n, len(dims))`` float64)."""
+        raise NotImplementedError
+
+    def geometry(self) -> dict[str, Any]:  # pragma: no cover - abstract
+        """JSON-serialisable description of the region (for gates.json, plots and export)."""
+        raise NotImplementedError
+
+
+def _as_dims(dims) -> tuple[Dim | RatioDim, ...]:
+    return tuple(d if isinstance(d, (Dim, RatioDim)) else Dim(str(d)) for d in dims)
+
+
+def _bound(v) -> float | None:
+    if v is None:
+        return None
+    f = float(v)
+    if np.isnan(f):
+        raise GateError("rectangle", "a bound is NaN")
+    return f
+
+
+@dataclass(eq=False)
+class RectangleGate(Gate):
+    """``min <= x < max`` on every dimension; a ``None`` bound is open on that side."""
+
+    dims: tuple
+    mins: tuple
+    maxs: tuple
+    kind: str = field(default="rectangle", init=False)
+
+    def __post_init__(self) -> None:
+        self.dims = _as_dims(self.dims)
+        self.mins = tuple(_bound(v) for v in self.mins)
+        self.maxs = tuple(_bound(v) for v in self.maxs)
+        if not (len(self.dims) == len(self.mins) == len(self.maxs)) or not self.dims:
+            raise GateError("rectangle", "needs one (min, max) pair per dimension")
+        for d, lo, hi in zip(self.dims, self.mins, self.maxs):
+            if lo is not None and hi is not None and lo > hi:
+                raise GateError("rectangle", f"min {lo} > max {hi} on {d.label}")
+
+    def contains(self, values: np.ndarray) -> np.ndarray:
+        lo = np.array([-np.inf if v is None else v for v in self.mins], dtype=np.float64)
+        hi = np.array([np.inf if v is None else v for v in self.maxs], dtype=np.float64)
+        open_hi = np.array([v is None for v in self.maxs], dtype=np.bool_)
+        return _k.points_in_rectangle(np.ascontiguousarray(values, np.float64), lo, hi, open_hi)
+
+    def geometry(self) -> dict[str, Any]:
+        return {
+            "kind": "rectangle",
+            "dims": [d.label for d in self.dims],
+            "min": list(self.mins),
+            "max": list(self.maxs),
+        }
+
+
+@dataclass(eq=False)
+class PolygonGate(Gate):
+    """A 2-D polygon; even-odd rule, GatingML 2.0 edge semantics."""
+
+    dims: tuple
+    vertices: np.ndarray
+    kind: str = field(default="polygon", init=False)
+
+    def __post_init__(self) -> None:
+        self.dims = _as_dims(self.dims)
+        v = np.asarray(self.vertices, dtype=np.float64)
+        if len(self.dims) != 2:
+            raise GateError("polygon", f"needs exactly 2 dimensions, got {len(self.dims)}")
+        if v.ndim != 2 or v.shape[1] != 2 or v.shape[0] < 3:
+            raise GateError("polygon", f"needs at least 3 (x, y) vertices, got shape {v.shape}")
+        if not np.all(np.isfinite(v)):
+            raise GateError("polygon", "a vertex is not a finite number")
+        self.vertices = v
+
+    def contains(self, values: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(values[:, 0], dtype=np.float64)
+        y = np.ascontiguousarray(values[:, 1], dtype=np.float64)
+        return _k.points_in_polygon(x, y, self.vertices[:, 0].copy(), self.vertices[:, 1].copy())
+
+    def geometry(self) -> dict[str, Any]:
+        return {
+            "kind": "polygon",
+            "dims": [d.label for d in self.dims],
+            "vertices": self.vertices.tolist(),
+        }
+
+
+@dataclass(eq=False)
+class EllipsoidGate(Gate):
+    """``(x - mean)^T inv(cov) (x - mean) <= distance_square`` in any number of dimensions."""
+
+    dims: tuple
+    mean: np.ndarray
+    covariance: np.ndarray
+    distance_square: float
+    kind: str = field(default="ellipsoid", init=False)
+
+    def __post_init__(self) -> None:
+        self.dims = _as_dims(self.dims)
+        d = len(self.dims)
+        self.mean = np.asarray(self.mean, dtype=np.float64).reshape(-1)
+        self.covariance = np.asarray(self.covariance, dtype=np.float64)
+        if self.mean.shape != (d,) or self.covariance.shape != (d, d):
+            raise GateError("ellipsoid", f"mean must have {d} values and covariance be {d}x{d}")
+        try:
+            self._inv = np.linalg.inv(self.covariance)
+        except np.linalg.LinAlgError as exc:
+            raise GateError("ellipsoid", "covariance matrix is singular") from exc
+        self.distance_square = float(self.distance_square)
+
+    def contains(self, values: np.ndarray) -> np.ndarray:
+        return _k.points_in_ellipsoid(
+            np.ascontiguousarray(values, np.float64), self.mean, self._inv, self.distance_square
+        )
+
+    def geometry(self) -> dict[str, Any]:
+        return {
+            "kind": "ellipsoid",
+            "dims": [d.label for d in self.dims],
+            "mean": self.mean.tolist(),
+            "covariance": self.covariance.tolist(),
+            "distance_square": self.distance_square,
+        }
+
+
+@dataclass(eq=False)
+class QuadrantGate(Gate):
+    """Named rectangles over the same dimensions (quadrants, or GatingML's banded quadrants).
+
+    Build from two cut points with :meth:`from_cuts`, or from GatingML dividers with
+    :meth:`from_dividers`. Each quadrant is evaluated as a :class:`RectangleGate` (``min <= x < max``).
+    """
+
+    dims: tuple
+    quadrants: dict  # name -> (mins, maxs)
+    kind: str = field(default="quadrant", init=False)
+
+    def __post_init__(self) -> None:
+        self.dims = _as_dims(self.dims)
+        self._rects = {
+            name: RectangleGate(self.dims, mins, maxs) for name, (mins, maxs) in self.quadrants.items()
+        }
+
+    @classmethod
+    def from_cuts(
+        cls, dims, x_cut: float, y_cut: float, names: dict[str, str] | None = None
+    ) -> QuadrantGate:
+        """Four quadrants at ``(x_cut, y_cut)``; ``names`` maps ``'++' '+-' '-+' '--'`` (x sign, y sign)."""
+        names = names or {s: s for s in ("++", "+-", "-+", "--")}
+        spans = {"+": (x_cut, None), "-": (None, x_cut)}
+        yspans = {"+": (y_cut, None), "-": (None, y_cut)}
+        quads = {}
+        for signs, name in names.items():
+            (x0, x1), (y0, y1) = spans[signs[0]], yspans[signs[1]]
+            quads[name] = ((x0, y0), (x1, y1))
+        return cls(dims, quads)
+
+    def rectangle(self, name: str) -> RectangleGate:
+        try:
+            return self._rects[name]
+        except KeyError:
+            raise GateError(
+                "quadrant", f"no quadrant {name!r}; it has {', '.join(self._rects)}"
+            ) from None
+
+    def contains(self, values: np.ndarray) -> np.ndarray:
+        """Union of all quadrants (rarely useful; populations select one quadrant)."""
+        out = np.zeros(values.shape[0], dtype=np.bool_)
+        for r in self._rects.values():
+            out |= r.contains(values)
+        return out
+
+    def geometry(self) -> dict[str, Any]:
+        return {
+            "kind": "quadrant",
+            "dims": [d.label for d in self.dims],
+            "quadrants": {
+                n: {"min": list(r.mins), "max": list(r.maxs)} for n, r in self._rects.items()
+            },
+        }
+
+
+@dataclass(eq=False)
+class BooleanGate(Gate):
+    """``op`` over other populations: ``operands`` is a list of ``(population_name, complement)``."""
+
+    op: str
+    operands: list
+    kind: str = field(default="boolean", init=False)
+
+    def __post_init__(self) -> None:
+        self.op = self.op.lower()
+        self.dims = ()
+        self.operands = [(str(n), bool(c)) for n, c in self.operands]
+        if self.op not in ("and", "or", "not"):
+            raise GateError("boolean", f"operator must be and/or/not, got {self.op!r}")
+        if self.op == "not" and len(self.operands) != 1:
+            raise GateError("boolean", "'not' takes exactly one operand")
+        if self.op in ("and", "or") and len(self.operands) < 2:
+            raise GateError("boolean", f"'{self.op}' needs at least two operands")
+
+    def combine(self, memberships: dict[str, np.ndarray]) -> np.ndarray:
+        arrays = []
+        for name, comp in self.operands:
+            m = memberships[name]
+            arrays.append(~m if comp else m)
+        if self.op == "not":
+            return ~arrays[0]
+        out = arrays[0].copy()
+        for a in arrays[1:]:
+            if self.op == "and":
+                out &= a
+            else:
+                out |= a
+        return out
+
+    def contains(self, values: np.ndarray) -> np.ndarray:  # pragma: no cover
+        raise GateError("boolean", "a boolean gate is evaluated from memberships, not coordinates")
+
+    def geometry(self) -> dict[str, Any]:
+        return {
+            "kind": "boolean",
+            "op": self.op,
+            "operands": [{"population": n, "complement": c} for n, c in self.operands],
+        }
+
+
+@dataclass(eq=False)
+class DataDrivenGate(Gate):
+    """A gate placed on each sample by a registered method (see :mod:`cytophen.datadriven`).
+
+    ``method`` names the estimator, ``params`` are its typed arguments, ``side`` selects which side of
+    a 1-D cut is the population (``'+'`` = ``[cut, inf)``, ``'-'`` = ``(-inf, cut)``; for 2-D
+    threshold pairs two signs such as ``'+-'``). ``pool`` optionally names a manifest column whose
+    groups are fitted on pooled events.
+    """
+
+    dims: tuple
+    method: str
+    params: dict = field(default_factory=dict)
+    side: str | None = None
+    pool: str | None = None
+    kind: str = field(default="data_driven", init=False)
+
+    def __post_init__(self) -> None:
+        self.dims = _as_dims(self.dims)
+
+    def contains(self, values: np.ndarray) -> np.ndarray:  # pragma: no cover
+        raise GateError(self.method, "a data-driven gate must be fitted before it is applied")
+
+    def geometry(self) -> dict[str, Any]:
+        return {
+            "kind": "data_driven",
+            "dims": [d.label for d in self.dims],
+            "method": self.method,
+            "params": dict(self.params),
+            "side": self.side,
+        }

@@ -1,0 +1,59 @@
+"""Adapters at the edge: YAML templates, GatingML 2.0, FlowJo workspaces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cytophen.errors import TemplateError
+
+__all__ = ["load_template"]
+
+
+def load_template(path):
+    """Load a gating template, choosing the reader by extension, else by content.
+
+    ``.yaml``/``.yml`` → cytophen YAML; ``.xml`` (GatingML 2.0) → GatingML; ``.wsp`` → FlowJo
+    workspace. Every reader returns a :class:`cytophen.template.Template`.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise TemplateError(f"template file not found: {p}", file=str(p))
+    if p.is_dir():
+        raise TemplateError(f"{p} is a folder; expected a .yaml, GatingML .xml or FlowJo .wsp file", file=str(p))
+    kind = _kind(p)
+    if kind == "yaml":
+        from cytophen.interop.yaml_template import load_yaml_template
+
+        return load_yaml_template(p)
+    if kind == "gatingml":
+        from cytophen.interop.gatingml import load_gatingml
+
+        return load_gatingml(p)
+    if kind == "flowjo":
+        from cytophen.interop.flowjo import load_workspace
+
+        return load_workspace(p)
+    raise TemplateError(
+        f"cannot tell what kind of template {p.name} is; expected a cytophen YAML (.yaml), "
+        "GatingML 2.0 (.xml) or FlowJo workspace (.wsp)",
+        file=str(p),
+    )
+
+
+def _kind(p: Path) -> str | None:
+    ext = p.suffix.lower()
+    if ext in (".yaml", ".yml"):
+        return "yaml"
+    if ext == ".wsp":
+        return "flowjo"
+    if ext in (".xml", ".gml"):
+        head = p.read_bytes()[:4096].decode("utf-8", "replace")
+        return "flowjo" if "<Workspace" in head else "gatingml"
+    head = p.read_bytes()[:4096].decode("utf-8", "replace")
+    if "<Workspace" in head:
+        return "flowjo"
+    if "gating-ml" in head.lower() or "gatingml" in head.lower() or "<gating:" in head:
+        return "gatingml"
+    if head.lstrip().startswith(("template:", "name:", "populations:", "panel:", "#", "---")):
+        return "yaml"
+    return None

@@ -1,0 +1,1 @@
+"""Compiled per-event kernels (numba, cached on disk). Private: use the gate and transform classes."""
