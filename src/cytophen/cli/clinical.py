@@ -1,0 +1,150 @@
+"""`cytophen merge` and `cytophen stats`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cytophen.errors import CytophenError
+
+
+def _populations(path: Path):
+    import pandas as pd
+
+    if path.is_dir():
+        for name in ("populations.parquet", "populations.csv"):
+            if (path / name).exists():
+                path = path / name
+                break
+        else:
+            raise click.ClickException(
+                f"{path}: no populations.csv or populations.parquet (run cytophen gate --out {path})"
+            )
+    if not path.exists():
+        raise click.ClickException(f"{path}: not found")
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+
+
+@click.command(name="merge")
+@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--clinical",
+    "clinical_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Clinical CSV: one row per subject x visit.",
+)
+@click.option(
+    "--manifest",
+    type=click.Path(path_type=Path),
+    help="Sample manifest CSV (sample or file, subject, visit, ...).",
+)
+@click.option(
+    "--pattern",
+    help=r"Regex with named groups on file names instead of a manifest, e.g. '(?P<subject>P\d+)_(?P<visit>W\d+)'.",
+)
+@click.option("--subject-column", default="subject", show_default=True)
+@click.option("--visit-column", default="visit", show_default=True)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Merged CSV to write (problems go beside it).",
+)
+@click.option("--strict", is_flag=True, help="Exit 1 when any sample or clinical row is unmatched.")
+def merge(results, clinical_path, manifest, pattern, subject_column, visit_column, out, strict):
+    """Merge population tables (RESULTS folders or CSVs) with a manifest and a clinical table."""
+    import pandas as pd
+
+    from cytophen.clinical import manifest_from_pattern, read_clinical, read_manifest
+    from cytophen.clinical import merge as _merge
+
+    try:
+        pops = pd.concat([_populations(p) for p in results], ignore_index=True)
+        clin = read_clinical(clinical_path, subject=subject_column, visit=visit_column)
+        man = None
+        if manifest is not None:
+            man = read_manifest(manifest)
+        elif pattern:
+            names = (
+                pops.drop_duplicates("sample")["file"]
+                if "file" in pops
+                else pops["sample"].unique()
+            )
+            man = manifest_from_pattern([str(n) for n in names], pattern)
+        res = _merge(pops, clin, man, subject=subject_column, visit=visit_column)
+    except CytophenError as exc:
+        raise click.ClickException(str(exc)) from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    res.table.to_csv(tmp, index=False)
+    tmp.replace(out)
+    prob_path = out.with_name(out.stem + "_problems.csv")
+    tmp = prob_path.with_name(f".{prob_path.name}.tmp")
+    res.problems.to_csv(tmp, index=False)
+    tmp.replace(prob_path)
+    click.echo(f"wrote {out} ({len(res.table)} rows, {res.table['sample'].nunique()} samples)")
+    click.echo(res.summary() + (f" (see {prob_path})" if not res.ok else ""))
+    for m in res.problems["message"].head(20):
+        click.echo(f"  {m}", err=True)
+    return 1 if (strict and not res.ok) else 0
+
+
+@click.command(name="stats")
+@click.argument("merged", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--baseline", default="W0", show_default=True, help="Baseline visit label.")
+@click.option(
+    "--outcome",
+    default="SLEDAI",
+    show_default=True,
+    help="Clinical column to correlate changes with ('' for none).",
+)
+@click.option(
+    "--group", default=None, help="Column splitting subjects into groups (e.g. responder)."
+)
+@click.option(
+    "--value",
+    default="percent_of_parent",
+    show_default=True,
+    help="Population column to analyse (e.g. percent_of_b_cells).",
+)
+@click.option("--subject-column", default="subject", show_default=True)
+@click.option("--visit-column", default="visit", show_default=True)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder for changes.csv, tests.csv, correlations.csv and plots/.",
+)
+@click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
+def stats(merged, baseline, outcome, group, value, subject_column, visit_column, out, no_plots):
+    """Change from baseline, paired Wilcoxon tests and Spearman correlations with the outcome."""
+    import pandas as pd
+
+    from cytophen.clinical import analyse
+
+    try:
+        df = pd.read_csv(merged)
+        res = analyse(
+            df,
+            baseline=baseline,
+            outcome=outcome or None,
+            group=group,
+            value=value,
+            subject=subject_column,
+            visit=visit_column,
+        )
+        res.write(out, plots=not no_plots)
+    except CytophenError as exc:
+        raise click.ClickException(str(exc)) from None
+    n_sig = int((res.tests["p_adj"] < 0.05).sum())
+    click.echo(
+        f"wrote {out}/changes.csv ({len(res.changes)} rows), tests.csv ({len(res.tests)} tests, {n_sig} with p_adj < 0.05)"
+        + (
+            f", correlations.csv ({len(res.correlations)} populations)"
+            if res.correlations is not None
+            else ""
+        )
+    )
+    return 0
