@@ -181,7 +181,7 @@ def merge(
             )
         )
     dup = clin.duplicated(["_subject", "_visit"], keep=False)
-    for (s, v), g in clin[dup].groupby(["_subject", "_visit"]):
+    for (s, _v), g in clin[dup].groupby(["_subject", "_visit"]):
         problems.append(
             dict(
                 kind="duplicate_clinical_row",
