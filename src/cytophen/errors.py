@@ -13,6 +13,7 @@ from pathlib import Path
 __all__ = [
     "CytophenError",
     "FCSError",
+    "FCSWarning",
     "CompensationError",
     "TransformError",
     "TemplateError",
@@ -20,6 +21,7 @@ __all__ = [
     "MarkerError",
     "GateError",
     "ClinicalError",
+    "ReportError",
 ]
 
 
@@ -49,6 +51,11 @@ class FCSError(CytophenError):
         super().__init__(f"{where}: {problem}{kw}")
 
 
+class FCSWarning(UserWarning):
+    """An FCS file was read with a named repair (e.g. off-by-one ``$ENDDATA``); the message names
+    the file and the repair."""
+
+
 class CompensationError(CytophenError):
     """A spillover matrix is malformed or does not match the sample's channels."""
 
@@ -66,6 +73,7 @@ class TemplateProblem:
     column: int | None
     message: str
     suggestion: str | None = None
+    severity: str = "error"  # or "warning" (e.g. an optional marker absent from a sample)
 
     def __str__(self) -> str:
         loc = self.file
@@ -73,7 +81,7 @@ class TemplateProblem:
             loc += f":{self.line}"
             if self.column is not None:
                 loc += f":{self.column}"
-        text = f"{loc}: {self.message}"
+        text = f"{loc}: {'warning: ' if self.severity == 'warning' else ''}{self.message}"
         if self.suggestion:
             text += f" ({self.suggestion})"
         return text
@@ -115,3 +123,7 @@ class GateError(CytophenError):
 
 class ClinicalError(CytophenError):
     """A manifest or clinical table cannot be used as given (missing column, duplicate key, ...)."""
+
+
+class ReportError(CytophenError):
+    """A results folder cannot be reported or a result cannot be plotted (missing table, no events, ...)."""
