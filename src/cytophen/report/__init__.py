@@ -1,1 +1,30 @@
-"""cytophen.report."""
+"""Gating plots and the self-contained HTML report.
+
+- :mod:`cytophen.report.plots`: ``plot_result`` (what ``GatingResult.plot`` calls), ``plot_gate``,
+  ``plot_hierarchy``, ``save_sample_plots`` (per-sample PNGs the batch workers write), ``axis_ticks``.
+- :mod:`cytophen.report.html`: ``write_report(results_dir, *, out=None, stats_dir=None, ...)``.
+- :mod:`cytophen.report.replot`: ``replot(results_dir)`` re-gates FCS files of a run made without plots.
+
+Submodules import matplotlib; they are loaded on first use (``cytophen.report.write_report`` works;
+``replot`` is reached as ``cytophen.report.replot.replot``).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__all__ = ["plot_result", "plot_gate", "plot_hierarchy", "save_sample_plots", "write_report"]
+
+_WHERE = {
+    "plot_result": "plots",
+    "plot_gate": "plots",
+    "plot_hierarchy": "plots",
+    "save_sample_plots": "plots",
+    "write_report": "html",
+}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"cytophen.report.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'cytophen.report' has no attribute {name!r}")

@@ -1,0 +1,80 @@
+"""`cytophen report`: a self-contained HTML report of a results folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cytophen.errors import CytophenError
+
+
+@click.command(name="report")
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="HTML file to write (default RESULTS/report.html; images are linked relative to it).",
+)
+@click.option(
+    "--stats",
+    "stats_dir",
+    type=click.Path(path_type=Path),
+    help="Folder of longitudinal plots (the --out of 'cytophen stats'); default RESULTS/stats if present.",
+)
+@click.option(
+    "--embed/--no-embed",
+    default=None,
+    help="Inline every image as base64 (one portable file) or link them; default: embed small reports only.",
+)
+@click.option(
+    "--low-count",
+    type=click.IntRange(min=0),
+    default=100,
+    show_default=True,
+    help="Flag populations with fewer events than this (Poisson CV 1/sqrt(n) > 10 % below 100).",
+)
+@click.option("--title", help="Page title (default from the template name).")
+@click.option(
+    "--replot",
+    is_flag=True,
+    help="Make missing gating plots by re-reading and re-gating the FCS files listed in RESULTS.",
+)
+@click.option(
+    "--template",
+    "template_path",
+    type=click.Path(path_type=Path),
+    help="Template for --replot (default: the run's template file from run.json).",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes for --replot (default all cores).",
+)
+def report(results, out, stats_dir, embed, low_count, title, replot, template_path, jobs):
+    """Write a self-contained HTML report of a RESULTS folder (from 'cytophen gate --out').
+
+    Run summary, failures, flags (data-driven gates that fell back, populations not measured or
+    with too few events), a sortable populations table, every gate across samples side by side,
+    each sample's gating plots, and the longitudinal plots of a stats folder. Opens offline.
+    """
+    from cytophen.report.html import write_report
+
+    try:
+        path = write_report(
+            results,
+            out=out,
+            stats_dir=stats_dir,
+            embed=embed,
+            low_count=low_count,
+            title=title,
+            replot=replot,
+            template=template_path,
+            jobs=jobs,
+        )
+    except CytophenError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote {path}")
+    return 0

@@ -1,0 +1,166 @@
+"""Gating plots for a results folder that has none: re-read each FCS file and re-gate it.
+
+The batch normally writes plots in its workers (``save_sample_plots``), so events are never stored.
+When a run was made without plots, :func:`replot` re-reads the files listed in the population table,
+gates them again with the same template (its hash must match the run's), compensation and seed, checks
+that the counts agree with the table, and writes the same per-sample PNGs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cytophen.errors import CytophenError, ReportError
+from cytophen.report.plots import safe_name, save_sample_plots
+
+__all__ = ["replot", "ReplotOutcome"]
+
+
+@dataclass
+class ReplotOutcome:
+    """What happened to one sample: ``status`` is ``'ok'``, ``'counts differ'``, ``'skipped'``
+    (plots already there) or ``'failed'``; ``message`` says why."""
+
+    sample: str
+    file: str
+    status: str
+    message: str = ""
+
+
+def _compensation(run: dict[str, Any]):
+    word = (run.get("options") or {}).get("compensation") or "template"
+    if word in ("template", None):
+        return None
+    try:  # the batch's own parser keeps the two in step (words, or a matrix CSV)
+        from cytophen.pipeline.batch import _compensation_option
+
+        return _compensation_option(word)[0]
+    except ImportError:  # pragma: no cover - the pipeline is part of the package
+        return {"keyword": "keyword", "none": "none", "fcs": "FCS"}.get(str(word).lower())
+
+
+def _one(task: dict[str, Any], template, compensation, seed: int, plots_dir: str) -> ReplotOutcome:
+    from cytophen import read_fcs
+    from cytophen.engine import gate
+
+    try:
+        sample = read_fcs(task["file"])
+        result = gate(
+            sample, template, sample_id=task["sample"], compensation=compensation, seed=seed
+        )
+        save_sample_plots(result, plots_dir, folder=task["folder"], compensation=compensation)
+    except (CytophenError, OSError) as exc:
+        return ReplotOutcome(task["sample"], task["file"], "failed", str(exc))
+    differ = []
+    got = result.table.set_index("population")["count"]
+    for pop, count in task["counts"].items():
+        if pop not in got.index:
+            continue
+        now = got[pop]
+        if pd.isna(now) or int(now) != count:
+            differ.append(
+                f"{pop}: {'not measured' if pd.isna(now) else int(now)} now vs {count} in the table"
+            )
+    if differ:
+        return ReplotOutcome(task["sample"], task["file"], "counts differ", "; ".join(differ[:5]))
+    return ReplotOutcome(task["sample"], task["file"], "ok")
+
+
+def replot(
+    results_dir: str | os.PathLike,
+    *,
+    template=None,
+    jobs: int | None = 1,
+    only_missing: bool = True,
+) -> list[ReplotOutcome]:
+    """Write the per-sample gating plots of a results folder by re-gating its FCS files.
+
+    Parameters
+    ----------
+    results_dir
+        The ``--out`` folder of ``cytophen gate``.
+    template
+        A :class:`~cytophen.template.Template` or template file; default the run's template file
+        (``run.json``). Its hash must equal the run's.
+    jobs
+        Worker processes (``None`` = all cores; ``1`` = in this process).
+    only_missing
+        Skip samples that already have plots.
+
+    Returns
+    -------
+    list of ReplotOutcome
+        One per sample of the population table.
+
+    Raises
+    ------
+    ReportError
+        No template known, or a template whose hash differs from the run's.
+    """
+    from cytophen.report.html import load_results
+
+    res = load_results(results_dir)
+    run = res.run
+    if template is None:
+        src = (run.get("template") or {}).get("source")
+        if not src:
+            raise ReportError(
+                f"{results_dir}: run.json names no template file; pass the template (--template T.yaml)"
+            )
+        template = src
+    if not hasattr(template, "populations"):
+        from cytophen import load_template
+
+        template = load_template(template)
+    want = (run.get("template") or {}).get("hash")
+    pops = res.populations
+    if not want and "template_hash" in pops.columns and len(pops):
+        want = str(pops["template_hash"].iloc[0])
+    if want and not template.hash.startswith(str(want)):
+        raise ReportError(
+            f"template {template.name!r} has hash {template.short_hash}, but {results_dir} was gated "
+            f"with {str(want)[:12]}; re-plotting with another template would show other gates"
+        )
+    folders = {
+        str(i.get("sample")): i.get("safe_id") for i in run.get("inputs", []) if i.get("safe_id")
+    }
+    compensation = _compensation(run)
+    seed = int((run.get("options") or {}).get("seed") or 0)
+    plots_dir = str(Path(results_dir) / "plots")
+    tasks, outcomes = [], []
+    for sample, g in pops.groupby(pops["sample"].astype(str), sort=False):
+        file = str(g["file"].iloc[0]) if "file" in g.columns else ""
+        if only_missing and sample in res.plots:
+            outcomes.append(ReplotOutcome(sample, file, "skipped", "plots already present"))
+            continue
+        counts = {str(p): int(c) for p, c in zip(g["population"], g["count"]) if not pd.isna(c)}
+        tasks.append(
+            {
+                "sample": sample,
+                "file": file,
+                "folder": folders.get(sample) or safe_name(sample),
+                "counts": counts,
+            }
+        )
+    if not tasks:
+        return outcomes
+    n = (os.cpu_count() or 1) if jobs is None else max(1, int(jobs))
+    if n == 1 or len(tasks) == 1:
+        outcomes += [_one(t, template, compensation, seed, plots_dir) for t in tasks]
+    else:
+        with ProcessPoolExecutor(max_workers=min(n, len(tasks))) as pool:
+            futs = [pool.submit(_one, t, template, compensation, seed, plots_dir) for t in tasks]
+            outcomes += [f.result() for f in futs]
+    summary = [o.__dict__ for o in outcomes]
+    (Path(results_dir) / "plots").mkdir(exist_ok=True)
+    tmp = Path(results_dir) / "plots" / ".replot.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=1))
+    os.replace(tmp, Path(results_dir) / "plots" / "replot.json")
+    return outcomes

@@ -1,0 +1,404 @@
+"""Gating plots: ticks in data units on logicle/log/linear axes, each gate kind drawn where its geometry
+says, parent populations plotted, hierarchy figures, and the per-sample PNGs the batch writes.
+
+References: flowutils' logicle (FlowKit's C code of the GatingML 2.0 transform), hand calculations
+of the GatingML formulas, the geometric definition of each gate, the simulator's labels and the
+GatingML 2.0 truth counts for data1.fcs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import matplotlib.image as mpimg
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from cytophen.errors import ReportError
+from cytophen.report.plots import (
+    axis_ticks,
+    ellipse_parameters,
+    gate_panels,
+    plot_gate,
+    plot_result,
+    save_sample_plots,
+)
+from test_report_support import FALLBACK_REASON, RefFlog, RefLogicle, gate_sample
+
+
+def _edges(ax):
+    return [ln for ln in ax.get_lines() if ln.get_gid() == "gate-edge"]
+
+
+def _label_texts(ax):
+    return [t.get_text() for t in ax.texts if t.get_gid() == "gate-label"]
+
+
+# --------------------------------------------------------------------------------------------
+# ticks
+# --------------------------------------------------------------------------------------------
+def test_logicle_ticks_are_decades_at_the_reference_positions():
+    L = RefLogicle(T=262144, W=0.5, M=4.5, A=0)
+    lo, hi = (float(v) for v in L.apply(np.array([-2000.0, 262144.0])))
+    pos, labels, minor = axis_ticks(L, lo, hi)
+    values = {"0": 0.0, "$10^{3}$": 1e3, "$10^{4}$": 1e4, "$10^{5}$": 1e5}
+    for lab, v in values.items():
+        assert lab in labels, labels
+        # position of each label is flowutils' logicle of the value it names
+        assert pos[labels.index(lab)] == pytest.approx(float(L.apply(np.array([v]))[0]), abs=1e-9)
+    # by hand (GatingML 2.0): with A = 0 the zero sits at W / (M + A) = 0.5 / 4.5 of the scale
+    assert pos[labels.index("0")] == pytest.approx(0.5 / 4.5, abs=1e-6)
+    assert np.all(np.diff(pos) > 0)
+    # no two labels crowd each other (the decades 10^0..10^2 fall in the linear region)
+    assert np.min(np.diff(pos)) >= 0.1 * (hi - lo) - 1e-12
+    assert minor.size > 0 and np.all((minor >= lo) & (minor <= hi))
+
+
+def test_ticks_on_cytophens_own_logicle_sit_where_flowutils_puts_the_values():
+    from cytophen.transforms import LogicleTransform
+
+    ours, ref = (
+        LogicleTransform(T=262144, W=0.5, M=4.5, A=0),
+        RefLogicle(T=262144, W=0.5, M=4.5, A=0),
+    )
+    lo, hi = -0.05, 1.0
+    pos, labels, _ = axis_ticks(ours, lo, hi)
+    assert labels == ["0", "$10^{3}$", "$10^{4}$", "$10^{5}$"]
+    np.testing.assert_allclose(pos, ref.apply(np.array([0.0, 1e3, 1e4, 1e5])), atol=1e-9)
+
+
+def test_logicle_ticks_show_negative_decades_when_the_axis_reaches_them():
+    L = RefLogicle(T=262144, W=1.0, M=4.5, A=1.0)
+    lo, hi = (float(v) for v in L.apply(np.array([-30000.0, 262144.0])))
+    pos, labels, _ = axis_ticks(L, lo, hi)
+    assert "$-10^{4}$" in labels and "0" in labels and "$10^{5}$" in labels
+    assert pos[labels.index("$-10^{4}$")] == pytest.approx(
+        float(L.apply(np.array([-1e4]))[0]), abs=1e-9
+    )
+    assert pos[labels.index("$-10^{4}$")] < pos[labels.index("0")]
+
+
+def test_flog_ticks_have_no_zero_and_sit_at_exact_decades():
+    F = RefFlog(T=10000, M=5)  # y = 1 + log10(x / 10000) / 5
+    pos, labels, _ = axis_ticks(F, 0.0, 1.0)  # 0.1 ... 10^4 (y = 0 at x = T * 10^-M)
+    assert "0" not in labels
+    assert labels == ["$10^{-1}$", "$10^{0}$", "$10^{1}$", "$10^{2}$", "$10^{3}$", "$10^{4}$"]
+    np.testing.assert_allclose(pos, [0.0, 0.2, 0.4, 0.6, 0.8, 1.0], atol=1e-12)
+
+
+def test_linear_ticks_use_data_units():
+    pos, labels, minor = axis_ticks(None, 0, 250_000)
+    assert labels == ["0", "50K", "100K", "150K", "200K", "250K"]
+    np.testing.assert_allclose(pos, [0, 50_000, 100_000, 150_000, 200_000, 250_000])
+    pos, labels, _ = axis_ticks(None, 0, 1)
+    assert labels[0] == "0" and labels[-1] == "1"
+
+
+# --------------------------------------------------------------------------------------------
+# each gate kind
+# --------------------------------------------------------------------------------------------
+@pytest.fixture
+def cloud():
+    r = np.random.default_rng(1)
+    return np.column_stack([r.uniform(0, 1, 4000), r.uniform(0, 1, 4000)])
+
+
+def test_rectangle_with_open_sides_draws_only_its_closed_edges(cloud):
+    geom = {"kind": "rectangle", "dims": ["x", "y"], "min": [0.2, None], "max": [None, 0.7]}
+    ax = plot_gate(cloud, geom, name="gate", percent=12.5)
+    edges = _edges(ax)
+    assert len(edges) == 2
+    vertical = [ln for ln in edges if ln.get_xdata()[0] == ln.get_xdata()[1]]
+    horizontal = [ln for ln in edges if ln.get_ydata()[0] == ln.get_ydata()[1]]
+    assert [ln.get_xdata()[0] for ln in vertical] == [0.2]
+    assert [ln.get_ydata()[0] for ln in horizontal] == [0.7]
+    assert any("12.5%" in t for t in _label_texts(ax))
+
+
+def test_density_is_a_modest_2d_histogram_of_all_events(cloud):
+    ax = plot_gate(cloud, None, bins=64)
+    img = next(im for im in ax.get_images() if im.get_gid() == "density")
+    arr = img.get_array()
+    assert arr.shape == (64, 64)
+    assert int(arr.filled(0).sum()) == len(
+        cloud
+    )  # every event lands in one bin (clipped to the view)
+    assert np.ma.is_masked(arr) or arr.min() >= 1  # empty bins are masked (white)
+
+
+def test_one_dimensional_range_gate_is_a_histogram_with_its_bound():
+    x = np.random.default_rng(2).normal(0.5, 0.1, 3000)
+    geom = {"kind": "rectangle", "dims": ["CD19"], "min": [0.45], "max": [None]}
+    ax = plot_gate(x, geom, name="bcells", percent=30.0, dims=["CD19"])
+    edges = _edges(ax)
+    assert len(edges) == 1 and edges[0].get_xdata()[0] == 0.45
+    assert ax.get_ylabel() == "events" and not ax.get_images()
+
+
+def test_polygon_is_drawn_through_its_vertices(cloud):
+    verts = [[0.1, 0.1], [0.6, 0.15], [0.5, 0.8], [0.15, 0.6]]
+    ax = plot_gate(cloud, {"kind": "polygon", "dims": ["x", "y"], "vertices": verts})
+    patch = next(p for p in ax.patches if p.get_gid() == "gate-edge")
+    np.testing.assert_allclose(patch.get_xy()[:4], verts)
+    np.testing.assert_allclose(patch.get_xy()[-1], verts[0])  # closed
+
+
+@pytest.mark.parametrize(
+    "mean,cov,d2",
+    [
+        ([0.5, 0.4], [[0.02, 0.0], [0.0, 0.005]], 1.0),
+        ([0.4, 0.6], [[0.01, 0.006], [0.006, 0.008]], 4.0),
+        ([0.5, 0.5], [[0.01, -0.004], [-0.004, 0.003]], 2.5),
+    ],
+)
+def test_ellipse_boundary_is_the_gate_boundary(cloud, mean, cov, d2):
+    geom = {
+        "kind": "ellipsoid",
+        "dims": ["x", "y"],
+        "mean": mean,
+        "covariance": cov,
+        "distance_square": d2,
+    }
+    ax = plot_gate(cloud, geom)
+    patch = next(p for p in ax.patches if p.get_gid() == "gate-edge")
+    t = np.linspace(0, 2 * np.pi, 50)
+    pts = patch.get_patch_transform().transform(np.column_stack([np.cos(t), np.sin(t)]))
+    inv = np.linalg.inv(np.asarray(cov))
+    d = pts - np.asarray(mean)
+    # every boundary point satisfies (x - mean)^T inv(cov) (x - mean) = distance_square
+    np.testing.assert_allclose(np.einsum("ij,jk,ik->i", d, inv, d), d2, rtol=1e-9)
+
+
+def test_three_d_ellipsoid_is_drawn_as_its_shadow():
+    cov = np.array([[0.02, 0.005, 0.004], [0.005, 0.01, 0.002], [0.004, 0.002, 0.03]])
+    mean, d2 = np.array([0.5, 0.5, 0.5]), 2.0
+    (cx, cy), w, h, ang = ellipse_parameters(mean, cov, d2)
+    # the projection of {x: x' inv(C) x <= D2} onto (x1, x2) reaches x1 = mean +- sqrt(D2 * C11)
+    a, b = w / 2, h / 2
+    th = math.radians(ang)
+    half_width_x = math.sqrt((a * math.cos(th)) ** 2 + (b * math.sin(th)) ** 2)
+    assert half_width_x == pytest.approx(math.sqrt(d2 * cov[0, 0]), rel=1e-9)
+    half_height_y = math.sqrt((a * math.sin(th)) ** 2 + (b * math.cos(th)) ** 2)
+    assert half_height_y == pytest.approx(math.sqrt(d2 * cov[1, 1]), rel=1e-9)
+    geom = {
+        "kind": "ellipsoid",
+        "dims": ["x", "y", "z"],
+        "mean": mean.tolist(),
+        "covariance": cov.tolist(),
+        "distance_square": d2,
+    }
+    r = np.random.default_rng(3).uniform(0, 1, (500, 3))
+    ax = plot_gate(r, geom)
+    assert any("projection" in t.get_text() for t in ax.texts)
+
+
+def test_quadrants_are_drawn_at_their_cuts_with_one_label_each(cloud):
+    geom = {
+        "kind": "quadrant",
+        "dims": ["IgD", "CD27"],
+        "quadrants": {
+            "naive": {"min": [0.55, None], "max": [None, 0.4]},
+            "unswitched": {"min": [0.55, 0.4], "max": [None, None]},
+            "switched": {"min": [None, 0.4], "max": [0.55, None]},
+            "dn": {"min": [None, None], "max": [0.55, 0.4]},
+        },
+    }
+    pct = {"naive": 40.0, "unswitched": 10.0, "switched": 20.0, "dn": 30.0}
+    ax = plot_gate(cloud, geom, quadrant_percents=pct, quadrant="dn")
+    xs = {ln.get_xdata()[0] for ln in _edges(ax) if ln.get_xdata()[0] == ln.get_xdata()[1]}
+    ys = {ln.get_ydata()[0] for ln in _edges(ax) if ln.get_ydata()[0] == ln.get_ydata()[1]}
+    assert xs == {0.55} and ys == {0.4}
+    labels = _label_texts(ax)
+    assert sorted(lab.split("\n")[0] for lab in labels) == sorted(pct)
+    assert "dn\n30.0%" in labels
+    assert (
+        len([p for p in ax.patches if p.get_gid() == "gate-fill"]) == 1
+    )  # the highlighted quadrant
+
+
+def test_a_gate_that_fell_back_is_marked(cloud):
+    geom = {"kind": "rectangle", "dims": ["x"], "min": [0.3], "max": [None]}
+    ax = plot_gate(cloud[:, 0], geom, fell_back=True, reason=FALLBACK_REASON)
+    assert any(t.get_gid() == "fell-back" for t in ax.texts)
+    edge = _edges(ax)[0]
+    assert edge.get_linestyle() == "--"
+    assert any(FALLBACK_REASON[:20] in t.get_text() for t in ax.texts)
+
+
+# --------------------------------------------------------------------------------------------
+# from a GatingResult
+# --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def gated():
+    return gate_sample(0, fell_back=True)
+
+
+def test_hierarchy_has_one_panel_per_gate_and_booleans_as_text(gated):
+    res, _ = gated
+    fig = res.plot()
+    assert isinstance(fig, Figure)
+    panels, booleans = gate_panels(res)
+    # polygon, CD19 range, one shared quadrant gate, a rectangle, an ellipse, a data-driven cut
+    assert [p.key for p in panels] == [
+        "lymphocytes",
+        "bcells",
+        "naive",
+        "plasmablasts",
+        "ellipse",
+        "cd27pos",
+    ]
+    assert panels[2].populations == ["naive", "unswitched", "switched", "dn"]
+    assert booleans == [("not_naive", "not naive")]
+    drawn = [ax for ax in fig.axes if ax.axison]
+    assert len(drawn) == len(panels)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts if t.get_gid() == "booleans"]
+    assert texts and "not_naive = not naive" in texts[0]
+    # the data-driven gate fell back on this sample: its panel says so
+    assert any(t.get_gid() == "fell-back" for t in drawn[5].texts)
+    assert not any(t.get_gid() == "fell-back" for ax in drawn[:5] for t in ax.texts)
+
+
+def test_figures_show_themselves_in_a_notebook(gated):
+    res, _ = gated
+    for fig in (res.plot(), res.plot("bcells")):
+        png = fig._repr_png_()  # what IPython calls to display the returned Figure
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+
+
+def test_each_panel_plots_its_parent_population(gated):
+    res, labels = gated
+    fig = res.plot(bins=64)
+    tbl = res.table.set_index("population")
+    drawn = [a for a in fig.axes if a.axison]
+    for ax, pop in zip(
+        drawn, ["lymphocytes", "bcells", "naive", "plasmablasts", "ellipse", "cd27pos"]
+    ):
+        ims = [im for im in ax.get_images() if im.get_gid() == "density"]
+        if ims:
+            n = int(ims[0].get_array().filled(0).sum())
+        else:  # 1-D gate: the histogram's bars
+            n = int(
+                next(p for p in ax.patches if p.get_gid() == "histogram").get_data().values.sum()
+            )
+        assert n == int(tbl.loc[pop, "parent_count"]), pop
+    # and against the simulator: the polygon holds exactly the lymphocyte-labelled events
+    assert tbl.loc["lymphocytes", "count"] == int(labels["lymph"].sum())
+
+
+def test_histogram_counts_are_the_parent_events(gated):
+    res, labels = gated
+    fig = res.plot("bcells", bins=50)
+    ax = fig.axes[0]
+    steps = [c for c in ax.patches if c.get_gid() == "histogram"]
+    assert steps
+    # the simulator: the parent of bcells (lymphocytes) holds exactly the lymphocyte-labelled events
+    heights = steps[0].get_data().values
+    assert int(heights.sum()) == int(labels["lymph"].sum())
+
+
+def test_single_population_lookup_is_case_insensitive(gated):
+    res, _ = gated
+    fig = res.plot("DN")
+    ax = fig.axes[0]
+    assert "dn" in [t.split("\n")[0] for t in _label_texts(ax)]
+    with pytest.raises(
+        ReportError,
+        match="no population 'transitional' in this result; the template has: lymphocytes",
+    ):
+        res.plot("transitional")
+
+
+def test_a_result_without_events_cannot_be_plotted_and_says_why(gated):
+    import dataclasses
+
+    res, _ = gated
+    bare = dataclasses.replace(res, sample=None)
+    with pytest.raises(ReportError, match="carries no events"):
+        plot_result(bare)
+
+
+def test_boolean_population_plot_is_its_expression(gated):
+    res, _ = gated
+    fig = res.plot("not_naive")
+    assert "not_naive = not naive" in fig.axes[0].texts[0].get_text()
+
+
+def test_save_sample_plots_writes_one_png_per_gate_and_an_index(tmp_path, gated):
+    res, _ = gated
+    files = save_sample_plots(res, tmp_path / "plots", folder="S00_safe")
+    pngs = [f for f in files if f.suffix == ".png"]
+    assert len(pngs) == 6 and all(f.parent.name == "S00_safe" for f in files)
+    for f in pngs:
+        img = mpimg.imread(f)
+        assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
+        # not blank: a density or histogram was drawn
+        assert np.unique(img.reshape(-1, img.shape[2]), axis=0).shape[0] > 20
+    meta = json.loads((tmp_path / "plots" / "S00_safe" / "plots.json").read_text())
+    assert meta["sample"] == "S00" and meta["template_hash"] == res.template_hash
+    by_gate = {p["gate"]: p for p in meta["plots"]}
+    assert (
+        by_gate["cd27pos"]["fell_back"] is True and by_gate["cd27pos"]["reason"] == FALLBACK_REASON
+    )
+    assert by_gate["lymphocytes"]["fell_back"] is False
+    exp = float(res.table.set_index("population").loc["dn", "percent_of_parent"])
+    assert by_gate["naive"]["percent_of_parent"]["dn"] == pytest.approx(exp)
+    assert not list((tmp_path / "plots").rglob("*.tmp"))
+
+
+# --------------------------------------------------------------------------------------------
+# real data: GatingML 2.0 Range1 on data1.fcs (truth: 440 events, FSC-H >= 100 after gain)
+# --------------------------------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore:.*TEXT is not valid UTF-8")  # data1.fcs: a named, loud repair
+def test_range_gate_on_real_fcs_matches_gatingml_truth(tmp_path):
+    import cytophen
+    from conftest import shared_path
+    from cytophen.gates import Dim, RectangleGate
+    from cytophen.template import Population, Template
+
+    fcs = shared_path("gatingml2", "data1.fcs")
+    truth = shared_path("gatingml2", "truth", "Results_Range1.txt")
+    expected = int(pd.read_csv(truth, header=None, dtype="bool").squeeze().values.sum())
+    t = Template(
+        "range", [Population("Range1", None, RectangleGate([Dim("FSC-H")], [100.0], [None]))]
+    )
+    res = cytophen.gate(cytophen.read_fcs(fcs), t)
+    assert res.count("Range1") == expected == 440
+    fig = res.plot("Range1")
+    ax = fig.axes[0]
+    pct = 100.0 * expected / 13367
+    assert any(f"{pct:.1f}%" in t for t in _label_texts(ax))
+    assert [ln.get_xdata()[0] for ln in _edges(ax)] == [100.0]
+    fig.savefig(tmp_path / "range1.png")
+
+
+def test_a_gate_that_cannot_be_drawn_does_not_cost_the_other_plots(tmp_path):
+    res, _ = gate_sample(2)
+    res.gates["ellipse"] = dict(
+        res.gates["ellipse"], geometry={"kind": "ellipsoid", "dims": ["IgD", "CD27"]}
+    )
+    fig = res.plot()
+    errs = [t for ax in fig.axes for t in ax.texts if t.get_gid() == "plot-error"]
+    assert len(errs) == 1 and "ellipse: cannot draw" in errs[0].get_text()
+    files = save_sample_plots(res, tmp_path)
+    meta = json.loads(files[-1].read_text())
+    assert [p["gate"] for p in meta["plots"] if p["error"]] == ["ellipse"]
+    assert len([f for f in files if f.suffix == ".png"]) == 6
+
+
+@pytest.mark.parametrize("n", [0, 1, 5])
+def test_empty_or_tiny_parents_and_nans_still_plot(n):
+    geom = {"kind": "rectangle", "dims": ["x", "y"], "min": [0.2, 0.3], "max": [0.6, None]}
+    vals = np.full((n, 2), 0.5)
+    if n:
+        vals[0] = [np.nan, 0.4]  # NaN is never drawn (nor inside any gate)
+    ax = plot_gate(vals, geom, name="g", percent=float("nan"), bins=32)
+    img = next(im for im in ax.get_images() if im.get_gid() == "density")
+    assert int(img.get_array().filled(0).sum()) == max(n - 1, 0)
+    assert "g\nn/a" in _label_texts(ax)
+    ax1 = plot_gate(vals[:, 0], {"kind": "rectangle", "dims": ["x"], "min": [None], "max": [0.4]})
+    assert [ln.get_xdata()[0] for ln in _edges(ax1)] == [0.4]  # open below: one edge
+    ax1.figure.savefig(io.BytesIO(), format="png")
