@@ -5,7 +5,9 @@ A template says ``CD27``; a file may call that channel ``BV605-A`` with ``$PnS``
 
 1. the name (or an alias) equals a ``$PnN`` exactly;
 2. the name equals a whole ``$PnS`` or ``$PnN`` ignoring case, spaces, dashes and underscores;
-3. the name equals one word of a ``$PnS`` (words split on spaces, ``/`` and ``:``), same rules.
+3. the name equals one word of a ``$PnS`` (words split on spaces, ``/``, ``:``, brackets,
+   commas), same rules: ``CD27`` finds ``CD27 BV605``, ``BV605 (CD27)``, ``FITC-A :: CD27``;
+4. the same with words also split on dashes and underscores: ``CD19`` finds ``CD19-ECD``.
 
 No match is a :class:`MarkerError` listing what the file has; two matches in the deciding tier is a
 :class:`MarkerError` naming both (add an alias or use the channel name to disambiguate).
@@ -21,7 +23,9 @@ from cytophen.errors import MarkerError
 __all__ = ["normalise", "resolve", "describe_channels"]
 
 _STRIP = re.compile(r"[\s\-_]+")
-_WORDS = re.compile(r"[\s/:]+")
+_WORDS = re.compile(r"[\s/:()\[\],;]+")
+_COARSE_WORDS = re.compile(r"[\s()\[\],;]+")  # keeps 'Live/Dead' whole in 'Live/Dead / CD14'
+_FINE_WORDS = re.compile(r"[\s/:()\[\],;\-_]+")
 
 
 def normalise(name: str) -> str:
@@ -31,7 +35,7 @@ def normalise(name: str) -> str:
 
 def describe_channels(channels: Sequence[str], markers: Sequence[str]) -> list[str]:
     """``['FL1-H (CD27)', 'FSC-A', ...]`` for error messages."""
-    return [f"{c} ({m})" if m else c for c, m in zip(channels, markers)]
+    return [f"{c} ({m.strip()})" if m and m.strip() else c for c, m in zip(channels, markers)]
 
 
 def resolve(
@@ -57,9 +61,15 @@ def resolve(
     words = {
         i
         for i, m in enumerate(markers)
-        if m and any(normalise(w) in normed for w in _WORDS.split(m) if w)
+        if m and any(normalise(w) in normed for w in {*_WORDS.split(m), *_COARSE_WORDS.split(m)} if w)
     }
     tiers.append(words)
+    fine = {
+        i
+        for i, m in enumerate(markers)
+        if m and any(normalise(w) in normed for w in _FINE_WORDS.split(m) if w)
+    }
+    tiers.append(fine)
     for hits in tiers:
         if len(hits) == 1:
             return next(iter(hits))

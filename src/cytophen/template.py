@@ -186,6 +186,7 @@ class Template:
                     "transform": None if m.transform is None else m.transform.to_dict(),
                 }
                 for k, m in self.markers.items()
+                if _marker_informative(m, self.populations)
             },
             "populations": pops,
         }
@@ -217,6 +218,23 @@ class Template:
 
     def __repr__(self) -> str:
         return f"Template({self.name!r}, version={self.version!r}, populations={len(self.populations)})"
+
+
+def _marker_informative(m: Marker, populations: list[Population]) -> bool:
+    """Whether a panel entry says more than the gates already do (aliases, optional, or a default
+    transform no gate on that marker uses): only those enter the canonical description, so a
+    template converted between formats (e.g. GatingML -> YAML, which lists every gated marker in
+    its panel) keeps its hash."""
+    if m.aliases or m.optional:
+        return True
+    if m.transform is None:
+        return False
+    mine = m.transform.to_dict()
+    return not any(
+        isinstance(d, Dim) and d.channel == m.name and d.transform is not None and d.transform.to_dict() == mine
+        for p in populations
+        for d in getattr(p.gate, "dims", ())
+    )
 
 
 def _jsonable(obj):

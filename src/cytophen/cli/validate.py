@@ -1,0 +1,93 @@
+"""``cytophen validate T.yaml [--sample F.fcs]``: every problem of a template, at once.
+
+Exit code 0 when the template is valid (warnings allowed), 2 when it has errors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cytophen.errors import CytophenError, TemplateError, TemplateProblem
+
+
+@click.command(name="validate")
+@click.argument("template", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--sample",
+    "samples",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="An FCS file to resolve every panel marker against (repeatable).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="Print problems only, no summary.")
+@click.pass_context
+def validate(ctx: click.Context, template: Path, samples: tuple[Path, ...], quiet: bool) -> int:
+    """Check TEMPLATE (cytophen YAML, GatingML 2.0 or FlowJo .wsp) and report every problem.
+
+    With --sample, also resolve each marker of the panel against the file: a missing or ambiguous
+    marker is an error, a missing optional marker a warning (its populations would be reported as
+    not measured).
+    """
+    problems, tmpl = _check(template, samples)
+    errors = [p for p in problems if p.severity == "error"]
+    warnings = [p for p in problems if p.severity != "error"]
+    for p in problems:
+        click.echo(str(p), err=True)
+    if not quiet:
+        if errors:
+            click.echo(
+                f"{template}: INVALID: {len(errors)} error(s), {len(warnings)} warning(s)", err=True
+            )
+        else:
+            desc = ""
+            if tmpl is not None:
+                desc = (
+                    f" ({tmpl.name} v{tmpl.version}, {len(tmpl.populations)} populations, "
+                    f"hash {tmpl.short_hash})"
+                )
+            tail = f", {len(warnings)} warning(s)" if warnings else ""
+            click.echo(f"{template}: valid{desc}{tail}")
+    if errors:
+        ctx.exit(2)
+    return 0
+
+
+def _check(path: Path, samples: tuple[Path, ...]):
+    """(problems, template or None) for a template file and optional samples."""
+    from cytophen.interop.yaml_template import check_sample, load_yaml_template, validate_template
+
+    if not path.exists():
+        return [TemplateProblem(str(path), None, None, "template file not found")], None
+    is_yaml = path.suffix.lower() in (".yaml", ".yml")
+    tmpl = None
+    if is_yaml:
+        problems = validate_template(path)
+        if not any(p.severity == "error" for p in problems):
+            tmpl = load_yaml_template(path)
+    else:
+        from cytophen.interop import load_template
+
+        try:
+            tmpl = load_template(path)
+            problems = []
+        except TemplateError as exc:
+            problems = list(exc.problems)
+        except CytophenError as exc:
+            problems = [TemplateProblem(str(path), None, None, str(exc))]
+    if tmpl is not None:
+        positions = _marker_positions(path) if is_yaml else {}
+        for s in samples:
+            try:
+                problems.extend(check_sample(tmpl, s, positions=positions, file=str(path)))
+            except CytophenError as exc:
+                problems.append(TemplateProblem(str(s), None, None, f"cannot read sample: {exc}"))
+    return problems, tmpl
+
+
+def _marker_positions(path: Path) -> dict:
+    from cytophen.interop.yaml_template import _parse
+
+    b, _ = _parse(path)
+    return b.marker_pos
