@@ -50,6 +50,7 @@ class GateContext:
         self._comp: dict[str, dict[str, np.ndarray] | None] = {}
         self._values: dict[tuple, np.ndarray] = {}
         self._linear: dict[int, np.ndarray] = {}
+        self._factors: list[tuple[str, float, float]] | None = None
 
     # -- channels ----------------------------------------------------------------------------
     def index(self, name: str) -> int:
@@ -63,7 +64,9 @@ class GateContext:
 
     def linear(self, i: int) -> np.ndarray:
         if i not in self._linear:
-            self._linear[i] = self.sample.linear_column(i)
+            if self._factors is None:  # once per sample: it reads every keyword
+                self._factors = self.sample.scale_factors()
+            self._linear[i] = self.sample.linear_column(i, self._factors)
         return self._linear[i]
 
     # -- compensation ------------------------------------------------------------------------
@@ -136,24 +139,41 @@ class GateContext:
             self._values[key] = v
         return self._values[key]
 
-    def value(self, dim: Dim | RatioDim) -> np.ndarray:
+    def value(
+        self, dim: Dim | RatioDim, idx: np.ndarray | None = None, subset: str | None = None
+    ) -> np.ndarray:
+        """Values of one dimension; with ``idx``, only at those events (ratio and transform are
+        computed on that subset alone, cached under ``subset``, e.g. the parent population)."""
         key = ("dim", id(dim.transform), dim.to_dict().__repr__())
+        if idx is not None:
+            if key in self._values:  # already computed for every event
+                return self._values[key][idx]
+            key = (*key, "at", subset)
         if key not in self._values:
             if isinstance(dim, RatioDim):
                 x = self.raw_value(dim.numerator, dim.compensation)
                 y = self.raw_value(dim.denominator, dim.compensation)
+                if idx is not None:
+                    x, y = x[idx], y[idx]
                 with np.errstate(divide="ignore", invalid="ignore"):
                     v = dim.A * (x - dim.B) / (y - dim.C)
             else:
                 v = self.raw_value(dim.channel, dim.compensation)
+                if idx is not None:
+                    v = v[idx]
             if dim.transform is not None:
                 with np.errstate(divide="ignore", invalid="ignore"):
                     v = dim.transform.apply(v)
-            self._values[key] = np.asarray(v, dtype=np.float64)
+            v = np.asarray(v, dtype=np.float64)
+            if idx is not None and subset is None:
+                return v
+            self._values[key] = v
         return self._values[key]
 
-    def matrix_of(self, dims) -> np.ndarray:
-        return np.column_stack([self.value(d) for d in dims])
+    def matrix_of(
+        self, dims, idx: np.ndarray | None = None, subset: str | None = None
+    ) -> np.ndarray:
+        return np.column_stack([self.value(d, idx, subset) for d in dims])
 
     def missing_optional(self, dims) -> list[str]:
         """Optional panel markers among ``dims`` that the file lacks."""
@@ -224,6 +244,7 @@ def gate(
     fits: dict[int, FitOutcome] = {}
     fitted = fitted or {}
     timings: dict[str, float] = {}
+    parent_rows: dict[str, np.ndarray] = {}
 
     for pop in template.populations:
         ts = time.perf_counter()
@@ -281,13 +302,14 @@ def gate(
                 gates_used[pop.name] = _used(pop, g, None, None)
             if isinstance(geom_gate, QuadrantGate):
                 geom_gate = geom_gate.rectangle(pop.quadrant)
-            vals = ctx.matrix_of(geom_gate.dims)
             m = np.zeros(n, dtype=np.bool_)
             if parent_mask.all():
-                m = np.asarray(geom_gate.contains(vals), dtype=np.bool_)
-            else:
-                idx = np.flatnonzero(parent_mask)
-                m[idx] = geom_gate.contains(vals[idx])
+                m = np.asarray(geom_gate.contains(ctx.matrix_of(geom_gate.dims)), dtype=np.bool_)
+            else:  # values (transforms) only for the parent's events
+                idx = parent_rows.get(pop.parent)
+                if idx is None:  # siblings (e.g. quadrant children) share their parent's rows
+                    idx = parent_rows[pop.parent] = np.flatnonzero(parent_mask)
+                m[idx] = geom_gate.contains(ctx.matrix_of(geom_gate.dims, idx, pop.parent))
         members[pop.name] = m
         measured[pop.name] = True
         timings[pop.name] = time.perf_counter() - ts
@@ -364,6 +386,7 @@ def _table(sample, template, ctx, members, measured, notes, sample_id) -> pd.Dat
     n = sample.n_events
     rows = []
     counts = {k: int(v.sum()) for k, v in members.items()}
+    short_hash = template.short_hash  # hashing the template is not free: once per table
     for pop in template.populations:
         ok = measured[pop.name]
         pc = n if pop.parent is None else counts[pop.parent]
@@ -400,7 +423,7 @@ def _table(sample, template, ctx, members, measured, notes, sample_id) -> pd.Dat
         row["note"] = notes.get(pop.name, "")
         row["template"] = template.name
         row["template_version"] = template.version
-        row["template_hash"] = template.short_hash
+        row["template_hash"] = short_hash
         rows.append(row)
     df = pd.DataFrame(rows)
     tail = ["measured", "note", "template", "template_version", "template_hash"]

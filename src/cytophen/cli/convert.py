@@ -1,0 +1,132 @@
+"""``cytophen convert``: turn a FlowJo workspace or a GatingML 2.0 file into a cytophen template
+(and any template into GatingML 2.0).
+
+A thin layer over :func:`cytophen.interop.flowjo.load_workspace`,
+:func:`cytophen.interop.gatingml.load_gatingml`, :meth:`cytophen.template.Template.to_yaml` and
+:func:`cytophen.interop.gatingml.export_gatingml`.
+
+Exit codes: 0 written; 2 bad invocation, unreadable input or a template the output format cannot
+express (nothing is written then).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+__all__ = ["convert"]
+
+
+class _Invalid(click.ClickException):
+    """Bad invocation or untranslatable template: exit code 2."""
+
+    exit_code = 2
+
+
+@click.command(name="convert")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option(
+    "--sample",
+    default=None,
+    metavar="NAME",
+    help="FlowJo: the sample whose gate tree to take (default: first sample of --group).",
+)
+@click.option(
+    "--group",
+    default="All Samples",
+    show_default=True,
+    metavar="GROUP",
+    help="FlowJo: group to take the first sample from when --sample is not given.",
+)
+@click.option(
+    "--compensation",
+    type=click.Choice(["workspace", "keyword"]),
+    default="workspace",
+    show_default=True,
+    help="FlowJo: compensate with the workspace's matrix (stored in the template) or with "
+    "each FCS file's own spillover keyword.",
+)
+@click.option(
+    "-o",
+    "--out",
+    default=None,
+    metavar="FILE",
+    type=click.Path(path_type=Path),
+    help="Output file (default: SOURCE with .yaml, or .gatingml.xml for --format gatingml).",
+)
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["yaml", "gatingml"]),
+    default=None,
+    help="Output format (default: from the --out extension, else yaml).",
+)
+@click.option(
+    "--list-samples", is_flag=True, help="FlowJo: list groups and samples, write nothing."
+)
+def convert(source, sample, group, compensation, out, fmt, list_samples):  # fmt: skip
+    """Convert SOURCE (FlowJo .wsp, GatingML 2.0 .xml or cytophen .yaml) into a cytophen YAML
+    template, or into GatingML 2.0.
+
+    \b
+    Examples:
+      cytophen convert gating.wsp --sample 68983.fcs --out gating.yaml
+      cytophen convert gating.wsp --format gatingml --out gating.xml
+      cytophen convert gates.xml --out gates.yaml
+      cytophen convert gating_templates/treg.yaml --out treg.xml
+    """
+    from cytophen.errors import CytophenError
+    from cytophen.interop import _kind
+
+    if not source.is_file():
+        raise _Invalid(f"{source}: no such file (expected a FlowJo .wsp or GatingML 2.0 .xml)")
+    kind = _kind(source)
+    try:
+        if kind == "flowjo":
+            from cytophen.interop.flowjo import load_workspace, workspace_samples
+
+            if list_samples:
+                for g, names in workspace_samples(source).items():
+                    click.echo(f"{g}: {', '.join(names) if names else '(no samples)'}")
+                return 0
+            template = load_workspace(source, sample=sample, group=group, compensation=compensation)
+        elif kind in ("gatingml", "yaml"):
+            if sample is not None or list_samples:
+                raise _Invalid("--sample/--list-samples apply to FlowJo workspaces only")
+            from cytophen.interop import load_template
+
+            template = load_template(source)
+        else:
+            raise _Invalid(
+                f"{source}: cannot tell the format; expected a FlowJo workspace (.wsp), a "
+                "GatingML 2.0 file (.xml) or a cytophen YAML template (.yaml)"
+            )
+    except CytophenError as exc:
+        raise _Invalid(str(exc)) from None
+
+    if fmt is None:
+        if out is not None:
+            fmt = "gatingml" if out.suffix.lower() in (".xml", ".gml") else "yaml"
+        else:
+            fmt = "gatingml" if kind == "yaml" else "yaml"
+    if out is None:
+        out = source.with_suffix(".yaml" if fmt == "yaml" else ".gatingml.xml")
+    if out.resolve() == source.resolve():
+        raise _Invalid(f"{out}: the output would overwrite the input; choose another --out")
+    tmp = out.with_name(out.name + ".part")
+    try:
+        if fmt == "yaml":
+            template.to_yaml(tmp)
+        else:
+            template.to_gatingml(tmp)
+        tmp.replace(out)
+    except CytophenError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _Invalid(f"cannot write {out} as {fmt}: {exc}") from None
+    except ImportError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _Invalid(f"cannot write {fmt}: {exc}; try --format gatingml") from None
+    click.echo(f"wrote {out} ({fmt}, {len(template.populations)} populations from {source.name})")
+    return 0
