@@ -110,20 +110,23 @@ class Sample:
             out.append(("none", 1.0, 0.0))
         return out
 
-    def linear_column(self, index: int) -> np.ndarray:
+    def linear_column(self, index: int, factors: list[tuple[str, float, float]] | None = None) -> np.ndarray:
         """One channel in linear units (log amplification decoded, gain divided, time scaled), float64.
 
         This is the scale gates and compensation work on, as FlowKit/FlowJo and GatingML 2.0 do.
+        ``factors`` is :meth:`scale_factors` if the caller already has it (it reads every keyword).
         """
-        x = np.asarray(self.events[:, index], dtype=np.float64)
-        kind, a, b = self.scale_factors()[index]
+        x = np.array(self.events[:, index], dtype=np.float64)  # the one copy: a fresh float64 column
+        kind, a, b = (factors if factors is not None else self.scale_factors())[index]
         if kind == "log":
-            return b * np.power(10.0, a * x)
-        if kind == "gain":
-            return x / a
-        if kind == "time":
-            return x * a
-        return x.copy()
+            x *= a
+            np.power(10.0, x, out=x)
+            x *= b
+        elif kind == "gain":
+            x /= a
+        elif kind == "time":
+            x *= a
+        return x
 
     def __repr__(self) -> str:
         src = self.path.name if self.path is not None else "<memory>"
