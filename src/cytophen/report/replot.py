@@ -155,7 +155,7 @@ def replot(
     if n == 1 or len(tasks) == 1:
         outcomes += [_one(t, template, compensation, seed, plots_dir) for t in tasks]
     else:
-        with ProcessPoolExecutor(max_workers=min(n, len(tasks))) as pool:
+        with ProcessPoolExecutor(max_workers=min(n, len(tasks)), mp_context=_mp_context()) as pool:
             futs = [pool.submit(_one, t, template, compensation, seed, plots_dir) for t in tasks]
             outcomes += [f.result() for f in futs]
     summary = [o.__dict__ for o in outcomes]
@@ -164,3 +164,11 @@ def replot(
     tmp.write_text(json.dumps(summary, indent=1))
     os.replace(tmp, Path(results_dir) / "plots" / "replot.json")
     return outcomes
+
+
+def _mp_context():
+    """Fork server on POSIX, else spawn: numba's OpenMP threads make a plain fork unsafe."""
+    import multiprocessing as mp
+
+    methods = mp.get_all_start_methods()
+    return mp.get_context("forkserver" if "forkserver" in methods else "spawn")

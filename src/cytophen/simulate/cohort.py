@@ -230,7 +230,7 @@ def simulate_cohort(
                 )
     files: list[Path] = []
     if jobs > 1 and len(jobs_l) > 1:
-        with ProcessPoolExecutor(max_workers=int(jobs)) as ex:
+        with ProcessPoolExecutor(max_workers=int(jobs), mp_context=_mp_context()) as ex:
             for f in ex.map(_one, jobs_l):
                 files.append(Path(f))
                 if progress:
@@ -246,3 +246,11 @@ def simulate_cohort(
     clinical.to_csv(out / "clinical.csv", index=False)
     design_df.to_csv(out / "design.csv", index=False)
     return Cohort(out, files, manifest, clinical, design_df)
+
+
+def _mp_context():
+    """Fork server on POSIX, else spawn: numba's OpenMP threads make a plain fork unsafe."""
+    import multiprocessing as mp
+
+    methods = mp.get_all_start_methods()
+    return mp.get_context("forkserver" if "forkserver" in methods else "spawn")
