@@ -1,0 +1,159 @@
+"""``cytophen gate``: gate a batch of FCS files with a template (a thin layer over
+:func:`cytophen.pipeline.batch.gate_files`).
+
+Exit codes: 0 every sample gated; 1 some samples failed (each in OUT/errors.csv, the others
+complete); 2 bad invocation or invalid template (checked before anything is written).
+"""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+__all__ = ["gate"]
+
+
+class _Invalid(click.ClickException):
+    """A bad invocation or invalid template: exit code 2, nothing written."""
+
+    exit_code = 2
+
+
+@click.command(name="gate")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
+@click.option(
+    "-t",
+    "--template",
+    "template_path",
+    required=True,
+    metavar="T",
+    help="Gating template: cytophen YAML, GatingML 2.0 XML or FlowJo .wsp.",
+)
+@click.option(
+    "-o",
+    "--out",
+    required=True,
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="Output folder (created if needed).",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes (default: all cores; 1 = in this process).",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Skip samples already finished in DIR with the same file content and template.",
+)
+@click.option(
+    "--manifest",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="M.csv",
+    help="CSV with a 'file' column, optional 'sample' and metadata columns.",
+)
+@click.option(
+    "--compensation",
+    default=None,
+    metavar="template|keyword|none|FILE.csv",
+    help="Override the template's compensation source.",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="local|tcp://host:port",
+    help="Run on dask.distributed: a new local cluster or an existing scheduler.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
+@click.option("--report", "make_report", is_flag=True, help="Also write the HTML report into DIR.")
+@click.option(
+    "--export-gated",
+    default=None,
+    metavar="POP",
+    help="Also write each sample's events in population POP to DIR/gated/<sample>.fcs.",
+)
+@click.pass_context
+def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, scheduler, quiet,
+         make_report, export_gated):  # fmt: skip
+    """Gate FCS files (PATHS: files, folders searched recursively for *.fcs/*.lmd, or manifest
+    CSVs) with a template; write populations.csv/.parquet, populations_wide.csv, gates.json,
+    errors.csv and run.json into DIR.
+
+    \b
+    Example:
+      cytophen gate samples/ --template gating_templates/bcell.yaml --out results/
+    """
+    from cytophen.errors import CytophenError
+
+    t0 = time.perf_counter()
+    if not paths and manifest is None:
+        raise _Invalid("no inputs: give FCS files, folders or a manifest CSV (--manifest)")
+    try:
+        from cytophen import load_template
+
+        template = load_template(template_path)
+    except CytophenError as exc:
+        raise _Invalid(str(exc)) from None
+
+    from cytophen.pipeline.batch import gate_files
+
+    try:
+        res = gate_files(
+            list(paths),
+            template,
+            jobs=jobs,
+            scheduler=scheduler,
+            compensation=compensation,
+            out=out,
+            resume=resume,
+            progress=not quiet,
+            manifest=manifest,
+            export_gated=export_gated,
+        )
+    except KeyboardInterrupt:
+        click.echo(
+            f"\ninterrupted: finished samples are kept in {out}/.cytophen/samples; "
+            "rerun with --resume to finish the batch",
+            err=True,
+        )
+        raise
+    except CytophenError as exc:  # raised before anything was written
+        raise _Invalid(str(exc)) from None
+
+    if make_report:
+        _report(res.out, quiet)
+    if not quiet:
+        counts = res.run["counts"]
+        resumed = f", {counts['resumed']} resumed" if counts["resumed"] else ""
+        click.echo(
+            f"gated {res.n_ok} of {counts['total']} samples{resumed} in "
+            f"{time.perf_counter() - t0:.1f} s -> {res.out}",
+            err=True,
+        )
+        if res.n_failed:
+            click.echo(f"{res.n_failed} failed (see {res.out / 'errors.csv'}):", err=True)
+            for row in res.errors.head(10).itertuples(index=False):
+                click.echo(f"  {row.sample} [{row.stage}]: {row.message}", err=True)
+            if res.n_failed > 10:
+                click.echo(f"  ... and {res.n_failed - 10} more", err=True)
+    ctx.exit(0 if res.n_failed == 0 else 1)
+
+
+def _report(out, quiet: bool) -> None:
+    try:
+        from cytophen.report.html import write_report
+    except ImportError as exc:
+        click.echo(f"warning: --report skipped: the HTML report is not available ({exc})", err=True)
+        return
+    try:
+        path = write_report(out)
+    except Exception as exc:  # the tables are written; a report problem must not hide them
+        click.echo(f"warning: --report failed: {type(exc).__name__}: {exc}", err=True)
+        return
+    if not quiet and path is not None:
+        click.echo(f"report: {path}", err=True)

@@ -1,0 +1,494 @@
+"""Batch gating: many files, one template, in parallel, resumable, one bad file never stops a batch.
+
+:func:`gate_files` is what ``cytophen gate`` runs (the CLI is a thin layer over it). Outputs (all
+written atomically) are described in docs/batch.md.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cytophen._version import __version__
+from cytophen.errors import CompensationError, TemplateError
+from cytophen.pipeline.inputs import InputError, SampleInput, discover
+from cytophen.pipeline.storage import (
+    SampleStore,
+    write_csv,
+    write_json,
+    write_parquet,
+)
+
+__all__ = ["gate_files", "BatchResult", "wide_table", "ERROR_COLUMNS", "BASE_COLUMNS"]
+
+#: Columns of errors.csv.
+ERROR_COLUMNS = ["sample", "file", "stage", "message"]
+#: Columns every population table starts with (docs/architecture.md).
+BASE_COLUMNS = [
+    "sample", "file", "population", "parent", "path", "count", "parent_count",
+    "percent_of_parent", "percent_of_total",
+]  # fmt: skip
+_TAIL_COLUMNS = ["measured", "note", "template", "template_version", "template_hash"]
+#: Columns that are not per-population statistics (left out of the wide table).
+_NOT_STATS = {"sample", "file", "population", "parent", "path", *_TAIL_COLUMNS}
+_COMP_WORDS = {"template": None, "keyword": "keyword", "none": "none", "fcs": "FCS"}
+
+
+@dataclass
+class BatchResult:
+    """What a batch produced.
+
+    Attributes
+    ----------
+    populations
+        Tidy table: one row per sample x population (the columns of ``GatingResult.table``, then
+        the manifest's metadata columns), samples in input order.
+    errors
+        One row per failed sample: ``sample, file, stage, message``.
+    gates
+        Per sample id, per population: the geometry the gate used (for data-driven gates what was
+        fitted on that sample, ``fell_back`` and ``reason``).
+    n_ok, n_failed
+        Samples gated / failed.
+    run
+        The provenance written to run.json.
+    out
+        The output folder, if any.
+    """
+
+    populations: pd.DataFrame
+    errors: pd.DataFrame
+    gates: dict[str, dict[str, Any]]
+    n_ok: int
+    n_failed: int
+    run: dict[str, Any] = field(default_factory=dict)
+    out: Path | None = None
+
+    @property
+    def wide(self) -> pd.DataFrame:
+        """One row per sample, one column per ``<population>.<statistic>``."""
+        return wide_table(self.populations, self.run.get("metadata_columns", []))
+
+    @property
+    def ok(self) -> bool:
+        """``True`` when every sample was gated."""
+        return self.n_failed == 0
+
+    def __repr__(self) -> str:
+        where = f", out={str(self.out)!r}" if self.out is not None else ""
+        return f"BatchResult(ok={self.n_ok}, failed={self.n_failed}, rows={len(self.populations)}{where})"
+
+
+def wide_table(populations: pd.DataFrame, metadata_columns: Iterable[str] = ()) -> pd.DataFrame:
+    """Pivot a tidy population table to one row per sample and one column per
+    ``<population>.<statistic>`` (``count``, ``percent_of_parent``, ``percent_of_total``,
+    ``percent_of_<ancestor>``, ``<statistic>_<marker>``), populations in template order."""
+    meta = [c for c in metadata_columns if c in populations.columns]
+    if populations.empty:
+        return pd.DataFrame(columns=["sample", "file", *meta])
+    stats = [
+        c for c in populations.columns
+        if c not in _NOT_STATS and c not in meta and c != "parent_count"
+    ]  # fmt: skip
+    samples = list(dict.fromkeys(populations["sample"]))
+    pops = list(dict.fromkeys(populations["population"]))
+    first = populations.drop_duplicates("sample").set_index("sample")
+    out = {"sample": samples, "file": first.loc[samples, "file"].tolist()}
+    for c in meta:
+        out[c] = first.loc[samples, c].tolist()
+    cols: dict[str, Any] = {}
+    for pop in pops:
+        sub = populations[populations["population"] == pop].set_index("sample")
+        for s in stats:
+            if sub[s].isna().all() and s not in ("count", "percent_of_parent", "percent_of_total"):
+                continue  # a percent_of/statistic column another population asked for
+            cols[f"{pop}.{s}"] = sub[s].reindex(samples).to_numpy()
+    wide = pd.DataFrame(out)
+    if cols:
+        wide = pd.concat([wide, pd.DataFrame(cols)], axis=1)
+    return wide
+
+
+def _read_matrix_csv(path: Path) -> pd.DataFrame:
+    """A spillover matrix from CSV: header = detector ($PnN) names, optional first column of row
+    names (else the rows are the same detectors, in order)."""
+    try:
+        from cytophen.compensation import read_spillover_csv  # the compensation module's reader
+    except ImportError:
+        read_spillover_csv = None
+    if read_spillover_csv is not None:
+        return read_spillover_csv(path)
+    try:
+        df = pd.read_csv(path)
+    except Exception as exc:
+        raise CompensationError(f"{path}: cannot be read as a spillover CSV ({exc})") from None
+    first = df.columns[0]
+    if df[first].dtype == object or str(first).startswith("Unnamed") or str(first) == "":
+        df = df.set_index(first)
+        df.index = [str(i).strip() for i in df.index]
+        df.index.name = None
+    else:
+        df.index = list(df.columns)
+    df.columns = [str(c).strip() for c in df.columns]
+    try:
+        df = df.astype("float64")
+    except (TypeError, ValueError):
+        raise CompensationError(f"{path}: spillover values must be numbers") from None
+    if df.shape[0] != df.shape[1] or df.shape[0] == 0:
+        raise CompensationError(
+            f"{path}: a spillover matrix must be square (one row per detector), got {df.shape[0]}x{df.shape[1]}"
+        )
+    return df
+
+
+def _compensation_option(compensation) -> tuple[Any, dict[str, Any]]:
+    """(engine override, description for run.json) for ``compensation``."""
+    if compensation is None:
+        return None, {"compensation": "template"}
+    if isinstance(compensation, pd.DataFrame):
+        return compensation, {"compensation": "matrix (DataFrame)"}
+    word = str(compensation)
+    if word.lower() in _COMP_WORDS:
+        return _COMP_WORDS[word.lower()], {"compensation": word.lower()}
+    p = Path(word)
+    if p.suffix.lower() == ".csv" or p.exists():
+        if not p.is_file():
+            raise CompensationError(
+                f"--compensation {word}: no such file; expected template, keyword, none or a matrix CSV"
+            )
+        from cytophen.pipeline.worker import file_sha256
+
+        return _read_matrix_csv(p), {
+            "compensation": str(p.resolve()),
+            "compensation_sha256": file_sha256(p),
+        }
+    raise CompensationError(
+        f"--compensation {word!r}: expected template, keyword, none or a spillover matrix CSV file"
+    )
+
+
+def _reserved_columns(template) -> list[str]:
+    cols = [*BASE_COLUMNS, *_TAIL_COLUMNS]
+    for p in template.populations:
+        cols += [f"percent_of_{a}" for a in p.report.percent_of]
+        cols += [f"{s}_{m}" for s, m in p.report.statistics]
+    return cols
+
+
+def _versions(dask: bool) -> dict[str, str]:
+    from importlib import metadata
+
+    names = ["numpy", "pandas", "numba", "scipy", "pyarrow", "pyyaml", "click", "tqdm"]
+    if dask:
+        names += ["dask", "distributed"]
+    out = {"python": platform.python_version()}
+    for n in names:
+        try:
+            out[n] = metadata.version(n)
+        except metadata.PackageNotFoundError:  # pragma: no cover
+            out[n] = None
+    return out
+
+
+def _in_notebook() -> bool:
+    return "ipykernel.zmqshell" in sys.modules
+
+
+def _progress_bar(total: int, progress: bool):
+    from tqdm.auto import tqdm
+
+    enabled = bool(progress) and (_in_notebook() or sys.stderr.isatty())
+    return tqdm(total=total, unit="file", desc="gating", disable=not enabled, dynamic_ncols=True)
+
+
+def gate_files(
+    paths,
+    template,
+    *,
+    jobs: int | None = None,
+    scheduler=None,
+    compensation: str | pd.DataFrame | None = None,
+    out: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    manifest: str | Path | None = None,
+    export_gated: str | None = None,
+    seed: int = 0,
+) -> BatchResult:
+    """Gate many FCS files with one template, in parallel.
+
+    Parameters
+    ----------
+    paths
+        A file, folder or manifest CSV, or a list of them (folders are searched recursively for
+        ``*.fcs``/``*.lmd``; see :func:`cytophen.pipeline.inputs.discover`).
+    template
+        A :class:`~cytophen.template.Template` or a template file path.
+    jobs
+        Worker processes (default: all cores). ``1`` gates in this process.
+    scheduler
+        ``None`` (local process pool), ``'local'`` (a dask.distributed LocalCluster of ``jobs``
+        workers), a scheduler address such as ``'tcp://10.0.0.5:8786'``, or a ``distributed.Client``.
+    compensation
+        Override the template's compensation: ``'template'`` (default), ``'keyword'`` (the file's
+        spillover keyword, an error for files without one), ``'none'`` (files already compensated),
+        a spillover CSV path or a DataFrame.
+    out
+        Output folder (populations.csv/.parquet, populations_wide.csv, gates.json, errors.csv,
+        run.json; finished samples are kept in ``out/.cytophen/samples``). ``None``: nothing written.
+    resume
+        Skip samples already finished in ``out`` with the same file sha256, template hash and
+        compensation (needs ``out``).
+    progress
+        Show a progress bar (a widget in notebooks, text on a terminal, nothing otherwise).
+    manifest
+        Manifest CSV giving sample ids and metadata (see docs/batch.md).
+    export_gated
+        Also write each sample's events in this population to ``out/gated/<sample>.fcs``.
+    seed
+        Seed of data-driven gates.
+
+    Returns
+    -------
+    BatchResult
+        ``.populations`` (tidy table), ``.errors``, ``.gates``, ``.n_ok``, ``.n_failed``, ``.wide``.
+
+    Raises
+    ------
+    TemplateError, InputError, CompensationError
+        Before anything is written: invalid template, missing inputs, duplicate sample ids, a bad
+        manifest or matrix, an unknown ``export_gated`` population, ``resume`` without ``out``.
+
+    Examples
+    --------
+    >>> res = cytophen.gate_files("samples/", "gating_templates/bcell.yaml", jobs=4)  # doctest: +SKIP
+    >>> res.populations.query("population == 'switched_memory'")                      # doctest: +SKIP
+    """
+    t_start = time.perf_counter()
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    # -- validate everything before writing anything ----------------------------------------
+    if not hasattr(template, "populations"):
+        from cytophen import load_template
+
+        template = load_template(template)
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    paths = list(paths or [])
+    out_dir = Path(out).resolve() if out is not None else None
+    if resume and out_dir is None:
+        raise InputError("resume needs an output folder (out=...)")
+    if export_gated is not None:
+        if export_gated not in template.names:
+            raise TemplateError(
+                f"--export-gated {export_gated!r}: no such population; the template has: "
+                f"{', '.join(template.names)}"
+            )
+        if out_dir is None:
+            raise InputError("export_gated needs an output folder (out=...)")
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"output {out_dir} exists and is not a folder")
+    comp_override, comp_desc = _compensation_option(compensation)
+    samples, meta_cols = discover(
+        paths, manifest=manifest, exclude=out_dir, reserved_columns=_reserved_columns(template)
+    )
+    t_discover = time.perf_counter()
+
+    from cytophen.pipeline.executors import default_jobs, make_runner
+
+    options = {
+        "compensation": comp_override,
+        "seed": seed,
+        "export_gated": export_gated,
+        "export_dir": str(out_dir / "gated") if out_dir is not None else None,
+        "threads": 1,  # parallel across files, one numba thread per sample
+    }
+    tmpl_hash = template.hash
+    opts_key = {"template_hash": tmpl_hash, "seed": seed, **comp_desc}
+
+    store = SampleStore(out_dir) if out_dir is not None else None
+    done: dict[str, dict[str, Any]] = {}
+    if resume and store is not None:
+        done = _finished(samples, store, opts_key, export_gated, out_dir)
+    todo = [s for s in samples if s.safe_id not in done]
+    tasks = [{"sample": s.sample, "file": str(s.path), "safe_id": s.safe_id} for s in todo]
+
+    runner = make_runner(template, options, jobs=jobs, scheduler=scheduler, n_tasks=len(tasks))
+    if runner.kind == "inline" and len(tasks) == 1:  # one file: let numba use the cores asked for
+        options["threads"] = default_jobs() if not jobs else int(jobs)
+    records: dict[str, dict[str, Any]] = dict(done)
+    tables: dict[str, pd.DataFrame] = {sid: rec.pop("table") for sid, rec in done.items()}
+    with runner:  # connects to / starts the workers (a bad scheduler address fails here)
+        if store is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            store.create()
+        t_run = time.perf_counter()
+        bar = _progress_bar(len(samples), progress)
+        bar.update(len(done))
+        try:
+            for task, rec in runner.run(tasks):
+                table = rec.pop("table", None)
+                rec["computed"] = True
+                if rec["status"] == "ok":
+                    rec["options"] = opts_key
+                    rec["export_gated"] = export_gated
+                    tables[task["safe_id"]] = table
+                    if store is not None:
+                        store.save(task["safe_id"], rec, table)
+                elif not bar.disable:
+                    bar.write(f"failed: {rec['sample']} ({rec['stage']})", file=sys.stderr)
+                records[task["safe_id"]] = rec
+                bar.update(1)
+        finally:
+            bar.close()
+    t_gated = time.perf_counter()
+
+    # -- assemble ------------------------------------------------------------------------------
+    parts = []
+    gates: dict[str, dict[str, Any]] = {}
+    errors = []
+    for s in samples:
+        rec = records.get(s.safe_id)
+        if rec is None:  # pragma: no cover - every task yields a record
+            continue
+        if rec["status"] != "ok":
+            errors.append(
+                {
+                    "sample": s.sample,
+                    "file": str(s.path),
+                    "stage": rec["stage"],
+                    "message": rec["message"],
+                }
+            )
+            continue
+        table = tables.get(s.safe_id)
+        if table is None:
+            table = store.table(s.safe_id)
+        if meta_cols:
+            table = table.assign(**{c: s.metadata.get(c) for c in meta_cols})
+        parts.append(table)
+        gates[s.sample] = rec.get("gates", {})
+    populations = (
+        pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=BASE_COLUMNS)
+    )
+    errors_df = pd.DataFrame(errors, columns=ERROR_COLUMNS)
+    n_ok = sum(1 for s in samples if records.get(s.safe_id, {}).get("status") == "ok")
+    n_failed = len(samples) - n_ok
+
+    run = {
+        "cytophen": __version__,
+        "versions": _versions(getattr(runner, "kind", "") == "dask"),
+        "platform": platform.platform(),
+        "started": started,
+        "finished": None,
+        "command": list(sys.argv) if out_dir is not None else None,
+        "template": {
+            "name": template.name,
+            "version": template.version,
+            "hash": tmpl_hash,
+            "source": str(template.source) if template.source else None,
+        },
+        "options": {
+            "jobs": jobs,
+            "resume": bool(resume),
+            "manifest": str(Path(manifest).resolve()) if manifest is not None else None,
+            "export_gated": export_gated,
+            "seed": seed,
+            **comp_desc,
+            **runner.describe(),
+        },
+        "metadata_columns": meta_cols,
+        "counts": {
+            "total": len(samples),
+            "ok": n_ok,
+            "failed": n_failed,
+            "resumed": len(done),
+            "computed": len(tasks),
+        },
+        "inputs": [
+            {
+                "sample": s.sample,
+                "file": str(s.path),
+                "safe_id": s.safe_id,
+                "sha256": records.get(s.safe_id, {}).get("sha256"),
+                "n_events": records.get(s.safe_id, {}).get("n_events"),
+                "status": records.get(s.safe_id, {}).get("status"),
+                "resumed": s.safe_id in done,
+                "worker": records.get(s.safe_id, {}).get("worker"),
+                "timings": records.get(s.safe_id, {}).get("timings", {}),
+            }
+            for s in samples
+        ],
+        "timings": {
+            "discover_s": t_discover - t_start,
+            "gating_s": t_gated - t_run,
+        },
+    }
+    result = BatchResult(populations, errors_df, gates, n_ok, n_failed, run, out_dir)
+    if out_dir is not None:
+        t_write = time.perf_counter()
+        write_csv(out_dir / "populations.csv", populations)
+        write_parquet(out_dir / "populations.parquet", populations)
+        write_csv(out_dir / "populations_wide.csv", result.wide)
+        write_json(
+            out_dir / "gates.json",
+            {"template": template.name, "template_hash": tmpl_hash, "samples": gates},
+        )
+        write_csv(out_dir / "errors.csv", errors_df)
+        run["timings"]["write_s"] = time.perf_counter() - t_write
+        run["timings"]["total_s"] = time.perf_counter() - t_start
+        run["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        write_json(out_dir / "run.json", run)
+    else:
+        run["timings"]["total_s"] = time.perf_counter() - t_start
+        run["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return result
+
+
+def _finished(
+    samples: list[SampleInput],
+    store: SampleStore,
+    opts_key: dict[str, Any],
+    export_gated,
+    out_dir: Path,
+) -> dict[str, dict[str, Any]]:
+    """Samples whose stored result can be reused: same file sha256, template hash and options."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cytophen.pipeline.worker import file_sha256
+
+    candidates = []
+    for s in samples:
+        rec = store.record(s.safe_id)
+        if rec is None or rec.get("status") != "ok" or rec.get("options") != opts_key:
+            continue
+        if rec.get("sample") != s.sample or rec.get("export_gated") != export_gated:
+            continue
+        if export_gated and not (out_dir / "gated" / f"{s.safe_id}.fcs").is_file():
+            continue
+        candidates.append((s, rec))
+
+    def check(item):
+        s, rec = item
+        try:
+            return item if file_sha256(s.path) == rec.get("sha256") else None
+        except OSError:
+            return None
+
+    with ThreadPoolExecutor(max_workers=4) as pool:  # hashing releases the GIL
+        hits = [x for x in pool.map(check, candidates) if x is not None]
+    done = {}
+    for s, rec in hits:
+        try:  # a table damaged by a machine crash is recomputed, not trusted
+            table = store.table(s.safe_id)
+        except Exception:
+            continue
+        done[s.safe_id] = dict(rec, computed=False, file=str(s.path), table=table)
+    return done

@@ -1,0 +1,391 @@
+"""Where samples are gated: in this process, in a local process pool, or on a Dask cluster.
+
+Each runner is a context manager (connect / start on enter, shut down on exit) whose
+:meth:`~Runner.run` yields ``(task, record)`` pairs as samples finish, in completion order. A worker
+that dies (killed, out of memory, crashed) becomes a ``stage='worker'`` error for the samples it
+took down; everything else carries on.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from cytophen.pipeline.inputs import InputError
+from cytophen.pipeline.worker import run_sample
+
+__all__ = ["Runner", "InlineRunner", "PoolRunner", "DaskRunner", "make_runner", "default_jobs"]
+
+#: Modules a pool's fork server imports once, so each worker starts by forking a warm interpreter.
+_PRELOAD = [
+    "cytophen.pipeline.worker",
+    "cytophen.engine",
+    "cytophen.io.fcs",
+    "cytophen.pipeline._warm",
+]
+
+
+def default_jobs() -> int:
+    """All cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS / Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def _worker_failure(task: dict[str, Any], exc: BaseException) -> dict[str, Any]:
+    return {
+        "sample": task["sample"],
+        "file": task["file"],
+        "safe_id": task["safe_id"],
+        "status": "failed",
+        "stage": "worker",
+        "message": f"the worker process gating this sample died ({type(exc).__name__}: {exc})",
+        "sha256": None,
+        "n_events": None,
+        "timings": {},
+    }
+
+
+class Runner:
+    """Base class: ``with runner: for task, rec in runner.run(tasks): ...``."""
+
+    kind = "base"
+    workers = 1
+
+    def __init__(self, template, options: dict[str, Any]):
+        self.template = template
+        self.options = options
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def run(self, tasks: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+        raise NotImplementedError  # pragma: no cover
+
+    def describe(self) -> dict[str, Any]:
+        return {"executor": self.kind, "workers": self.workers}
+
+
+class InlineRunner(Runner):
+    """Gate samples one after the other in this process (``jobs=1``: no start-up cost at all)."""
+
+    kind = "inline"
+
+    def run(self, tasks):
+        for task in tasks:
+            yield task, run_sample(task, self.template, self.options)
+
+
+def _ready_worker() -> int:
+    """Runs once in each new pool worker: the worker is up (imports done)."""
+    return os.getpid()
+
+
+class PoolRunner(Runner):
+    """A :class:`concurrent.futures.ProcessPoolExecutor` of ``jobs`` workers (fork server on POSIX,
+    spawn elsewhere); each worker reads its own file, so memory is bounded by jobs x one file.
+
+    Starting workers costs about a second of CPU (a fresh interpreter imports numpy, pandas and
+    numba, and loads the kernels). So this process starts by gating samples itself; from the time
+    those take it estimates the rest of the batch, and starts the pool only when the time saved
+    outweighs that start-up (``POOL_STARTUP_S``). While the workers start it keeps gating; once they
+    are all up, the remaining samples go to the pool and this process only collects results. A
+    small batch is thus gated here from start to end, exactly as with ``jobs=1``.
+    """
+
+    kind = "processes"
+    #: CPU seconds a pool costs to start (fork server + worker start-up), for the decision above
+    POOL_STARTUP_S = 1.5
+
+    def __init__(self, template, options, jobs: int):
+        super().__init__(template, options)
+        self.workers = jobs
+        self.inline_samples = 0
+        self.restarts = 0
+        #: gate in this process while deciding/starting (set False to use only the workers)
+        self.gate_while_starting = True
+        self._pool = None
+        self._ctx = None
+        self._starter: threading.Thread | None = None
+        self._ready_futures: list = []
+
+    def __enter__(self):
+        if sys.platform != "win32" and "forkserver" in mp.get_all_start_methods():
+            ctx = mp.get_context("forkserver")
+            ctx.set_forkserver_preload(_PRELOAD)
+        else:  # pragma: no cover
+            ctx = mp.get_context("spawn")
+        self._ctx = ctx
+        return self
+
+    def _start(self) -> None:
+        """Create the pool and start its workers from a background thread."""
+        if self._pool is not None:
+            return
+        self._pool = self._new_pool(self.workers)
+        self._starter = threading.Thread(
+            target=self._start_workers, name="cytophen-pool-start", daemon=True
+        )
+        self._starter.start()
+
+    def _start_workers(self) -> None:
+        try:
+            self._ready_futures = [self._pool.submit(_ready_worker) for _ in range(self.workers)]
+        except Exception:  # pragma: no cover - the pool broke while starting
+            self._ready_futures = []
+
+    def _ready(self) -> bool:
+        if self._starter is None or self._starter.is_alive():
+            return False
+        return all(f.done() for f in self._ready_futures)
+
+    def _worth_starting(self, times: list[float], n_left: int) -> bool:
+        """Whether the remaining ``n_left`` samples, at the pace of ``times`` (the first sample,
+        which loads the kernels, left out), take long enough here to pay for starting the pool."""
+        if len(times) < 2:
+            return False
+        per_sample = statistics.median(times[1:])
+        return per_sample * n_left * (1 - 1 / self.workers) > self.POOL_STARTUP_S
+
+    def __exit__(self, exc_type, exc, tb):
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return None
+        if self._starter is not None:
+            self._starter.join()
+        if exc_type is not None:  # interrupted: stop now, finished samples are already stored
+            pool.shutdown(wait=False, cancel_futures=True)
+            for p in list((getattr(pool, "_processes", None) or {}).values()):
+                try:
+                    p.terminate()
+                except Exception:  # pragma: no cover
+                    pass
+        else:
+            pool.shutdown(wait=True)
+        return None
+
+    def run(self, tasks):
+        from concurrent.futures import as_completed
+
+        pending = list(tasks)
+        times: list[float] = []
+        if not self.gate_while_starting:
+            self._start()
+        while pending and self.gate_while_starting and not self._ready():
+            if self._pool is None and self._worth_starting(times, len(pending)):
+                self._start()
+            task = pending.pop(0)
+            self.inline_samples += 1
+            t0 = time.perf_counter()
+            rec = run_sample(task, self.template, self.options)
+            times.append(time.perf_counter() - t0)
+            yield task, rec
+        if not pending:
+            return
+        futures = {
+            self._pool.submit(run_sample, t, self.template, self.options): t for t in pending
+        }
+        broken = []
+        for fut in as_completed(futures):
+            task = futures.pop(fut)
+            try:
+                rec = fut.result()
+            except BrokenProcessPool:  # a worker died: this task and every one still queued
+                broken.append(task)
+                continue
+            except Exception as exc:  # pragma: no cover - e.g. a result that cannot be pickled
+                rec = _worker_failure(task, exc)
+            yield task, rec
+        if broken:
+            self.restarts += 1
+            yield from self._retry(sorted(broken, key=pending.index))
+
+    def _new_pool(self, workers: int):
+        from concurrent.futures import ProcessPoolExecutor
+
+        return ProcessPoolExecutor(max_workers=workers, mp_context=self._ctx)
+
+    def _retry(self, tasks):
+        """After a worker died: run the affected samples again in a fresh pool, at most one per
+        worker in flight; when the pool breaks again, the samples that were in flight are retried
+        one at a time, so only the sample that kills its worker is reported (stage 'worker')."""
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        todo = list(tasks)
+        suspects = []
+        while todo:
+            pool = self._new_pool(self.workers)
+            running = {}
+            try:
+                while todo or running:
+                    while todo and len(running) < self.workers:
+                        t = todo.pop(0)
+                        running[pool.submit(run_sample, t, self.template, self.options)] = t
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    failed = False
+                    for fut in done:
+                        task = running.pop(fut)
+                        try:
+                            rec = fut.result()
+                        except BrokenProcessPool:
+                            suspects.append(task)
+                            failed = True
+                            continue
+                        yield task, rec
+                    if failed:
+                        suspects.extend(running.values())
+                        running = {}
+                        break
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+        for task in suspects:  # one at a time: a crash now can only be this sample's
+            pool = self._new_pool(1)
+            try:
+                rec = pool.submit(run_sample, task, self.template, self.options).result()
+            except BrokenProcessPool as exc:
+                rec = _worker_failure(task, exc)
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+            yield task, rec
+
+    def describe(self):
+        return {
+            "executor": self.kind,
+            "workers": self.workers,
+            "samples_gated_in_main_process": self.inline_samples,
+            "pool_restarts_after_worker_death": self.restarts,
+        }
+
+
+class DaskRunner(Runner):
+    """Run on dask.distributed: ``'local'`` starts a LocalCluster of ``jobs`` single-threaded worker
+    processes; an address (``tcp://host:8786``) connects to a running scheduler; a
+    ``distributed.Client`` is used as given. Workers must see the input files at the same paths."""
+
+    kind = "dask"
+
+    def __init__(self, template, options, scheduler, jobs: int):
+        super().__init__(template, options)
+        self.scheduler = scheduler
+        self.workers = jobs
+        self._own: list[Any] = []
+        self.client = None
+        self.address = None
+
+    def __enter__(self):
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as exc:  # pragma: no cover - dask is a dependency
+            raise InputError(f"--scheduler needs dask.distributed ({exc})") from None
+        if isinstance(self.scheduler, Client):
+            self.client = self.scheduler
+        elif self.scheduler == "local":
+            cluster = LocalCluster(
+                n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None
+            )
+            self._own.append(cluster)
+            self.client = Client(cluster)
+            self._own.insert(0, self.client)
+        else:
+            _check_reachable(str(self.scheduler))
+            try:
+                self.client = Client(str(self.scheduler), timeout="20s")
+            except Exception as exc:
+                raise InputError(
+                    f"cannot connect to the Dask scheduler at {self.scheduler} ({exc}); expected "
+                    "'local' or a running scheduler's address such as tcp://host:8786"
+                ) from None
+            self._own.append(self.client)
+        self.address = self.client.scheduler.address
+        try:
+            self.workers = len(self.client.scheduler_info().get("workers", {})) or self.workers
+        except Exception:  # pragma: no cover
+            pass
+        return self
+
+    def __exit__(self, *exc):
+        for obj in self._own:
+            try:
+                obj.close()
+            except Exception:  # pragma: no cover
+                pass
+        self._own = []
+        return None
+
+    def run(self, tasks):
+        from distributed import as_completed
+
+        tref = self.client.scatter(self.template, broadcast=True, hash=False)
+        tag = uuid.uuid4().hex[:8]
+        futures = {
+            self.client.submit(
+                run_sample, t, tref, self.options, pure=False, key=f"cytophen-{t['safe_id']}-{tag}"
+            ): t
+            for t in tasks
+        }
+        try:
+            for fut in as_completed(list(futures)):
+                task = futures.pop(fut)
+                try:
+                    rec = fut.result()
+                except Exception as exc:  # KilledWorker, lost connection, ...
+                    rec = _worker_failure(task, exc)
+                fut.release()
+                yield task, rec
+        finally:
+            for fut in futures:
+                fut.cancel()
+
+    def describe(self):
+        return {"executor": self.kind, "workers": self.workers, "scheduler": self.address}
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast (instead of Dask's retry loop) when a tcp:// scheduler refuses connections."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if not address.startswith("tcp://"):
+        if "://" not in address:
+            raise InputError(
+                f"--scheduler {address!r}: expected 'local' or a scheduler address such as tcp://host:8786"
+            )
+        return
+    parts = urlsplit(address)
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if not host or not port:
+        raise InputError(f"--scheduler {address!r}: expected tcp://host:port")
+    try:
+        socket.create_connection((host, port), timeout=10).close()
+    except OSError as exc:
+        raise InputError(
+            f"cannot connect to the Dask scheduler at {address} ({exc.strerror or exc}); is it "
+            "running and reachable from here?"
+        ) from None
+
+
+def make_runner(
+    template, options: dict[str, Any], *, jobs: int | None, scheduler, n_tasks: int
+) -> Runner:
+    """The runner for ``jobs`` / ``scheduler`` (``jobs=1`` or a single sample → in this process)."""
+    jobs = default_jobs() if not jobs or jobs < 1 else int(jobs)
+    if scheduler is not None and scheduler != "":
+        return DaskRunner(template, options, scheduler, jobs)
+    if jobs == 1 or n_tasks <= 1:
+        return InlineRunner(template, options)
+    return PoolRunner(template, options, min(jobs, n_tasks))

@@ -1,0 +1,217 @@
+"""What a worker does with one sample: hash → read → gate (compensate, transform) → small results.
+
+:func:`run_sample` never raises for a problem with the sample: it returns a record with
+``status='failed'``, the ``stage`` that failed and a message, so one bad file never stops a batch.
+Only the small population table and the gate geometry travel back to the driver, never the events
+or memberships.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from cytophen.errors import (
+    CompensationError,
+    CytophenError,
+    FCSError,
+    MarkerError,
+    TransformError,
+)
+
+__all__ = ["run_sample", "file_sha256", "stage_of"]
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (hex)."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def stage_of(exc: BaseException) -> str:
+    """The pipeline stage an exception from gating belongs to (the ``stage`` column of errors.csv)."""
+    if isinstance(exc, FCSError):
+        return "read"
+    if isinstance(exc, CompensationError):
+        return "compensate"
+    if isinstance(exc, MarkerError):
+        return "markers"
+    if isinstance(exc, TransformError):
+        return "transform"
+    return "gate"
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, CytophenError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "out of memory"
+    return f"{type(exc).__name__}: {exc}"
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
+    """threadpoolctl's view of this process's BLAS/OpenMP pools (found once per process)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return None
+    return ThreadpoolController()
+
+
+@contextlib.contextmanager
+def _blas_threads(n: int | None):
+    """Limit BLAS (numpy's matrix products, e.g. compensation) to ``n`` threads in this block.
+    Idle BLAS threads spinning next to other workers cost more than they bring on small products."""
+    ctl = _blas_controller() if n else None
+    if ctl is None:
+        yield
+        return
+    with ctl.limit(limits=int(n), user_api="blas"):
+        yield
+
+
+@contextlib.contextmanager
+def _numba_threads(n: int | None):
+    """Run numba's parallel kernels on ``n`` threads in this thread (restored afterwards): a batch
+    is parallel across files, so threads inside each file only contend for the same cores."""
+    numba = sys.modules.get("numba")
+    if not n or numba is None:
+        yield
+        return
+    try:
+        prev = numba.get_num_threads()
+        numba.set_num_threads(min(int(n), numba.config.NUMBA_NUM_THREADS))
+    except Exception:  # pragma: no cover - a numba without a threading layer
+        yield
+        return
+    try:
+        yield
+    finally:
+        numba.set_num_threads(prev)
+
+
+def run_sample(task: dict[str, Any], template, options: dict[str, Any]) -> dict[str, Any]:
+    """Gate one sample; return its record and table (or its error).
+
+    Parameters
+    ----------
+    task
+        ``sample`` (id), ``file`` (path), ``safe_id``.
+    template
+        The :class:`~cytophen.template.Template`.
+    options
+        ``compensation`` (override for :func:`cytophen.engine.gate`), ``seed``, ``threads``
+        (numba and BLAS threads per sample, default 1), ``export_gated`` (population name or
+        ``None``) and ``export_dir``.
+
+    Returns
+    -------
+    dict
+        ``status`` (``'ok'``/``'failed'``), ``sample``, ``file``, ``safe_id``, ``sha256``,
+        ``n_events``, ``timings``; when ok ``table`` (DataFrame) and ``gates``; when failed ``stage``
+        and ``message``.
+    """
+    from cytophen.pipeline.storage import to_jsonable
+
+    t0 = time.perf_counter()
+    rec: dict[str, Any] = {
+        "sample": task["sample"],
+        "file": task["file"],
+        "safe_id": task["safe_id"],
+        "sha256": None,
+        "n_events": None,
+        "timings": {},
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
+    }
+
+    def fail(stage: str, exc: BaseException | str) -> dict[str, Any]:
+        rec.update(
+            status="failed", stage=stage, message=exc if isinstance(exc, str) else _message(exc)
+        )
+        rec["timings"]["total"] = time.perf_counter() - t0
+        return rec
+
+    path = Path(task["file"])
+    try:
+        rec["sha256"] = file_sha256(path)
+    except FileNotFoundError:
+        return fail("read", f"{path}: file not found")
+    except OSError as exc:
+        return fail("read", f"{path}: cannot be read ({exc.strerror or exc})")
+
+    from cytophen import read_fcs
+
+    try:
+        sample = read_fcs(path)
+    except Exception as exc:
+        if isinstance(exc, CytophenError):
+            return fail("read", exc)
+        return fail("read", f"{path}: not a readable FCS file ({_message(exc)})")
+    rec["n_events"] = sample.n_events
+    t1 = time.perf_counter()
+    rec["timings"]["read"] = t1 - t0
+
+    from cytophen.engine import gate
+
+    try:
+        threads = options.get("threads", 1)
+        with _numba_threads(threads), _blas_threads(threads):
+            result = gate(
+                sample,
+                template,
+                sample_id=task["sample"],
+                compensation=options.get("compensation"),
+                seed=options.get("seed", 0),
+            )
+    except Exception as exc:
+        return fail(stage_of(exc), exc)
+    t2 = time.perf_counter()
+    rec["timings"]["gate"] = t2 - t1
+
+    pop = options.get("export_gated")
+    if pop:
+        try:
+            _export(sample, result.membership(pop), Path(options["export_dir"]), task["safe_id"])
+        except Exception as exc:
+            return fail("export", exc)
+        rec["timings"]["export"] = time.perf_counter() - t2
+
+    rec.update(
+        status="ok",
+        table=result.table,
+        gates=to_jsonable(result.gates),
+    )
+    rec["timings"]["total"] = time.perf_counter() - t0
+    return rec
+
+
+def _export(sample, mask, folder: Path, safe_id: str) -> None:
+    """Write the events of one population as ``<folder>/<safe_id>.fcs`` in linear units (log
+    amplification decoded, gain divided), float32; write_fcs writes atomically."""
+    import numpy as np
+
+    from cytophen import write_fcs
+
+    folder.mkdir(parents=True, exist_ok=True)
+    idx = np.flatnonzero(mask)
+    factors = sample.scale_factors()
+    events = np.column_stack(
+        [sample.linear_column(i, factors)[idx] for i in range(len(sample.channels))]
+    ).astype(np.float32)
+    keywords = {k: v for k, v in sample.keywords.items() if not k.startswith("$")}
+    write_fcs(
+        folder / f"{safe_id}.fcs",
+        events,
+        list(sample.channels),
+        markers=list(sample.markers),
+        keywords=keywords,
+        spillover=sample.spillover,
+    )
