@@ -185,11 +185,13 @@ class PolygonGate(Gate):
         if not np.all(np.isfinite(v)):
             raise GateError("polygon", "a vertex is not a finite number")
         self.vertices = v
+        self._prepared = _k.PreparedPolygon(v[:, 0], v[:, 1])  # slabs and raster, built once
 
     def contains(self, values: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(values[:, 0], dtype=np.float64)
         y = np.ascontiguousarray(values[:, 1], dtype=np.float64)
-        return _k.points_in_polygon(x, y, self.vertices[:, 0].copy(), self.vertices[:, 1].copy())
+        p = self._prepared
+        return _k.points_in_polygon(x, y, p.vx, p.vy, prepared=p)
 
     def geometry(self) -> dict[str, Any]:
         return {

@@ -355,12 +355,41 @@ def _grid_ok(bbox: np.ndarray, g: int) -> bool:
 
 def _grid_size(n: int, bbox: np.ndarray, grid: int | None) -> int:
     """Raster resolution: none for small inputs or a degenerate bounding box, else 256 x 256."""
-    g = (256 if n >= 20_000 else 0) if grid is None else int(grid)
+    g = (256 if n >= 100_000 else 0) if grid is None else int(grid)
     return g if g > 0 and _grid_ok(bbox, g) else 0
 
 
+class PreparedPolygon:
+    """A polygon's slab index and (built on first need) its look-up raster, reusable across calls.
+
+    A gate applied to many samples builds these once instead of once per sample (building the
+    256 x 256 raster costs about as much as testing 200 k events exactly).
+    """
+
+    def __init__(self, vx: np.ndarray, vy: np.ndarray):
+        self.vx = np.ascontiguousarray(vx, dtype=np.float64).reshape(-1)
+        self.vy = np.ascontiguousarray(vy, dtype=np.float64).reshape(-1)
+        self.slabs = _polygon_slabs(self.vx, self.vy)
+        self._rasters: dict[int, np.ndarray] = {}
+
+    def raster(self, g: int) -> np.ndarray:
+        if g not in self._rasters:
+            r = np.empty((g, g), dtype=np.uint8)
+            if g > 0:
+                bbox, ys, ptr, edges = self.slabs
+                _build_raster(self.vx, self.vy, bbox, ys, ptr, edges, r)
+            self._rasters[g] = r
+        return self._rasters[g]
+
+
 def points_in_polygon(
-    x: np.ndarray, y: np.ndarray, vx: np.ndarray, vy: np.ndarray, *, grid: int | None = None
+    x: np.ndarray,
+    y: np.ndarray,
+    vx: np.ndarray,
+    vy: np.ndarray,
+    *,
+    grid: int | None = None,
+    prepared: PreparedPolygon | None = None,
 ) -> np.ndarray:
     """Events inside a polygon: even-odd rule, GatingML 2.0 / flowutils edge semantics.
 
@@ -383,6 +412,8 @@ def points_in_polygon(
     grid
         Raster resolution of the look-up accelerating large inputs (``0`` = exact tests only;
         ``None`` = automatic). The answer does not depend on it.
+    prepared
+        :class:`PreparedPolygon` of the same vertices, to reuse its slabs and raster.
     """
     x = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
     y = np.ascontiguousarray(y, dtype=np.float64).reshape(-1)
@@ -395,11 +426,10 @@ def points_in_polygon(
     out = np.empty(x.shape[0], dtype=np.uint8)
     if x.shape[0] == 0:
         return out.view(np.bool_)
-    bbox, ys, ptr, edges = _polygon_slabs(vx, vy)
-    g = _grid_size(x.shape[0], bbox, grid)
-    raster = np.empty((g, g), dtype=np.uint8)
-    if g > 0:
-        _build_raster(vx, vy, bbox, ys, ptr, edges, raster)
+    if prepared is None:
+        prepared = PreparedPolygon(vx, vy)
+    bbox, ys, ptr, edges = prepared.slabs
+    raster = prepared.raster(_grid_size(x.shape[0], bbox, grid))
     if x.shape[0] >= PARALLEL_MIN:
         _dynamic(_poly_parallel, x, y, vx, vy, bbox, ys, ptr, edges, raster, out)
     else:
