@@ -118,10 +118,32 @@ class GateContext:
                             f"{self.sample.path or 'sample'}: spillover matrix {ref!r} names detector "
                             f"{c!r}, which is not a channel of the file ({', '.join(self.sample.channels)})"
                         ) from exc
-                raw = np.column_stack([self.linear(i) for i in det]) if det else np.empty((self.sample.n_events, 0))
-                out = compensate(raw, s)
+                out = compensate(self._detector_block(det), s)
                 self._comp[ref] = {str(name): out[:, j] for j, name in enumerate(s.index)}
         return self._comp[ref]
+
+    def _detector_block(self, det: list[int]) -> np.ndarray:
+        """``(n, len(det))`` float64 linear values of the detector columns.
+
+        Linear channels (no ``$PnE`` log amplification) are taken from the event block in one pass
+        and scaled by a row vector; per-column conversion would re-read the whole block once per
+        detector.
+        """
+        if not det:
+            return np.empty((self.sample.n_events, 0))
+        if self._factors is None:
+            self._factors = self.sample.scale_factors()
+        kinds = [self._factors[i] for i in det]
+        if any(k == "log" for k, _, _ in kinds) or any(i in self._linear for i in det):
+            return np.column_stack([self.linear(i) for i in det])
+        block = self.sample.events[:, det].astype(np.float64)
+        gain = np.array([a if k == "gain" else 1.0 for k, a, _ in kinds])
+        step = np.array([a if k == "time" else 1.0 for k, a, _ in kinds])
+        if np.any(gain != 1.0):
+            block /= gain  # divide, as linear_column does: bit-identical values
+        if np.any(step != 1.0):
+            block *= step
+        return block
 
     # -- values ------------------------------------------------------------------------------
     def raw_value(self, channel: str, comp: str | None) -> np.ndarray:
@@ -173,7 +195,12 @@ class GateContext:
     def matrix_of(
         self, dims, idx: np.ndarray | None = None, subset: str | None = None
     ) -> np.ndarray:
-        return np.column_stack([self.value(d, idx, subset) for d in dims])
+        return np.column_stack(self.columns_of(dims, idx, subset))
+
+    def columns_of(
+        self, dims, idx: np.ndarray | None = None, subset: str | None = None
+    ) -> list[np.ndarray]:
+        return [self.value(d, idx, subset) for d in dims]
 
     def missing_optional(self, dims) -> list[str]:
         """Optional panel markers among ``dims`` that the file lacks."""
@@ -304,12 +331,12 @@ def gate(
                 geom_gate = geom_gate.rectangle(pop.quadrant)
             m = np.zeros(n, dtype=np.bool_)
             if parent_mask.all():
-                m = np.asarray(geom_gate.contains(ctx.matrix_of(geom_gate.dims)), dtype=np.bool_)
+                m = np.asarray(_contains(geom_gate, ctx.columns_of(geom_gate.dims)), dtype=np.bool_)
             else:  # values (transforms) only for the parent's events
                 idx = parent_rows.get(pop.parent)
                 if idx is None:  # siblings (e.g. quadrant children) share their parent's rows
                     idx = parent_rows[pop.parent] = np.flatnonzero(parent_mask)
-                m[idx] = geom_gate.contains(ctx.matrix_of(geom_gate.dims, idx, pop.parent))
+                m[idx] = _contains(geom_gate, ctx.columns_of(geom_gate.dims, idx, pop.parent))
         members[pop.name] = m
         measured[pop.name] = True
         timings[pop.name] = time.perf_counter() - ts
@@ -330,6 +357,15 @@ def gate(
         sample=sample,
         template=template,
     )
+
+
+def _contains(gate_: Gate, columns: list[np.ndarray]) -> np.ndarray:
+    """Membership from one array per dimension; gates that can test columns directly skip the
+    (n, d) stack (polygons and rectangles: the common case)."""
+    direct = getattr(gate_, "contains_columns", None)
+    if direct is not None:
+        return direct(columns)
+    return gate_.contains(np.column_stack(columns))
 
 
 def _gate_key(pop: Population, template: Template) -> str:

@@ -158,6 +158,18 @@ class RectangleGate(Gate):
         open_hi = np.array([v is None for v in self.maxs], dtype=np.bool_)
         return _k.points_in_rectangle(np.ascontiguousarray(values, np.float64), lo, hi, open_hi)
 
+    def contains_columns(self, columns: list[np.ndarray]) -> np.ndarray:
+        """Same as :meth:`contains`, one array per dimension (each tested alone, then and-ed)."""
+        out = None
+        for j, c in enumerate(columns):
+            lo = np.array([-np.inf if self.mins[j] is None else self.mins[j]], dtype=np.float64)
+            hi = np.array([np.inf if self.maxs[j] is None else self.maxs[j]], dtype=np.float64)
+            open_hi = np.array([self.maxs[j] is None], dtype=np.bool_)
+            v = np.ascontiguousarray(c, dtype=np.float64).reshape(-1, 1)  # a view when possible
+            m = _k.points_in_rectangle(v, lo, hi, open_hi)
+            out = m if out is None else (out & m)
+        return out
+
     def geometry(self) -> dict[str, Any]:
         return {
             "kind": "rectangle",
@@ -190,6 +202,13 @@ class PolygonGate(Gate):
     def contains(self, values: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(values[:, 0], dtype=np.float64)
         y = np.ascontiguousarray(values[:, 1], dtype=np.float64)
+        p = self._prepared
+        return _k.points_in_polygon(x, y, p.vx, p.vy, prepared=p)
+
+    def contains_columns(self, columns: list[np.ndarray]) -> np.ndarray:
+        """Same as :meth:`contains`, given the x and y arrays (no (n, 2) stack)."""
+        x = np.ascontiguousarray(columns[0], dtype=np.float64)
+        y = np.ascontiguousarray(columns[1], dtype=np.float64)
         p = self._prepared
         return _k.points_in_polygon(x, y, p.vx, p.vy, prepared=p)
 
