@@ -1,13 +1,85 @@
 """Data-driven gates: small estimators registered by name, fitted on each sample's parent events.
 
-SKELETON: the data-driven-gates helper fills this package. Contract used by the engine:
+Each method is a scikit-learn-style estimator (``__init__`` stores typed parameters, ``fit(X)``
+learns on the parent's events in transformed space and returns ``self``, learned values end in
+``_``: ``threshold_``, ``vertices_``, ``fell_back_``, ``reason_``). Templates name them:
 
-fit_gate(gate: cytophen.gates.DataDrivenGate, values: (n_parent, d) float64, *, seed: int)
-    -> cytophen.engine.FitOutcome(gate=<fixed Gate with gate.dims> or None, fell_back, reason, details)
+============== ========================================================================
+name           what it places
+============== ========================================================================
+mindensity     1-D cut at the deepest KDE valley between the two highest peaks
+tailgate       1-D cut where the density flattens beyond a reference peak
+quantile       1-D cut at a quantile
+peak_offset    1-D cut at a found peak + offset ("CD38hi = above the 2nd mode")
+mixture_1d     1-D cut between mixture components (t or Gaussian)
+mixture_ellipse ellipse of the mixture component nearest a target
+transitional   openCyto's transitional polygon (CD24hi CD38hi, CD25+ CD127lo)
+singlet        FSC-A/FSC-H robust regression band (polygon)
+boundary       rectangle removing saturated / off-scale events
+quadrant       four named rectangles from two 1-D cuts (optionally sequential)
+box            a box from one 1-D cut per dimension (optionally sequential)
+============== ========================================================================
+
+Contract used by the engine::
+
+    fit_gate(gate: DataDrivenGate, values: (n_parent, d) float64, *, seed: int) -> FitOutcome
+
+See docs/methods.md for the maths, fallbacks and minimum event counts.
 """
 
 from __future__ import annotations
 
+from cytophen.datadriven._api import DEFAULT_MAX_FIT_EVENTS, build_estimator, fit_gate
+from cytophen.datadriven._base import CutEstimator, FitDeclined, GateEstimator
+from cytophen.datadriven._cuts import MinDensity, Mixture1D, PeakOffset, QuantileGate, TailGate
+from cytophen.datadriven._kde import density
+from cytophen.datadriven._pooled import fit_groups, fit_pooled, freeze, gate_pooled
+from cytophen.datadriven._quadrant import BoxEstimator, PairEstimator, QuadrantEstimator
+from cytophen.datadriven._regions import BoundaryGate, MixtureEllipse, SingletGate, Transitional
+from cytophen.datadriven._registry import available_methods, check_params, get_method, register
 
-def fit_gate(gate, values, *, seed: int = 0):
-    raise NotImplementedError("data-driven gates are not implemented yet")
+for _cls in (
+    MinDensity,
+    TailGate,
+    QuantileGate,
+    PeakOffset,
+    Mixture1D,
+    MixtureEllipse,
+    Transitional,
+    SingletGate,
+    BoundaryGate,
+    QuadrantEstimator,
+    BoxEstimator,
+):
+    register(_cls)
+del _cls
+
+__all__ = [
+    "fit_gate",
+    "build_estimator",
+    "fit_pooled",
+    "fit_groups",
+    "gate_pooled",
+    "freeze",
+    "available_methods",
+    "check_params",
+    "get_method",
+    "register",
+    "density",
+    "DEFAULT_MAX_FIT_EVENTS",
+    "GateEstimator",
+    "CutEstimator",
+    "FitDeclined",
+    "MinDensity",
+    "TailGate",
+    "QuantileGate",
+    "PeakOffset",
+    "Mixture1D",
+    "MixtureEllipse",
+    "Transitional",
+    "SingletGate",
+    "BoundaryGate",
+    "QuadrantEstimator",
+    "BoxEstimator",
+    "PairEstimator",
+]

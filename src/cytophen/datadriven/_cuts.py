@@ -1,0 +1,437 @@
+"""1-D cut-point methods: mindensity, tail gate, quantile, peak offset, 1-D mixture."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from cytophen.datadriven._base import CutEstimator, FitDeclined
+from cytophen.datadriven._kde import density, density_derivative, find_peaks, find_valleys
+from cytophen.datadriven._mixture import fit_mixture
+from cytophen.errors import GateError
+
+__all__ = ["MinDensity", "TailGate", "QuantileGate", "PeakOffset", "Mixture1D"]
+
+
+def _truncate(name: str, x: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
+    """openCyto's ``min``/``max``: drop events outside ``[lo, hi]`` for fitting only."""
+    if lo is not None:
+        x = x[x >= lo]
+    if hi is not None:
+        x = x[x <= hi]
+    if x.size < 2:
+        raise FitDeclined(name, f"fewer than 2 events within the fitting range min={lo}, max={hi}")
+    return x
+
+
+def _tail_right(grid: np.ndarray, df: np.ndarray, ref: float, tol_abs: float) -> tuple[float, bool]:
+    """First grid point right of the steepest descent after ``ref`` where ``f' >= -tol_abs``."""
+    right = grid > ref
+    d2 = np.diff(np.sign(np.diff(df)))
+    valleys = np.flatnonzero(d2 == 2) + 1
+    valleys = valleys[right[valleys] & (df[valleys] < 0)]
+    if valleys.size:
+        start = int(valleys.min())
+    else:
+        cand = np.flatnonzero(right)
+        if cand.size == 0:
+            return float(grid[-1]), True
+        start = int(cand[np.argmin(df[cand])])
+    flat = np.flatnonzero((np.arange(grid.size) > start) & (df >= -tol_abs))
+    if flat.size == 0:
+        return float(grid[-1]), True
+    return float(grid[flat[0]]), False
+
+
+class MinDensity(CutEstimator):
+    """openCyto's ``mindensity``: the deepest KDE valley between the two highest peaks.
+
+    Parameters
+    ----------
+    gate_range
+        ``[lo, hi]``: only valleys with ``lo <= v < hi`` are candidates (default: the data range).
+    adjust
+        Bandwidth multiplier of the R-compatible KDE (openCyto's default 2).
+    min, max
+        Drop events outside ``[min, max]`` before fitting (the gate still applies to all events).
+    unimodal
+        What to do when there are fewer than two peaks or no valley in ``gate_range`` (the fit is
+        flagged ``fell_back_`` either way): ``'upper_tail'`` (default) cuts where the density right
+        of the highest peak falls below ``tail_tol`` × its height (the peak is the negative
+        population); ``'lower_tail'`` mirrors that (the peak is the positive population);
+        ``'range_low'`` / ``'range_high'`` are openCyto's fallbacks (the low / high end of
+        ``gate_range``). The cut is clipped into ``gate_range`` when one is given.
+    tail_tol
+        Relative density level used by the tail fallbacks.
+    """
+
+    name = "mindensity"
+
+    def __init__(
+        self,
+        gate_range: list[float] | None = None,
+        adjust: float = 2.0,
+        min: float | None = None,
+        max: float | None = None,
+        unimodal: Literal["upper_tail", "lower_tail", "range_low", "range_high"] = "upper_tail",
+        tail_tol: float = 0.01,
+    ):
+        self.gate_range = gate_range
+        self.adjust = adjust
+        self.min = min
+        self.max = max
+        self.unimodal = unimodal
+        self.tail_tol = tail_tol
+
+    def fit(self, X) -> MinDensity:
+        self._start()
+        x = _truncate(self.name, self._as_matrix(X)[:, 0], self.min, self.max)
+        grid, y, bw = density(x, adjust=self.adjust)
+        xmin, xmax = float(x.min()), float(x.max())
+        if self.gate_range is not None:
+            if len(self.gate_range) != 2:
+                raise GateError(
+                    self.name, f"gate_range must be [low, high], got {self.gate_range!r}"
+                )
+            lo, hi = sorted(float(v) for v in self.gate_range)
+        else:
+            lo, hi = xmin, xmax
+        peaks = find_peaks(grid, y, xmin, xmax)
+        self.bandwidth_ = bw
+        self.peaks_ = grid[peaks]
+        self.gate_range_ = [lo, hi]
+        if peaks.size < 2:
+            self.threshold_ = self._fallback(
+                grid, y, peaks, lo, hi, f"{peaks.size} density peak(s)"
+            )
+            return self
+        valleys = find_valleys(grid, y, lo, hi)
+        if valleys.size == 0:
+            self.threshold_ = self._fallback(
+                grid, y, peaks, lo, hi, "no density valley within gate_range"
+            )
+        elif valleys.size == 1:
+            self.threshold_ = float(grid[valleys[0]])
+        else:
+            p1, p2 = sorted(grid[peaks[:2]])
+            between = [v for v in valleys if p1 <= grid[v] < p2]
+            self.threshold_ = float(grid[between[0] if between else valleys[0]])
+        return self
+
+    def _fallback(self, grid, y, peaks, lo, hi, why: str) -> float:
+        mode = self.unimodal
+        if mode == "range_low":
+            cut = lo
+        elif mode == "range_high":
+            cut = hi
+        elif mode in ("upper_tail", "lower_tail"):
+            top = int(peaks[0]) if peaks.size else int(np.argmax(y))
+            level = self.tail_tol * y[top]
+            if mode == "upper_tail":
+                idx = np.flatnonzero((np.arange(y.size) > top) & (y < level))
+                cut = float(grid[idx[0]] if idx.size else grid[-1])
+            else:
+                idx = np.flatnonzero((np.arange(y.size) < top) & (y < level))
+                cut = float(grid[idx[-1]] if idx.size else grid[0])
+            if self.gate_range is not None:
+                cut = float(np.clip(cut, lo, hi))
+        else:
+            raise GateError(
+                self.name,
+                f"unimodal must be upper_tail, lower_tail, range_low or range_high, got {mode!r}",
+            )
+        self._fall_back(f"{why}: cut placed by the {mode!r} rule at {cut:.4g}")
+        return cut
+
+
+class TailGate(CutEstimator):
+    """Tail gate (openCyto's ``gate_tail``, first-derivative method): beyond the reference peak,
+    after the density's steepest descent, the first point where the slope has flattened to
+    ``tol`` × max|f'|.
+
+    Parameters
+    ----------
+    num_peaks
+        Keep the ``num_peaks`` highest KDE peaks; they are then ordered by location.
+    ref_peak
+        Which of them (1-based, left to right) is the reference.
+    tol
+        Flatness level, **relative** to the largest |f'| (openCyto's ``auto_tol`` behaviour; an
+        absolute tolerance depends on the scale and is one cause of the instability users reported).
+    side
+        ``'right'``: the tail right of the peak (e.g. dim/dead-cell exclusion); ``'left'`` mirrors.
+    adjust
+        Bandwidth multiplier (``bw.nrd0`` × adjust; openCyto used a plug-in bandwidth).
+    bias
+        Added to the cut.
+    min, max
+        Drop events outside ``[min, max]`` before fitting.
+    """
+
+    name = "tailgate"
+
+    def __init__(
+        self,
+        num_peaks: int = 1,
+        ref_peak: int = 1,
+        tol: float = 0.01,
+        side: Literal["right", "left"] = "right",
+        adjust: float = 1.0,
+        bias: float = 0.0,
+        min: float | None = None,
+        max: float | None = None,
+    ):
+        self.num_peaks = num_peaks
+        self.ref_peak = ref_peak
+        self.tol = tol
+        self.side = side
+        self.adjust = adjust
+        self.bias = bias
+        self.min = min
+        self.max = max
+
+    def fit(self, X) -> TailGate:
+        self._start()
+        if self.side not in ("right", "left"):
+            raise GateError(self.name, f"side must be 'right' or 'left', got {self.side!r}")
+        if self.num_peaks < 1 or self.ref_peak < 1:
+            raise GateError(self.name, "num_peaks and ref_peak must be >= 1")
+        x = _truncate(self.name, self._as_matrix(X)[:, 0], self.min, self.max)
+        grid, f, df = density_derivative(x, adjust=self.adjust)
+        peaks = find_peaks(grid, f, float(x.min()), float(x.max()), self.num_peaks)
+        if peaks.size == 0:
+            peaks = np.array([int(np.argmax(f))])
+        locs = np.sort(grid[peaks])
+        k = self.ref_peak
+        if k > locs.size:
+            self._fall_back(
+                f"asked for reference peak {k} but found {locs.size} peak(s); used peak {locs.size}"
+            )
+            k = locs.size
+        ref = float(locs[k - 1])
+        tol_abs = self.tol * float(np.max(np.abs(df)))
+        if self.side == "right":
+            cut, edge = _tail_right(grid, df, ref, tol_abs)
+        else:
+            cut, edge = _tail_right(-grid[::-1], -df[::-1], -ref, tol_abs)
+            cut = -cut
+        if edge:
+            self._fall_back(
+                "the density never flattened beyond the reference peak; cut at the data edge"
+            )
+        self.peaks_ = locs
+        self.reference_peak_ = ref
+        self.threshold_ = cut + self.bias
+        return self
+
+
+class QuantileGate(CutEstimator):
+    """``cut = quantile(x, probs)`` (R type 7 = numpy's linear method), openCyto's ``gate_quantile``.
+
+    Parameters
+    ----------
+    probs
+        Probability in [0, 1].
+    min, max
+        Drop events outside ``[min, max]`` before fitting.
+    """
+
+    name = "quantile"
+    min_events = 20
+
+    def __init__(self, probs: float = 0.999, min: float | None = None, max: float | None = None):
+        self.probs = probs
+        self.min = min
+        self.max = max
+
+    def fit(self, X) -> QuantileGate:
+        self._start()
+        if not 0.0 <= self.probs <= 1.0:
+            raise GateError(self.name, f"probs must be within [0, 1], got {self.probs}")
+        x = _truncate(self.name, self._as_matrix(X)[:, 0], self.min, self.max)
+        self.threshold_ = float(np.quantile(x, self.probs))
+        return self
+
+
+class PeakOffset(CutEstimator):
+    """A cut at a fixed offset from a found KDE peak ("CD38hi = above the 2nd mode + 0.3").
+
+    Parameters
+    ----------
+    peak
+        Which peak, counted by location among the kept peaks: 1 = leftmost, 2 = second, ...;
+        -1 = rightmost, -2 = second from the right.
+    offset
+        Added to the peak's location (in the gate's transformed units; may be negative).
+    num_peaks
+        Keep at most this many peaks (the highest); ``None`` = all above ``min_height``.
+    min_height
+        Ignore peaks lower than this fraction of the highest peak (noise wiggles).
+    adjust
+        Bandwidth multiplier of the KDE.
+    min, max
+        Drop events outside ``[min, max]`` before fitting.
+
+    If fewer peaks exist than ``peak`` asks for, the nearest existing one is used and the fit is
+    flagged ``fell_back_``.
+    """
+
+    name = "peak_offset"
+
+    def __init__(
+        self,
+        peak: int = -1,
+        offset: float = 0.0,
+        num_peaks: int | None = None,
+        min_height: float = 0.05,
+        adjust: float = 2.0,
+        min: float | None = None,
+        max: float | None = None,
+    ):
+        self.peak = peak
+        self.offset = offset
+        self.num_peaks = num_peaks
+        self.min_height = min_height
+        self.adjust = adjust
+        self.min = min
+        self.max = max
+
+    def fit(self, X) -> PeakOffset:
+        self._start()
+        if self.peak == 0:
+            raise GateError(
+                self.name, "peak is 1-based (1 = leftmost, -1 = rightmost); 0 is not allowed"
+            )
+        x = _truncate(self.name, self._as_matrix(X)[:, 0], self.min, self.max)
+        grid, y, _ = density(x, adjust=self.adjust)
+        peaks = find_peaks(grid, y, float(x.min()), float(x.max()), self.num_peaks)
+        if peaks.size == 0:
+            peaks = np.array([int(np.argmax(y))])
+        peaks = peaks[y[peaks] >= self.min_height * y[peaks[0]]]
+        locs = np.sort(grid[peaks])
+        n = locs.size
+        i = self.peak - 1 if self.peak > 0 else n + self.peak
+        if not 0 <= i < n:
+            j = int(np.clip(i, 0, n - 1))
+            self._fall_back(
+                f"asked for peak {self.peak} but found {n} peak(s); used peak {j + 1} of {n}"
+            )
+            i = j
+        self.peaks_ = locs
+        self.peak_location_ = float(locs[i])
+        self.threshold_ = float(locs[i] + self.offset)
+        return self
+
+
+class Mixture1D(CutEstimator):
+    """1-D mixture cut point (openCyto's ``gate_flowclust_1d``).
+
+    Fits ``K`` components (Student-t with ``nu`` degrees of freedom by default, see
+    :mod:`cytophen.datadriven._mixture`), sorts them by mean, and cuts between the ``neg``-th and
+    the next component.
+
+    Parameters
+    ----------
+    K
+        Number of mixture components.
+    neg
+        Number of components on the negative side (1 <= neg < K).
+    tails
+        ``'t'`` (default, robust to heavy tails and outliers) or ``'gaussian'``.
+    nu
+        Degrees of freedom of the t components.
+    cutpoint
+        ``'boundary'`` (openCyto's default: midpoint between the largest event assigned to the
+        negative side and the smallest assigned to the positive side, among events between the two
+        means), ``'posterior'`` (where the posterior of the positive side reaches 0.5) or
+        ``'min_density'`` (lowest mixture density between the two means).
+    cut_min, cut_max
+        Clamp the cut into this range.
+    min, max
+        Drop events outside ``[min, max]`` before fitting.
+    random_state
+        Seed (the 1-D start is deterministic quantile bins; kept for a uniform interface).
+    """
+
+    name = "mixture_1d"
+
+    def __init__(
+        self,
+        K: int = 2,
+        neg: int = 1,
+        tails: Literal["t", "gaussian"] = "t",
+        nu: float = 4.0,
+        cutpoint: Literal["boundary", "posterior", "min_density"] = "boundary",
+        cut_min: float | None = None,
+        cut_max: float | None = None,
+        min: float | None = None,
+        max: float | None = None,
+        random_state: int = 0,
+    ):
+        self.K = K
+        self.neg = neg
+        self.tails = tails
+        self.nu = nu
+        self.cutpoint = cutpoint
+        self.cut_min = cut_min
+        self.cut_max = cut_max
+        self.min = min
+        self.max = max
+        self.random_state = random_state
+
+    def required_events(self) -> int:
+        return max(self.min_events, 25 * int(self.K))
+
+    def fit(self, X) -> Mixture1D:
+        self._start()
+        K = int(self.K)
+        if K < 2 or not 1 <= self.neg < K:
+            raise GateError(self.name, f"needs K >= 2 and 1 <= neg < K, got {K} and {self.neg}")
+        if self.tails not in ("t", "gaussian"):
+            raise GateError(self.name, f"tails must be 't' or 'gaussian', got {self.tails!r}")
+        x = _truncate(self.name, self._as_matrix(X)[:, 0], self.min, self.max)
+        if np.unique(x).size < K:
+            raise FitDeclined(
+                self.name, f"fewer than {K} distinct values: cannot fit {K} components"
+            )
+        mix = fit_mixture(
+            x, K, tails=self.tails, nu=self.nu, random_state=self.random_state
+        ).sorted_by_first_mean()
+        mu = mix.means[:, 0]
+        a, b = float(mu[self.neg - 1]), float(mu[self.neg])
+        grid = np.linspace(a, b, 513)
+        post_up = mix.predict_proba(grid)[:, self.neg :].sum(axis=1)
+        cross = np.flatnonzero(post_up >= 0.5)
+        posterior_cut = float(grid[cross[0]]) if cross.size else 0.5 * (a + b)
+        method = self.cutpoint
+        if method == "boundary":
+            xb = x[(x > a) & (x < b)]
+            up = mix.predict(xb) >= self.neg if xb.size else np.zeros(0, bool)
+            if xb.size and up.any() and (~up).any():
+                cut = 0.5 * (float(xb[~up].max()) + float(xb[up].min()))
+            else:
+                cut = posterior_cut
+                self._fall_back(
+                    "no events between the two component means to place a boundary; used the posterior crossing"
+                )
+        elif method == "posterior":
+            cut = posterior_cut
+        elif method == "min_density":
+            cut = float(grid[np.argmin(mix.score_samples(grid))])
+        else:
+            raise GateError(
+                self.name, f"cutpoint must be boundary, posterior or min_density, got {method!r}"
+            )
+        if self.cut_min is not None and cut < self.cut_min:
+            cut = float(self.cut_min)
+            self._fall_back(f"cut clamped to cut_min={self.cut_min}")
+        if self.cut_max is not None and cut > self.cut_max:
+            cut = float(self.cut_max)
+            self._fall_back(f"cut clamped to cut_max={self.cut_max}")
+        self.means_ = mu
+        self.weights_ = mix.weights
+        self.scales_ = np.sqrt(mix.covariances[:, 0, 0])
+        self.threshold_ = float(cut)
+        self.converged_ = mix.converged
+        return self

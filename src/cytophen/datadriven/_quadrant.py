@@ -1,0 +1,274 @@
+"""Quadrant gates from two 1-D cuts (optionally sequential), and 2-D threshold pairs."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+
+from cytophen.datadriven._base import CutEstimator, FitDeclined, GateEstimator
+from cytophen.datadriven._kde import density, find_peaks
+from cytophen.errors import GateError
+from cytophen.gates import Gate, QuadrantGate, RectangleGate
+
+__all__ = ["QuadrantEstimator", "BoxEstimator", "PairEstimator", "SIGNS"]
+
+SIGNS = ("++", "+-", "-+", "--")
+
+
+def _make_cut(method: str, params: dict[str, Any] | None, random_state: int) -> CutEstimator:
+    from cytophen.datadriven._registry import check_params, get_method
+
+    params = dict(params or {})
+    problems = check_params(method, params)
+    if problems:
+        raise GateError(method, "; ".join(problems))
+    cls = get_method(method)
+    if not issubclass(cls, CutEstimator):
+        raise GateError(
+            method, f"{method} does not find a 1-D cut point, so it cannot cut a quadrant axis"
+        )
+    min_events = params.pop("min_events", None)
+    for k in ("max_fit_events", "quadrants", "sequential", "first"):
+        params.pop(k, None)
+    if "random_state" in cls.param_names() and "random_state" not in params:
+        params["random_state"] = random_state
+    est = cls(**params)
+    if min_events is not None:
+        est.min_events = int(min_events)  # this axis's own minimum (instance override)
+    return est
+
+
+def _peak_distance(x: np.ndarray) -> float:
+    """openCyto's score for sequential quadrants: distance between the two highest KDE peaks."""
+    grid, y, _ = density(x, adjust=2.0)
+    p = find_peaks(grid, y, float(x.min()), float(x.max()), 2)
+    return float(abs(grid[p[0]] - grid[p[1]])) if p.size == 2 else 0.0
+
+
+class QuadrantEstimator(GateEstimator):
+    """Four quadrants from a cut on each axis, each cut found by any 1-D method.
+
+    With ``sequential=True`` (openCyto's ``gate_quad_sequential``) the first axis is cut on all
+    events and the other axis is cut separately on each side of the first cut, giving four
+    rectangles that need not share corners. ``first='auto'`` cuts first the axis whose two highest
+    KDE peaks are further apart.
+
+    Parameters
+    ----------
+    x, y
+        Each axis's 1-D method and its arguments, e.g. ``{method: mindensity, adjust: 1.5}``
+        (``method`` defaults to ``mindensity``; ``y`` defaults to ``x``).
+    sequential
+        Cut the second axis per side of the first.
+    first
+        ``'auto'``, ``'x'`` or ``'y'``: which axis is cut first when sequential.
+    quadrants
+        Quadrant name → signs (x sign then y sign, e.g. ``{'naive': '+-'}``); default: the signs
+        themselves (``'++' '+-' '-+' '--'``), which is how templates refer to quadrants.
+    random_state
+        Passed to the 1-D methods that take one.
+    """
+
+    name = "quadrant"
+    n_dims = 2
+
+    def __init__(
+        self,
+        x: dict[str, Any] | None = None,
+        y: dict[str, Any] | None = None,
+        sequential: bool = False,
+        first: Literal["auto", "x", "y"] = "auto",
+        quadrants: dict[str, str] | None = None,
+        random_state: int = 0,
+    ):
+        self.x = x
+        self.y = y
+        self.sequential = sequential
+        self.first = first
+        self.quadrants = quadrants
+        self.random_state = random_state
+
+    def _estimators(self):
+        xs = dict(self.x or {})
+        ys = dict(self.y) if self.y is not None else dict(xs)
+        xm, ym = xs.pop("method", "mindensity"), ys.pop("method", "mindensity")
+        return (
+            lambda: _make_cut(xm, xs, self.random_state),
+            lambda: _make_cut(ym, ys, self.random_state),
+        )
+
+    def required_events(self) -> int:
+        mx, my = self._estimators()
+        return max(mx().required_events(), my().required_events())
+
+    def _names(self) -> dict[str, str]:
+        q = self.quadrants or {s: s for s in SIGNS}
+        bad = {n: s for n, s in q.items() if s not in SIGNS}
+        if bad:
+            raise GateError(
+                self.name, f"quadrant signs must be one of {', '.join(SIGNS)}; got {bad}"
+            )
+        return q
+
+    def fit(self, X) -> QuadrantEstimator:
+        self._start()
+        self._names()
+        X = self._as_matrix(X)
+        make = self._estimators()
+        reasons = []
+
+        def cut(axis: int, rows) -> float:
+            est = make[axis]()
+            vals = X[rows, axis]
+            if vals.size < est.required_events():
+                if rows.all():
+                    raise FitDeclined(
+                        self.name, f"only {vals.size} events; needs {est.required_events()}"
+                    )
+                reasons.append(
+                    f"{'xy'[axis]}: only {vals.size} events on one side of the first cut "
+                    f"(needs {est.required_events()}); that side uses the cut fitted on all events"
+                )
+                return cut(axis, np.ones(X.shape[0], dtype=bool))
+            est.fit(vals)
+            if est.fell_back_:
+                reasons.append(f"{'xy'[axis]}: {est.reason_}")
+            return float(est.threshold_)
+
+        allrows = np.ones(X.shape[0], dtype=bool)
+        if not self.sequential:
+            self.x_cut_ = cut(0, allrows)
+            self.y_cut_ = cut(1, allrows)
+            self.first_ = None
+        else:
+            if self.first == "auto":
+                f = 0 if _peak_distance(X[:, 0]) >= _peak_distance(X[:, 1]) else 1
+            elif self.first in ("x", "y"):
+                f = "xy".index(self.first)
+            else:
+                raise GateError(self.name, f"first must be 'auto', 'x' or 'y', got {self.first!r}")
+            c1 = cut(f, allrows)
+            lo = X[:, f] < c1
+            self.first_ = "xy"[f]
+            self.first_cut_ = c1
+            self.second_cuts_ = {"-": cut(1 - f, lo), "+": cut(1 - f, ~lo)}
+        if reasons:
+            self._fall_back("; ".join(reasons))
+        return self
+
+    def rectangles(self) -> dict[str, tuple[tuple, tuple]]:
+        """``signs -> (mins, maxs)`` of the four quadrants."""
+        out = {}
+        for s in SIGNS:
+            sx, sy = s
+            if not self.sequential:
+                cx, cy = self.x_cut_, self.y_cut_
+            elif self.first_ == "x":
+                cx, cy = self.first_cut_, self.second_cuts_[sx]
+            else:
+                cy, cx = self.first_cut_, self.second_cuts_[sy]
+            x0, x1 = (cx, None) if sx == "+" else (None, cx)
+            y0, y1 = (cy, None) if sy == "+" else (None, cy)
+            out[s] = ((x0, y0), (x1, y1))
+        return out
+
+    def to_gate(self, dims, side: str | None = None) -> Gate:
+        rects = self.rectangles()
+        return QuadrantGate(dims, {name: rects[s] for name, s in self._names().items()})
+
+
+class BoxEstimator(GateEstimator):
+    """A box from one 1-D cut per dimension: the template's side gives one sign per dimension
+    (``'+-'`` = CD19+ CD3-, ``'++-'`` ...).
+
+    Parameters
+    ----------
+    side
+        One sign per dimension (set from the template's ``side``).
+    axes
+        Per dimension, the 1-D method and its arguments, e.g.
+        ``[{method: mindensity}, {method: tailgate, side: left}]`` (default: mindensity for all).
+    sequential
+        Fit the cuts one dimension after the other (in the order of the dimensions), each on the
+        events already inside the previous cuts, e.g. FoxP3+ first, then CD25 and CD127 on the
+        FoxP3+ events only. Otherwise every cut is fitted on all the parent's events.
+    random_state
+        Passed to the 1-D methods that take one.
+    """
+
+    name = "box"
+    n_dims = None
+
+    def __init__(
+        self,
+        side: str | None = None,
+        axes: list[dict[str, Any]] | None = None,
+        sequential: bool = False,
+        random_state: int = 0,
+    ):
+        self.side = side
+        self.axes = axes
+        self.sequential = sequential
+        self.random_state = random_state
+
+    def _makers(self, d: int):
+        specs = list(self.axes) if self.axes is not None else [{}] * d
+        if len(specs) != d:
+            raise GateError(self.name, f"axes has {len(specs)} entries for {d} dimension(s)")
+        out = []
+        for spec in specs:
+            spec = dict(spec or {})
+            m = spec.pop("method", "mindensity")
+            out.append(lambda m=m, spec=spec: _make_cut(m, spec, self.random_state))
+        return out
+
+    def required_events(self) -> int:
+        d = len(self.axes) if self.axes is not None else (len(self.side) if self.side else 1)
+        return max(mk().required_events() for mk in self._makers(d))
+
+    def fit(self, X) -> BoxEstimator:
+        self._start()
+        X = self._as_matrix(X)
+        d = X.shape[1]
+        side = self.side
+        if not side or len(side) != d or set(side) - {"+", "-"}:
+            raise GateError(
+                self.name, f"a threshold box needs one sign per dimension ({d}), got side {side!r}"
+            )
+        makers = self._makers(d)
+        cuts, reasons = [], []
+        keep = np.ones(X.shape[0], dtype=bool)
+        for j in range(d):
+            est = makers[j]()
+            vals = X[keep, j] if self.sequential else X[:, j]
+            if vals.size < est.required_events():
+                raise FitDeclined(
+                    self.name,
+                    f"only {vals.size} events left for the cut on dimension {j + 1}; needs {est.required_events()}",
+                )
+            est.fit(vals)
+            c = float(est.threshold_)
+            cuts.append(c)
+            if est.fell_back_:
+                reasons.append(f"dim {j + 1}: {est.reason_}")
+            keep &= X[:, j] >= c if side[j] == "+" else X[:, j] < c
+        self.cuts_ = cuts
+        if reasons:
+            self._fall_back("; ".join(reasons))
+        return self
+
+    def to_gate(self, dims, side: str | None = None) -> Gate:
+        side = side or self.side
+        if not side or len(side) != len(self.cuts_) or set(side) - {"+", "-"}:
+            raise GateError(
+                self.name,
+                f"a threshold box needs one sign per dimension ({len(self.cuts_)}), got side {side!r}",
+            )
+        mins = [c if s == "+" else None for c, s in zip(self.cuts_, side)]
+        maxs = [None if s == "+" else c for c, s in zip(self.cuts_, side)]
+        return RectangleGate(dims, mins, maxs)
+
+
+#: Backwards-compatible name.
+PairEstimator = BoxEstimator

@@ -1,0 +1,114 @@
+"""Accuracy of the shipped templates' data-driven gates against the simulator's per-event truth.
+
+A fresh, CI-sized cohort is simulated (``cytophen.simulate.simulate_cohort``: file-to-file drift,
+subject-specific frequencies) and a subset of its files is gated with gating_templates/bcell.yaml
+and treg.yaml exactly as shipped. Every score is computed by ``cytophen.simulate.score`` against the
+truth the simulator wrote; the bars are those of issue 5. The full-cohort table is in
+docs/accuracy.md (``benchmarks/bench_datadriven.py --accuracy DIR``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import cytophen
+from cytophen.simulate.cohort import simulate_cohort
+from cytophen.simulate.files import read_truth
+from cytophen.simulate.scoring import score
+
+ROOT = Path(__file__).resolve().parents[1]
+
+MAJOR = ["lymphocytes", "singlets", "live", "b_cells", "cd4", "naive", "unswitched_memory",
+         "switched_memory", "dn"]  # fmt: skip
+RARE = ["transitional", "plasmablasts", "activated_naive", "dn2", "treg", "helios_pos_treg"]
+#: Populations the shipped templates do not bring to the issue-5 bar on *every* file, with the
+#: floor they do reach on the full seed-0 cohort (docs/accuracy.md explains each). The test still
+#: fails if they fall below these floors; tighten them as the templates improve.
+SHORTFALL_F1 = {
+    "plasmablasts": 0.6,
+    "dn": 0.85,
+    "activated_naive": 0.5,
+    "transitional": 0.7,
+    "dn2": 0.75,
+    "unswitched_memory": 0.92,
+}
+SHORTFALL_PP = {"dn2": 7.0, "lymphocytes": 3.0, "transitional": 3.0, "helios_pos_treg": 3.5}
+
+
+@pytest.fixture(scope="module")
+def scores(tmp_path_factory) -> pd.DataFrame:
+    out = tmp_path_factory.mktemp("cohort")
+    cohort = simulate_cohort(out, seed=0, events=30_000, jobs=2)  # the cohort of docs/accuracy.md
+    man = cohort.manifest
+    picked = man[man["subject"].isin(["P01", "P04", "P05", "P06"]) & man["week"].isin([1, 4])]
+    frames = []
+    for panel in ("bcell", "treg"):
+        template = cytophen.load_template(ROOT / "gating_templates" / f"{panel}.yaml")
+        for f in picked.loc[picked["panel"] == panel, "file"]:
+            r = cytophen.gate(cytophen.read_fcs(out / f), template)
+            sc = score(r, read_truth(out / f))
+            sc["file"] = f
+            frames.append(sc)
+    return pd.concat(frames, ignore_index=True)
+
+
+#: Below the bar on this test's files (activated_naive reaches it here; it misses on 2 of the 30
+#: files of the full cohort in docs/accuracy.md).
+BELOW_BAR_HERE = (set(SHORTFALL_F1) | set(SHORTFALL_PP)) - {"activated_naive"}
+
+
+def _bar_cases():
+    for pop in MAJOR + RARE:
+        short = pop in BELOW_BAR_HERE
+        marks = (
+            [pytest.mark.xfail(strict=True, reason=f"known shortfall of the shipped template: {pop} "
+                               "does not reach the issue-5 bar on every file (docs/accuracy.md)")]
+            if short
+            else []
+        )
+        yield pytest.param(pop, marks=marks, id=pop)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("population", list(_bar_cases()))
+def test_membership_f1_and_percent_of_parent_meet_the_issue_bar(scores, population):
+    """The issue-5 bar itself (F1 >= 0.95 major / 0.85 rare, percent of parent within 2 pp on
+    every file). Populations that do not reach it yet are strict xfails: they fail here, and an
+    improvement that reaches the bar turns into an XPASS that asks for the mark to be removed."""
+    rows = scores[scores["population"] == population]
+    assert len(rows) >= 4, f"{population} scored on too few files"
+    bar = 0.95 if population in MAJOR else 0.85
+    worst = rows.loc[rows["f1"].idxmin()]
+    assert worst["f1"] >= bar, f"{population}: F1 {worst['f1']:.3f} on {worst['file']} (bar {bar})"
+    worst = rows.loc[rows["abs_error_pp"].idxmax()]
+    assert worst["abs_error_pp"] <= 2.0, (
+        f"{population}: percent of parent off by {worst['abs_error_pp']:.2f} pp on {worst['file']}"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("population", sorted(set(SHORTFALL_F1) | set(SHORTFALL_PP)))
+def test_known_shortfalls_do_not_regress(scores, population):
+    """Regression guard for the populations below the bar: they must not get worse than what
+    docs/accuracy.md reports (this is not the bar; the test above is)."""
+    rows = scores[scores["population"] == population]
+    assert len(rows) >= 4
+    bar = 0.95 if population in MAJOR else 0.85
+    floor = SHORTFALL_F1.get(population, bar)
+    worst = rows.loc[rows["f1"].idxmin()]
+    assert worst["f1"] >= floor, f"{population}: F1 {worst['f1']:.3f} on {worst['file']} (floor {floor})"
+    pp = SHORTFALL_PP.get(population, 2.0)
+    worst = rows.loc[rows["abs_error_pp"].idxmax()]
+    assert worst["abs_error_pp"] <= pp, (
+        f"{population}: percent of parent off by {worst['abs_error_pp']:.2f} pp on {worst['file']} (floor {pp})"
+    )
+
+
+@pytest.mark.slow
+def test_no_population_is_silently_unmeasured(scores):
+    # every bar population was measured (a declined fit would score F1 0 or NaN percentages)
+    sub = scores[scores["population"].isin(MAJOR + RARE)]
+    assert sub["percent_of_parent_gated"].notna().all()
