@@ -36,6 +36,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from cytophen.kernels._parallel import run_dynamic
+
 __all__ = ["points_in_rectangle", "points_in_polygon", "points_in_ellipsoid", "PARALLEL_MIN"]
 
 #: Inputs with at least this many events use the parallel kernels.
@@ -43,16 +45,7 @@ PARALLEL_MIN = 100_000
 _CHUNK = 16_384
 
 
-def _dynamic(kernel, *args) -> None:
-    """Run a parallel kernel with its chunks handed out dynamically (one at a time), so a busy
-    core delays only the chunks it is working on. (Set from Python: inside a kernel it would
-    prevent on-disk caching.)"""
-    old = nb.get_parallel_chunksize()
-    nb.set_parallel_chunksize(1)
-    try:
-        kernel(*args)
-    finally:
-        nb.set_parallel_chunksize(old)
+_dynamic = run_dynamic
 
 
 # --------------------------------------------------------------------------------------------

@@ -25,6 +25,8 @@ import math
 import numba as nb
 import numpy as np
 
+from cytophen.kernels._parallel import run_dynamic
+
 __all__ = [
     "logicle_params",
     "hyperlog_params",
@@ -51,16 +53,7 @@ _OCT_LO = -30  # table covers |v| in [T * 2**-30, T * 2**6)
 _OCT_HI = 6
 
 
-def _dynamic(kernel, *args) -> None:
-    """Run a parallel kernel with its chunks handed out dynamically (one at a time), so a busy
-    core delays only the chunks it is working on. (Set from Python: inside a kernel it would
-    prevent on-disk caching.)"""
-    old = nb.get_parallel_chunksize()
-    nb.set_parallel_chunksize(1)
-    try:
-        kernel(*args)
-    finally:
-        nb.set_parallel_chunksize(old)
+_dynamic = run_dynamic
 
 
 def _solve_d(b: float, w: float) -> float:
