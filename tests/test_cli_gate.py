@@ -126,6 +126,31 @@ def test_cli_report_flag(data, tmp_path, capsys):
         assert "warning: --report" in err
     else:
         assert any(p.suffix == ".html" for p in (tmp_path / "out").rglob("*")), err
+    # --report draws every sample's gating plots in the workers (one PNG per gate)
+    for stem in truth:
+        index = json.loads((tmp_path / "out" / "plots" / stem / "plots.json").read_text())
+        pngs = list((tmp_path / "out" / "plots" / stem).glob("*.png"))
+        assert len(pngs) == len(index["plots"]) >= 3
+        assert not any(p.get("error") for p in index["plots"]), index
+
+
+def test_plot_failure_is_a_flag_not_a_sample_error(data, tmp_path, capsys, monkeypatch):
+    import cytophen.report.plots
+
+    def boom(*a, **k):
+        raise RuntimeError("no fonts")
+
+    monkeypatch.setattr(cytophen.report.plots, "save_sample_plots", boom)
+    root, truth, tpath = data
+    files = [root / "in" / f"{s}.fcs" for s in truth]
+    code, err = main_inprocess(
+        capsys, *files, "-t", tpath, "-o", tmp_path / "out", "-j", "1", "--plots"
+    )
+    assert code == 0, err
+    assert "plots failed for 4 sample(s)" in err
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["counts"]["ok"] == 4 and run["options"]["plots"] is True
+    assert all("no fonts" in i["plots_error"] for i in run["inputs"])
 
 
 def main_inprocess(capsys, *args) -> tuple[int, str]:

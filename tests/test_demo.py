@@ -28,6 +28,15 @@ def test_demo_end_to_end(tmp_path, capsys, monkeypatch):
     assert big["f1"].min() > 0.9, big
     merged = pd.read_csv(out / "analysis" / "merged.csv")
     assert {"SLEDAI", "responder", "subject", "visit"} <= set(merged.columns)
+    # the report has each sample's gating plots (drawn in the gating workers) and, when the
+    # statistics stage ran, the longitudinal plots
+    for panel in ("bcell", "treg"):
+        res = out / "results" / panel
+        assert len(list((res / "plots").glob("*/plots.json"))) == 30
+        html = (res / "report.html").read_text()
+        assert "<img" in html and "plots.json" not in html
+        if list((out / "analysis" / "stats").rglob("*.png")):
+            assert "Longitudinal plots" in html
     for line in printed.splitlines():
         if line.strip().startswith(("failed",)):
             pytest.fail(f"a demo stage failed: {line}")

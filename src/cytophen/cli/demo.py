@@ -8,7 +8,8 @@ reported and skipped, so the demo always finishes):
 3. score a few gated files against the simulator's truth (F1, error of percent of parent);
 4. merge the population tables with the manifest and clinical table (``cytophen merge``);
 5. change from baseline, paired tests, correlation with SLEDAI, plots (``cytophen stats``);
-6. the HTML report (``cytophen report``).
+6. the HTML report (``cytophen report``): gating plots (drawn by ``cytophen gate --plots``) and
+   the longitudinal plots of stage 5.
 """
 
 from __future__ import annotations
@@ -207,8 +208,12 @@ def run_demo(
 
     def report() -> str:
         made = []
+        stats_dir = analysis / "stats"
         for panel in gated:
-            rc = _cli(["report", str(results / panel)])
+            args = ["report", str(results / panel)]
+            if stats_dir.is_dir() and any(stats_dir.rglob("*.png")):
+                args += ["--stats", str(stats_dir)]  # the longitudinal plots
+            rc = _cli(args)
             if rc != 0:
                 raise _Skip(f"'cytophen report' is not available or failed (exit code {rc})")
             made.extend(str(p) for p in (results / panel).glob("*.html"))
@@ -237,6 +242,7 @@ def _gate(files: list[str], tpl: Path, dest: Path, jobs: int, echo) -> int:
                 "--jobs",
                 str(jobs),
                 "--quiet",
+                "--plots",
             ]
         )
     except ImportError:

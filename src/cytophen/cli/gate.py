@@ -70,7 +70,19 @@ class _Invalid(click.ClickException):
     help="Run on dask.distributed: a new local cluster or an existing scheduler.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
-@click.option("--report", "make_report", is_flag=True, help="Also write the HTML report into DIR.")
+@click.option(
+    "--report",
+    "make_report",
+    is_flag=True,
+    help="Also draw the gating plots and write the HTML report DIR/report.html.",
+)
+@click.option(
+    "--plots",
+    "make_plots",
+    is_flag=True,
+    help="Also draw each sample's gating plots into DIR/plots/<sample>/ (implied by --report).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of data-driven gates.")
 @click.option(
     "--export-gated",
     default=None,
@@ -79,7 +91,7 @@ class _Invalid(click.ClickException):
 )
 @click.pass_context
 def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, scheduler, quiet,
-         make_report, export_gated):  # fmt: skip
+         make_report, make_plots, seed, export_gated):  # fmt: skip
     """Gate FCS files (PATHS: files, folders searched recursively for *.fcs/*.lmd, or manifest
     CSVs) with a template; write populations.csv/.parquet, populations_wide.csv, gates.json,
     errors.csv and run.json into DIR.
@@ -114,6 +126,8 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
             progress=not quiet,
             manifest=manifest,
             export_gated=export_gated,
+            seed=seed,
+            plots=make_plots or make_report,
         )
     except KeyboardInterrupt:
         click.echo(
@@ -141,6 +155,13 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
                 click.echo(f"  {row.sample} [{row.stage}]: {row.message}", err=True)
             if res.n_failed > 10:
                 click.echo(f"  ... and {res.n_failed - 10} more", err=True)
+        bad_plots = [i["sample"] for i in res.run["inputs"] if i.get("plots_error")]
+        if bad_plots:
+            click.echo(
+                f"warning: plots failed for {len(bad_plots)} sample(s) (see run.json): "
+                f"{', '.join(bad_plots[:5])}",
+                err=True,
+            )
     ctx.exit(0 if res.n_failed == 0 else 1)
 
 

@@ -222,6 +222,7 @@ def gate_files(
     manifest: str | Path | None = None,
     export_gated: str | None = None,
     seed: int = 0,
+    plots: bool = False,
 ) -> BatchResult:
     """Gate many FCS files with one template, in parallel.
 
@@ -255,6 +256,17 @@ def gate_files(
         Also write each sample's events in this population to ``out/gated/<sample>.fcs``.
     seed
         Seed of data-driven gates.
+    plots
+        Also draw each sample's gating plots in the workers, into ``out/plots/<sample>/``
+        (:func:`cytophen.report.plots.save_sample_plots`; needs ``out``). A plot failure is
+        recorded (``plots_error`` in run.json) and never fails the sample.
+
+    Notes
+    -----
+    Data-driven gates with ``pool: <column>`` are fitted once per group of samples sharing a value
+    of that manifest column, on their pooled events (deterministic: groups in sorted order, samples
+    in input order, seeded), then every sample of the group is gated with the same fitted gate;
+    gates.json marks them ``pooled`` with their group.
 
     Returns
     -------
@@ -293,12 +305,18 @@ def gate_files(
             )
         if out_dir is None:
             raise InputError("export_gated needs an output folder (out=...)")
+    if plots and out_dir is None:
+        raise InputError("plots needs an output folder (out=...)")
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"output {out_dir} exists and is not a folder")
     comp_override, comp_desc = _compensation_option(compensation)
     samples, meta_cols = discover(
         paths, manifest=manifest, exclude=out_dir, reserved_columns=_reserved_columns(template)
     )
+    from cytophen.pipeline.pooling import fit_batch_pools, pool_column, pool_groups
+
+    pool_col = pool_column(template)
+    groups = pool_groups(samples, pool_col, manifest) if pool_col is not None else {}
     t_discover = time.perf_counter()
 
     from cytophen.pipeline.executors import default_jobs, make_runner
@@ -309,21 +327,45 @@ def gate_files(
         "export_gated": export_gated,
         "export_dir": str(out_dir / "gated") if out_dir is not None else None,
         "threads": 1,  # parallel across files, one numba thread per sample
+        "plots": bool(plots),
+        "plots_dir": str(out_dir / "plots") if out_dir is not None else None,
     }
     tmpl_hash = template.hash
     opts_key = {"template_hash": tmpl_hash, "seed": seed, **comp_desc}
 
+    def sample_opts(s: SampleInput) -> dict[str, Any]:
+        if pool_col is None:
+            return opts_key
+        g = groups[s.safe_id]  # a pooled sample is reused only if its group is unchanged
+        members = sorted(str(x.path) for x in samples if groups[x.safe_id] == g)
+        return {**opts_key, "pool": {"column": pool_col, "group": g, "members": members}}
+
     store = SampleStore(out_dir) if out_dir is not None else None
     done: dict[str, dict[str, Any]] = {}
     if resume and store is not None:
-        done = _finished(samples, store, opts_key, export_gated, out_dir)
+        done = _finished(samples, store, sample_opts, export_gated, out_dir, plots=plots)
     todo = [s for s in samples if s.safe_id not in done]
     tasks = [{"sample": s.sample, "file": str(s.path), "safe_id": s.safe_id} for s in todo]
+    t_pool = time.perf_counter()
+    if pool_col is not None and tasks:
+        need = {groups[s.safe_id] for s in todo}
+        pooled = fit_batch_pools(
+            [s for s in samples if groups[s.safe_id] in need],
+            groups,
+            template,
+            seed=seed,
+            compensation=comp_override,
+        )
+        for s, task in zip(todo, tasks):
+            g = groups[s.safe_id]
+            task["pool"] = {"column": pool_col, "group": g, **pooled[g]}
+    t_pool = time.perf_counter() - t_pool
 
     runner = make_runner(template, options, jobs=jobs, scheduler=scheduler, n_tasks=len(tasks))
     if runner.kind == "inline" and len(tasks) == 1:  # one file: let numba use the cores asked for
         options["threads"] = default_jobs() if not jobs else int(jobs)
     records: dict[str, dict[str, Any]] = dict(done)
+    by_safe = {s.safe_id: s for s in samples}
     tables: dict[str, pd.DataFrame] = {sid: rec.pop("table") for sid, rec in done.items()}
     with runner:  # connects to / starts the workers (a bad scheduler address fails here)
         if store is not None:
@@ -337,11 +379,15 @@ def gate_files(
                 table = rec.pop("table", None)
                 rec["computed"] = True
                 if rec["status"] == "ok":
-                    rec["options"] = opts_key
+                    rec["options"] = sample_opts(by_safe[task["safe_id"]])
                     rec["export_gated"] = export_gated
                     tables[task["safe_id"]] = table
                     if store is not None:
                         store.save(task["safe_id"], rec, table)
+                    if rec.get("plots_error") and not bar.disable:
+                        bar.write(
+                            f"plots failed: {rec['sample']} ({rec['plots_error']})", file=sys.stderr
+                        )
                 elif not bar.disable:
                     bar.write(f"failed: {rec['sample']} ({rec['stage']})", file=sys.stderr)
                 records[task["safe_id"]] = rec
@@ -400,7 +446,9 @@ def gate_files(
             "resume": bool(resume),
             "manifest": str(Path(manifest).resolve()) if manifest is not None else None,
             "export_gated": export_gated,
+            "plots": bool(plots),
             "seed": seed,
+            "pool": pool_col,
             **comp_desc,
             **runner.describe(),
         },
@@ -422,12 +470,18 @@ def gate_files(
                 "status": records.get(s.safe_id, {}).get("status"),
                 "resumed": s.safe_id in done,
                 "worker": records.get(s.safe_id, {}).get("worker"),
+                **(
+                    {"plots_error": records[s.safe_id]["plots_error"]}
+                    if records.get(s.safe_id, {}).get("plots_error")
+                    else {}
+                ),
                 "timings": records.get(s.safe_id, {}).get("timings", {}),
             }
             for s in samples
         ],
         "timings": {
             "discover_s": t_discover - t_start,
+            "pool_fit_s": t_pool,
             "gating_s": t_gated - t_run,
         },
     }
@@ -455,9 +509,11 @@ def gate_files(
 def _finished(
     samples: list[SampleInput],
     store: SampleStore,
-    opts_key: dict[str, Any],
+    opts_key,
     export_gated,
     out_dir: Path,
+    *,
+    plots: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Samples whose stored result can be reused: same file sha256, template hash and options."""
     from concurrent.futures import ThreadPoolExecutor
@@ -467,11 +523,13 @@ def _finished(
     candidates = []
     for s in samples:
         rec = store.record(s.safe_id)
-        if rec is None or rec.get("status") != "ok" or rec.get("options") != opts_key:
+        if rec is None or rec.get("status") != "ok" or rec.get("options") != opts_key(s):
             continue
         if rec.get("sample") != s.sample or rec.get("export_gated") != export_gated:
             continue
         if export_gated and not (out_dir / "gated" / f"{s.safe_id}.fcs").is_file():
+            continue
+        if plots and not (out_dir / "plots" / s.safe_id / "plots.json").is_file():
             continue
         candidates.append((s, rec))
 

@@ -194,9 +194,17 @@ class PoolRunner(Runner):
             yield task, rec
         if not pending:
             return
-        futures = {
-            self._pool.submit(run_sample, t, self.template, self.options): t for t in pending
-        }
+        try:
+            futures = {
+                self._pool.submit(run_sample, t, self.template, self.options): t for t in pending
+            }
+        except BrokenProcessPool:
+            # the workers could not even start (e.g. a __main__ they cannot re-import, such as
+            # `python -` from stdin): gate the rest here rather than lose the batch
+            self.inline_samples += len(pending)
+            for task in pending:
+                yield task, run_sample(task, self.template, self.options)
+            return
         broken = []
         for fut in as_completed(futures):
             task = futures.pop(fut)

@@ -161,6 +161,10 @@ def run_sample(task: dict[str, Any], template, options: dict[str, Any]) -> dict[
 
     from cytophen.engine import gate
 
+    pool = task.get("pool")
+    if pool is not None and "error" in pool:
+        return fail("gate", pool["error"])
+    fitted = pool.get("fitted") if pool is not None else None
     try:
         threads = options.get("threads", 1)
         with _numba_threads(threads), _blas_threads(threads):
@@ -170,6 +174,7 @@ def run_sample(task: dict[str, Any], template, options: dict[str, Any]) -> dict[
                 sample_id=task["sample"],
                 compensation=options.get("compensation"),
                 seed=options.get("seed", 0),
+                fitted=fitted,
             )
     except Exception as exc:
         return fail(stage_of(exc), exc)
@@ -184,13 +189,52 @@ def run_sample(task: dict[str, Any], template, options: dict[str, Any]) -> dict[
             return fail("export", exc)
         rec["timings"]["export"] = time.perf_counter() - t2
 
+    gates = result.gates
+    if fitted:
+        gates = _mark_pooled(result, fitted, pool)
+    if options.get("plots"):
+        _plots(result, task, options, rec)
     rec.update(
         status="ok",
         table=result.table,
-        gates=to_jsonable(result.gates),
+        gates=to_jsonable(gates),
     )
     rec["timings"]["total"] = time.perf_counter() - t0
     return rec
+
+
+def _mark_pooled(result, fitted: dict, pool: dict) -> dict:
+    """gates.json entries of pooled gates say so: ``pooled: true`` and the pool column/group."""
+    from cytophen.engine import _gate_key
+
+    gates = dict(result.gates)
+    for pop in result.template.populations:
+        entry = gates.get(pop.name)
+        if entry is not None and _gate_key(pop, result.template) in fitted:
+            gates[pop.name] = {
+                **entry,
+                "pooled": True,
+                "pool": {"column": pool["column"], "group": pool["group"]},
+            }
+    return gates
+
+
+def _plots(result, task: dict[str, Any], options: dict[str, Any], rec: dict[str, Any]) -> None:
+    """Gating plots of one sample (``OUT/plots/<safe_id>/``); a failure is recorded in the
+    record's ``plots_error`` (a flag), never a sample error."""
+    t = time.perf_counter()
+    try:
+        from cytophen.report.plots import save_sample_plots
+
+        save_sample_plots(
+            result,
+            Path(options["plots_dir"]),
+            folder=task["safe_id"],
+            compensation=options.get("compensation"),
+        )
+    except Exception as exc:  # noqa: BLE001 - plots are a convenience, the counts are done
+        rec["plots_error"] = _message(exc)
+    rec["timings"]["plots"] = time.perf_counter() - t
 
 
 def _export(sample, mask, folder: Path, safe_id: str) -> None:
