@@ -28,14 +28,11 @@ RARE = ["transitional", "plasmablasts", "activated_naive", "dn2", "treg", "helio
 #: floor they do reach on the full seed-0 cohort (docs/accuracy.md explains each). The test still
 #: fails if they fall below these floors; tighten them as the templates improve.
 SHORTFALL_F1 = {
-    "plasmablasts": 0.6,
-    "dn": 0.85,
-    "activated_naive": 0.5,
+    "dn": 0.9,
     "transitional": 0.7,
-    "dn2": 0.75,
-    "unswitched_memory": 0.92,
+    "unswitched_memory": 0.93,
 }
-SHORTFALL_PP = {"dn2": 7.0, "lymphocytes": 3.0, "transitional": 3.0, "helios_pos_treg": 3.5}
+SHORTFALL_PP = {"dn2": 4.5, "lymphocytes": 3.0, "transitional": 3.0, "helios_pos_treg": 3.5}
 
 
 @pytest.fixture(scope="module")
@@ -55,17 +52,22 @@ def scores(tmp_path_factory) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-#: Below the bar on this test's files (activated_naive reaches it here; it misses on 2 of the 30
-#: files of the full cohort in docs/accuracy.md).
-BELOW_BAR_HERE = (set(SHORTFALL_F1) | set(SHORTFALL_PP)) - {"activated_naive"}
+#: Below the bar on this test's files (dn reaches it here; it misses on 5 of the 30 files of the
+#: full cohort in docs/accuracy.md).
+BELOW_BAR_HERE = (set(SHORTFALL_F1) | set(SHORTFALL_PP)) - {"dn"}
 
 
 def _bar_cases():
     for pop in MAJOR + RARE:
         short = pop in BELOW_BAR_HERE
         marks = (
-            [pytest.mark.xfail(strict=True, reason=f"known shortfall of the shipped template: {pop} "
-                               "does not reach the issue-5 bar on every file (docs/accuracy.md)")]
+            [
+                pytest.mark.xfail(
+                    strict=True,
+                    reason=f"known shortfall of the shipped template: {pop} "
+                    "does not reach the issue-5 bar on every file (docs/accuracy.md)",
+                )
+            ]
             if short
             else []
         )
@@ -99,7 +101,9 @@ def test_known_shortfalls_do_not_regress(scores, population):
     bar = 0.95 if population in MAJOR else 0.85
     floor = SHORTFALL_F1.get(population, bar)
     worst = rows.loc[rows["f1"].idxmin()]
-    assert worst["f1"] >= floor, f"{population}: F1 {worst['f1']:.3f} on {worst['file']} (floor {floor})"
+    assert worst["f1"] >= floor, (
+        f"{population}: F1 {worst['f1']:.3f} on {worst['file']} (floor {floor})"
+    )
     pp = SHORTFALL_PP.get(population, 2.0)
     worst = rows.loc[rows["abs_error_pp"].idxmax()]
     assert worst["abs_error_pp"] <= pp, (

@@ -56,7 +56,9 @@ def test_study_template_names_and_reporting(name):
     assert validate_template(ROOT / "gating_templates" / f"{name}.yaml") == []
     assert set(NAMES[name]) <= set(t.names)
     extra = set(t.names) - set(NAMES[name])
-    assert extra <= {"non_plasmablast_b"}, extra  # the B cells the quadrants are drawn on
+    # non_plasmablast_b: the B cells the quadrants are drawn on; lineage_neg, cd19_pos and
+    # plasmablast_region: the CD3- helpers b_cells is the union of (CD19-low plasmablasts)
+    assert extra <= {"non_plasmablast_b", "lineage_neg", "cd19_pos", "plasmablast_region"}, extra
     ref = REFERENCE[name]
     for p in t.populations:
         assert p.description, f"{p.name} does not say how it is defined"

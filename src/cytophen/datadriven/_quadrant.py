@@ -195,6 +195,11 @@ class BoxEstimator(GateEstimator):
         FoxP3+ events only. Otherwise every cut is fitted on all the parent's events.
     random_state
         Passed to the 1-D methods that take one.
+    too_few
+        With ``sequential``, what happens when too few events are left for a later cut:
+        ``'decline'`` (default: the population is not measured) or ``'empty'``: the box is
+        placed beyond the data on that dimension (an empty region, e.g. no plasmablasts found in
+        a small file), the later cuts are left open, and the fit is flagged ``fell_back_``.
     """
 
     name = "box"
@@ -206,11 +211,13 @@ class BoxEstimator(GateEstimator):
         axes: list[dict[str, Any]] | None = None,
         sequential: bool = False,
         random_state: int = 0,
+        too_few: Literal["decline", "empty"] = "decline",
     ):
         self.side = side
         self.axes = axes
         self.sequential = sequential
         self.random_state = random_state
+        self.too_few = too_few
 
     def _makers(self, d: int):
         specs = list(self.axes) if self.axes is not None else [{}] * d
@@ -236,12 +243,31 @@ class BoxEstimator(GateEstimator):
             raise GateError(
                 self.name, f"a threshold box needs one sign per dimension ({d}), got side {side!r}"
             )
+        if self.too_few not in ("decline", "empty"):
+            raise GateError(
+                self.name, f"too_few must be 'decline' or 'empty', got {self.too_few!r}"
+            )
         makers = self._makers(d)
         cuts, reasons = [], []
         keep = np.ones(X.shape[0], dtype=bool)
         for j in range(d):
             est = makers[j]()
             vals = X[keep, j] if self.sequential else X[:, j]
+            if (
+                vals.size < est.required_events()
+                and self.sequential
+                and self.too_few == "empty"
+                and j > 0
+            ):
+                # nothing to find: an empty box (beyond the data on dim j), later dims left open
+                lo, hi = float(np.min(X[:, j:], initial=0.0)), float(np.max(X[:, j:], initial=0.0))
+                cuts.append(hi + 1.0 if side[j] == "+" else lo - 1.0)
+                cuts.extend(lo - 1.0 if s == "+" else hi + 1.0 for s in side[j + 1 :])
+                reasons.append(
+                    f"dim {j + 1}: only {vals.size} events left (needs {est.required_events()}); "
+                    "empty region"
+                )
+                break
             if vals.size < est.required_events():
                 raise FitDeclined(
                     self.name,
