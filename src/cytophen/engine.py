@@ -18,7 +18,8 @@ from cytophen import markers as _markers
 from cytophen.compensation import compensate
 from cytophen.errors import CompensationError, CytophenError, GateError, MarkerError
 from cytophen.gates import BooleanGate, DataDrivenGate, Dim, Gate, QuadrantGate, RatioDim
-from cytophen.io.sample import Sample
+from cytophen.io.sample import Sample, scale_in_place
+from cytophen.kernels import convert as _convert
 from cytophen.result import GatingResult
 from cytophen.template import Population, Template
 
@@ -51,6 +52,7 @@ class GateContext:
         self._values: dict[tuple, np.ndarray] = {}
         self._linear: dict[int, np.ndarray] = {}
         self._factors: list[tuple[str, float, float]] | None = None
+        self._prefetched = False
 
     # -- channels ----------------------------------------------------------------------------
     def index(self, name: str) -> int:
@@ -66,8 +68,35 @@ class GateContext:
         if i not in self._linear:
             if self._factors is None:  # once per sample: it reads every keyword
                 self._factors = self.sample.scale_factors()
-            self._linear[i] = self.sample.linear_column(i, self._factors)
+            if not self._prefetched:
+                self._prefetch(i)
+            if i not in self._linear:
+                self._linear[i] = self.sample.linear_column(i, self._factors)
         return self._linear[i]
+
+    def _prefetch(self, first: int) -> None:
+        """Convert every channel the template gates on in one pass over the event block (large
+        samples only); values are bit-identical to :meth:`Sample.linear_column`."""
+        self._prefetched = True
+        if self.sample.n_events < _convert.PARALLEL_MIN:
+            return
+        names = set()
+        for p in self.template.populations:
+            for d in getattr(p.gate, "dims", ()):
+                names.update((d.numerator, d.denominator) if isinstance(d, RatioDim) else (d.channel,))
+        wanted = {first}
+        for name in names:
+            try:
+                wanted.add(self.index(name))
+            except CytophenError:  # optional marker absent, or a spectrum-matrix fluorochrome
+                continue
+        idx = sorted(wanted)
+        if len(idx) < 2:
+            return
+        block = _convert.columns_as_float64(self.sample.events, idx)
+        for row, i in enumerate(idx):
+            kind, a, b = self._factors[i]
+            self._linear[i] = scale_in_place(block[row], kind, a, b)
 
     # -- compensation ------------------------------------------------------------------------
     def comp_ref(self, ref: str | None) -> str:

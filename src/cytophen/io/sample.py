@@ -118,15 +118,7 @@ class Sample:
         """
         x = np.array(self.events[:, index], dtype=np.float64)  # the one copy: a fresh float64 column
         kind, a, b = (factors if factors is not None else self.scale_factors())[index]
-        if kind == "log":
-            x *= a
-            np.power(10.0, x, out=x)
-            x *= b
-        elif kind == "gain":
-            x /= a
-        elif kind == "time":
-            x *= a
-        return x
+        return scale_in_place(x, kind, a, b)
 
     def __repr__(self) -> str:
         src = self.path.name if self.path is not None else "<memory>"
@@ -134,6 +126,19 @@ class Sample:
             f"Sample({src!r}, events={self.n_events}, channels={len(self.channels)}, "
             f"spillover={'yes' if self.spillover is not None else 'no'})"
         )
+
+
+def scale_in_place(x: np.ndarray, kind: str, a: float, b: float) -> np.ndarray:
+    """Apply one channel's :meth:`Sample.scale_factors` entry to a fresh float64 column, in place."""
+    if kind == "log":
+        x *= a
+        np.power(10.0, x, out=x)
+        x *= b
+    elif kind == "gain":
+        x /= a
+    elif kind == "time":
+        x *= a
+    return x
 
 
 def _to_float(value: str | None) -> float | None:
