@@ -39,10 +39,12 @@ class LazyGroup(click.Group):
         module, attr, _ = COMMANDS[name]
         try:
             return getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as exc:  # a command not built yet
+        except (ImportError, AttributeError) as exc:  # e.g. an optional dependency missing
+            reason = str(exc)  # `exc` is unbound once the except block ends
+
             @click.command(name=name, help=COMMANDS[name][2])
             def _missing():
-                raise click.ClickException(f"'cytophen {name}' is not available: {exc}")
+                raise click.ClickException(f"'cytophen {name}' is not available: {reason}")
 
             return _missing
 
