@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
+from _timing import timed  # noqa: E402
 
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".numba_cache"))
 
@@ -43,15 +42,6 @@ def events(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     x = np.where(cells, rng.normal(70000, 25000, n), rng.uniform(0, 262144, n))
     y = np.where(cells, rng.normal(55000, 25000, n), rng.uniform(0, 262144, n))
     return x, y
-
-
-def timed(f, repeats: int) -> float:
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        f()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
 
 
 def main() -> None:

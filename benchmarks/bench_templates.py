@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
-import time
 import warnings
 from pathlib import Path
+
+from _timing import timed  # noqa: E402
 
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".numba_cache"))
 
@@ -58,15 +58,6 @@ BLOCK = """\
     parent: b_cells_{i}
     gate: {{or: [unswitched_{i}, switched_{i}]}}
 """
-
-
-def timed(f, repeats: int) -> float:
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        f()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
 
 
 def main() -> None:

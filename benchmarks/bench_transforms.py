@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
+from _timing import timed  # noqa: E402
 
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".numba_cache"))
 
@@ -29,15 +28,6 @@ def values(n: int, seed: int = 0) -> np.ndarray:
     v = np.where(neg, rng.normal(0, 300, n), rng.lognormal(7.5, 1.5, n))
     v[::1000] = 262144.0
     return v
-
-
-def timed(f, repeats: int) -> float:
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        f()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
 
 
 def max_rel(a: np.ndarray, b: np.ndarray) -> float:
