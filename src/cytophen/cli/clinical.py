@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from cytophen._atomic import atomic_write_with
 from cytophen.errors import CytophenError
 
 
@@ -77,13 +78,9 @@ def merge(results, clinical_path, manifest, pattern, subject_column, visit_colum
     except CytophenError as exc:
         raise click.ClickException(str(exc)) from None
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    res.table.to_csv(tmp, index=False)
-    tmp.replace(out)
+    atomic_write_with(out, lambda tmp: res.table.to_csv(tmp, index=False))
     prob_path = out.with_name(out.stem + "_problems.csv")
-    tmp = prob_path.with_name(f".{prob_path.name}.tmp")
-    res.problems.to_csv(tmp, index=False)
-    tmp.replace(prob_path)
+    atomic_write_with(prob_path, lambda tmp: res.problems.to_csv(tmp, index=False))
     click.echo(f"wrote {out} ({len(res.table)} rows, {res.table['sample'].nunique()} samples)")
     click.echo(res.summary() + (f" (see {prob_path})" if not res.ok else ""))
     for m in res.problems["message"].head(20):

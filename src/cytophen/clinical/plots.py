@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cytophen._atomic import atomic_write_with
+
 __all__ = ["plot_trajectories", "plot_change_vs_outcome", "plot_correlation_heatmap", "write_plots"]
 
 _PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
@@ -144,10 +146,8 @@ def write_plots(result, out_dir: str | Path) -> list[Path]:
 
     def save(fig, name):
         path = out / name
-        tmp = out / f".{name}.tmp.png"
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        atomic_write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
         plt.close(fig)
-        tmp.replace(path)
         written.append(path)
 
     ch = result.changes

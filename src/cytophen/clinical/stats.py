@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
+from cytophen._atomic import atomic_write_with
 from cytophen.clinical.manifest import parse_visit
 from cytophen.errors import ClinicalError
 
@@ -249,9 +250,7 @@ class StatsResult:
 
 
 def _atomic_csv(df: pd.DataFrame, path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    df.to_csv(tmp, index=False)
-    tmp.replace(path)
+    atomic_write_with(path, lambda tmp: df.to_csv(tmp, index=False))
     return path
 
 

@@ -23,7 +23,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse, Polygon, Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from cytophen._atomic import atomic_write_bytes
 from cytophen.errors import CytophenError, ReportError
 
 __all__ = [
@@ -988,18 +988,7 @@ def safe_name(text: str) -> str:
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write_bytes(path, data, fsync=False)
 
 
 def save_sample_plots(
