@@ -428,17 +428,22 @@ def _logicle_inv_serial(y, p, taylor, out):
     _logicle_inv_range(y, p, taylor, out, 0, y.shape[0])
 
 
+def _elementwise(serial, parallel, values, p: np.ndarray, taylor: np.ndarray) -> np.ndarray:
+    """Apply a per-value kernel pair to an array of any shape: float64, flattened, parallel for
+    large inputs, reshaped back."""
+    x = np.ascontiguousarray(values, dtype=np.float64)
+    flat = x.reshape(-1)
+    out = np.empty_like(flat)
+    if flat.shape[0] >= PARALLEL_MIN:
+        _dynamic(parallel, flat, p, taylor, out)
+    else:
+        serial(flat, p, taylor, out)
+    return out.reshape(x.shape)
+
+
 def logicle_inverse(values: np.ndarray, p: np.ndarray, taylor: np.ndarray) -> np.ndarray:
     """Data values of logicle scale values (closed form; the series near ``x1``)."""
-    y = np.ascontiguousarray(values, dtype=np.float64)
-    shape = y.shape
-    y = y.reshape(-1)
-    out = np.empty_like(y)
-    if y.shape[0] >= PARALLEL_MIN:
-        _dynamic(_logicle_inv_parallel, y, p, taylor, out)
-    else:
-        _logicle_inv_serial(y, p, taylor, out)
-    return out.reshape(shape)
+    return _elementwise(_logicle_inv_serial, _logicle_inv_parallel, values, p, taylor)
 
 
 # --------------------------------------------------------------------------------------------
@@ -509,15 +514,7 @@ def _hyperlog_serial(v, p, taylor, out):
 
 def hyperlog_scale(values: np.ndarray, p: np.ndarray, taylor: np.ndarray) -> np.ndarray:
     """Hyperlog scale of ``values`` for constants from :func:`hyperlog_params` (Halley iteration)."""
-    v = np.ascontiguousarray(values, dtype=np.float64)
-    shape = v.shape
-    v = v.reshape(-1)
-    out = np.empty_like(v)
-    if v.shape[0] >= PARALLEL_MIN:
-        _dynamic(_hyperlog_parallel, v, p, taylor, out)
-    else:
-        _hyperlog_serial(v, p, taylor, out)
-    return out.reshape(shape)
+    return _elementwise(_hyperlog_serial, _hyperlog_parallel, values, p, taylor)
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True)
@@ -550,12 +547,4 @@ def _hyperlog_inv_parallel(y, p, taylor, out):
 
 def hyperlog_inverse(values: np.ndarray, p: np.ndarray, taylor: np.ndarray) -> np.ndarray:
     """Data values of hyperlog scale values (closed form; the series near ``x1``)."""
-    y = np.ascontiguousarray(values, dtype=np.float64)
-    shape = y.shape
-    y = y.reshape(-1)
-    out = np.empty_like(y)
-    if y.shape[0] >= PARALLEL_MIN:
-        _dynamic(_hyperlog_inv_parallel, y, p, taylor, out)
-    else:
-        _hyperlog_inv_serial(y, p, taylor, out)
-    return out.reshape(shape)
+    return _elementwise(_hyperlog_inv_serial, _hyperlog_inv_parallel, values, p, taylor)
