@@ -111,7 +111,7 @@ def speed(events: int, repeats: int, template_path: Path) -> int:
     return 0 if not mism and same else 1
 
 
-def accuracy(out_dir: str, events: int, templates: Path) -> int:
+def accuracy(out_dir: str, events: int, templates: Path, seed: int = 0) -> int:
     import pandas as pd
 
     import cytophen
@@ -119,7 +119,7 @@ def accuracy(out_dir: str, events: int, templates: Path) -> int:
     from cytophen.simulate.files import read_truth
     from cytophen.simulate.scoring import score
 
-    cohort = simulate_cohort(out_dir, seed=0, events=events, jobs=2)
+    cohort = simulate_cohort(out_dir, seed=seed, events=events, jobs=2)
     man = cohort.manifest
     frames = []
     for panel in ("bcell", "treg"):
@@ -188,9 +188,10 @@ def main(argv: list[str]) -> int:
         default=ROOT / "gating_templates",
         help="folder of bcell.yaml/treg.yaml for --accuracy",
     )
+    ap.add_argument("--seed", type=int, default=0, help="cohort seed for --accuracy")
     args = ap.parse_args(argv)
     if args.accuracy:
-        return accuracy(args.accuracy, args.events or 30_000, args.templates)
+        return accuracy(args.accuracy, args.events or 30_000, args.templates, args.seed)
     return speed(args.events or 1_000_000, args.repeats, args.template)
 
 
