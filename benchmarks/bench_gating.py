@@ -10,8 +10,10 @@ The same tree is given to FlowKit by exporting the cytophen template to GatingML
 (cytophen.interop.gatingml.export_gatingml) and loading it into ``flowkit.Session``; the script
 checks that both tools give identical counts before timing.
 
-Usage: ``.venv/bin/python benchmarks/bench_gating.py [--events N] [--repeats R]``
-(default 2,000,000 events, median of 3). Figures are noisy on a shared machine.
+Usage: ``.venv/bin/python benchmarks/bench_gating.py [--events N] [--repeats R] [--stages]``
+(default 2,000,000 events, median of 3; 1- and N-thread runs alternate). ``--stages`` adds a
+per-stage breakdown. Figures are noisy on a shared machine (the CPU seconds of the 1-thread runs
+are the steadiest figure there).
 """
 
 from __future__ import annotations
@@ -121,10 +123,84 @@ def _median_time(fn, repeats: int) -> tuple[float, object]:
     return statistics.median(times), out
 
 
+def _interleaved(fn, repeats: int, threads: int) -> tuple[float, float, float]:
+    """Medians of wall time on ``threads`` numba threads, of wall time on 1 thread and of the
+    1-thread run's CPU time, the two settings alternating run by run (so that a change in the
+    machine's load hits both alike)."""
+    import numba
+
+    wall_n, wall_1, cpu_1 = [], [], []
+    for _ in range(repeats):
+        numba.set_num_threads(threads)
+        t0 = time.perf_counter()
+        fn()
+        wall_n.append(time.perf_counter() - t0)
+        numba.set_num_threads(1)
+        t0, c0 = time.perf_counter(), time.thread_time()
+        fn()
+        wall_1.append(time.perf_counter() - t0)
+        cpu_1.append(time.thread_time() - c0)
+    numba.set_num_threads(threads)
+    return statistics.median(wall_n), statistics.median(wall_1), statistics.median(cpu_1)
+
+
+def stage_breakdown(sample, template, repeats: int, threads: int) -> None:
+    """Per-stage medians (ms): the kernel entry points and engine steps wrapped with timers."""
+    import numba
+
+    from cytophen import engine
+    from cytophen.kernels import convert, gating, transforms
+
+    acc: dict[str, float] = {}
+    wrapped = [
+        (convert, "columns_as_float64", "convert columns (root)"),
+        (convert, "rows_as_float64", "gather parent rows"),
+        (gating, "points_in_polygon", "polygon"),
+        (gating, "band_update", "rectangle bands"),
+        (gating, "points_in_rectangle", "rectangle (transformed)"),
+        (transforms, "logicle_scale", "logicle"),
+        (engine, "_table", "result table"),
+    ]
+    saved = [(m, n, getattr(m, n)) for m, n, _ in wrapped]
+
+    def timer(f, label):
+        def w(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return f(*a, **k)
+            finally:
+                acc[label] = acc.get(label, 0.0) + time.perf_counter() - t0
+
+        return w
+
+    for m, n, label in wrapped:
+        setattr(m, n, timer(getattr(m, n), label))
+    try:
+        for th in sorted({1, threads}):
+            numba.set_num_threads(th)
+            per: dict[str, list[float]] = {}
+            for _ in range(repeats):
+                acc.clear()
+                t0 = time.perf_counter()
+                engine.gate(sample, template)
+                acc["total"] = time.perf_counter() - t0
+                for k, v in acc.items():
+                    per.setdefault(k, []).append(v)
+            print(f"stages, {th} thread(s), median ms: " + ", ".join(
+                f"{k}={1e3 * statistics.median(v):.1f}" for k, v in per.items()))  # fmt: skip
+    finally:
+        for m, n, f in saved:
+            setattr(m, n, f)
+        numba.set_num_threads(threads)
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=2_000_000)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument(
+        "--stages", action="store_true", help="also print a per-stage breakdown on 1 and N threads"
+    )
     args = ap.parse_args(argv)
 
     import flowkit as fk
@@ -145,14 +221,15 @@ def main(argv: list[str]) -> int:
         t0 = time.perf_counter()
         first = gate(sample, template)  # includes numba compile / cache load
         t_first = time.perf_counter() - t0
-        t_cyto, res = _median_time(lambda: gate(sample, template), args.repeats)
         threads = numba.get_num_threads()
-        numba.set_num_threads(1)
-        t_cyto1, _ = _median_time(lambda: gate(sample, template), args.repeats)
-        numba.set_num_threads(threads)
+        t_cyto, t_cyto1, cpu_cyto1 = _interleaved(
+            lambda: gate(sample, template), args.repeats, threads
+        )
         c0 = time.process_time()
-        gate(sample, template)
+        res = gate(sample, template)
         cpu_cyto = time.process_time() - c0
+        if args.stages:
+            stage_breakdown(sample, template, args.repeats, threads)
 
         fk_sample = fk.Sample(str(fcs), sample_id="s")
 
@@ -174,16 +251,23 @@ def main(argv: list[str]) -> int:
         if int(res.count(p)) != int(report[p])
     ]
     print(f"B-cell-like tree, {args.events:,} events, {len(template.names)} populations, "
-          f"wall-clock median of {args.repeats} (CPU seconds of one extra run beside it)")  # fmt: skip
+          f"wall-clock median of {args.repeats} (CPU s: one extra run; 1-thread row: median)")  # fmt: skip
     print(f"{'tool':<34}{'seconds':>9}{'ratio':>8}{'cpu s':>9}")
     print(f"{'FlowKit Session (1 process)':<34}{t_fk:>9.3f}{1.0:>7.1f}x{cpu_fk:>9.3f}")
     print(
         f"{f'cytophen gate ({threads} numba threads)':<34}{t_cyto:>9.3f}{t_fk / t_cyto:>7.1f}x{cpu_cyto:>9.3f}"
     )
-    print(f"{'cytophen gate (1 numba thread)':<34}{t_cyto1:>9.3f}{t_fk / t_cyto1:>7.1f}x")
+    print(
+        f"{'cytophen gate (1 numba thread)':<34}{t_cyto1:>9.3f}{t_fk / t_cyto1:>7.1f}x{cpu_cyto1:>9.3f}"
+    )
     print(f"{'cytophen first call (compile/load)':<34}{t_first:>9.3f}{t_fk / t_first:>7.1f}x")
     print("per-population seconds (cytophen, last run):",
           ", ".join(f"{k}={v:.3f}" for k, v in res.timings.items()))  # fmt: skip
+    from cytophen.kernels._parallel import machine_busy
+
+    if machine_busy():
+        print("note: the machine was busy (load average above the core count): kernels ran on "
+              "one thread, and the figures are noisy")  # fmt: skip
     print("counts identical to FlowKit:", "yes" if not mismatches else f"NO {mismatches}")
     print("counts:", {p: int(first.count(p)) for p in template.names})
     return 0 if not mismatches else 1

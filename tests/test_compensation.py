@@ -286,3 +286,25 @@ def test_compute_spillover_errors():
     # a "control" with no signal above the unstained one (here: the unstained file itself)
     with pytest.raises(CompensationError, match="not above the unstained"):
         compute_spillover({"copy.fcs": unstained}, unstained, {"copy.fcs": "FL1-H"})
+
+
+def test_large_products_run_on_one_blas_thread_with_the_same_values():
+    from cytophen import compensation as comp
+
+    rng = np.random.default_rng(4)
+    k = 6
+    s = np.eye(k) + rng.uniform(0, 0.2, (k, k)) * (1 - np.eye(k))
+    names = [f"FL{i}" for i in range(k)]
+    df = pd.DataFrame(s, index=names, columns=names)
+    x = rng.lognormal(6, 1.5, (comp._ONE_BLAS_THREAD_MIN + 7, k))
+    x[3, 2] = np.nan
+    x[5, 1] = np.inf
+    ctl = comp._blas_control()
+    before = [lib.num_threads for lib in ctl.lib_controllers] if ctl is not None else []
+    with np.errstate(invalid="ignore"):
+        want = x @ np.linalg.inv(s)
+    got = compensate(x, df)
+    np.testing.assert_array_equal(got, want)
+    assert np.isnan(got[3]).all() and not np.isnan(np.delete(got, [3, 5], axis=0)).any()
+    if ctl is not None:  # the limit is lifted afterwards
+        assert [lib.num_threads for lib in ctl.lib_controllers] == before

@@ -21,6 +21,13 @@ from cytophen.kernels import gating as kg
 
 fu_gating = pytest.importorskip("flowutils.gating")
 
+
+@pytest.fixture(autouse=True)
+def _parallel_paths_even_on_a_busy_machine(monkeypatch):
+    """Large inputs take the parallel kernels whatever the machine's load (they are tested)."""
+    monkeypatch.setenv("CYTOPHEN_PARALLEL", "always")
+
+
 NS = {
     "gating": "http://www.isac-net.org/std/Gating-ML/v2.0/gating",
     "data-type": "http://www.isac-net.org/std/Gating-ML/v2.0/datatypes",
@@ -419,3 +426,73 @@ def test_kernels_are_cached_on_disk(tmp_path):
     misses = {k: v for k, v in second.items() if v[1] > 0}
     assert not misses, f"recompiled in the second process: {misses}"
     assert all(h > 0 for h, _ in second.values())
+
+
+# ------------------------------------------------------------------------------------------------
+# rectangle bands (bounds tested in data units) and float32 / strided polygon input
+# ------------------------------------------------------------------------------------------------
+def ref_band(x, st, bit, lo_out, lo_in, hi_in, hi_out, has_hi):
+    """The band rule written out with numpy: 0 = outside, bit = undecided, else unchanged."""
+    out = st.copy()
+    with np.errstate(invalid="ignore"):
+        gone = np.isnan(x) | (x < lo_out) | (has_hi & (x >= hi_out))
+        unsure = ~gone & ((x < lo_in) | (has_hi & (x >= hi_in)))
+    live = st != 0
+    out[live & gone] = 0
+    out[live & unsure] |= np.uint8(bit)
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.sampled_from([0, 1, 60, 700]),
+    has_hi=st.booleans(),
+    bit=st.sampled_from([0, 2, 4, 128]),
+)
+def test_band_update_property_vs_reference(seed, n, has_hi, bit):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-4, 5, size=n).astype(np.float64)  # lattice: ties with every bound
+    x[rng.random(n) < 0.05] = np.nan
+    x[rng.random(n) < 0.03] = np.inf
+    x[rng.random(n) < 0.03] = -np.inf
+    lo_out = float(rng.integers(-4, 2))
+    lo_in = lo_out + float(rng.integers(0, 2))
+    hi_in = lo_in + float(rng.integers(0, 3))
+    hi_out = hi_in + float(rng.integers(0, 2))
+    if rng.random() < 0.2:
+        lo_out = lo_in = -np.inf
+    st0 = rng.choice(np.array([0, 1, 3], dtype=np.uint8), size=n)
+    got = st0.copy()
+    kg.band_update(x, got, bit, lo_out, lo_in, hi_in, hi_out, has_hi)
+    np.testing.assert_array_equal(got, ref_band(x, st0, bit, lo_out, lo_in, hi_in, hi_out, has_hi))
+
+
+def test_band_update_without_band_is_the_rectangle_rule_and_large():
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 10, size=kg.BAND_PARALLEL_MIN + 5).astype(np.float64)
+    x[::97] = np.nan
+    st_ = np.ones(x.shape[0], dtype=np.uint8)
+    kg.band_update(x, st_, 2, 2.0, 2.0, 7.0, 7.0, True)
+    ref = ref_rectangle(x[:, None], np.array([2.0]), np.array([7.0]), np.array([False]))
+    np.testing.assert_array_equal(st_.view(np.bool_), ref)
+    with pytest.raises(ValueError):
+        kg.band_update(x, np.ones(3, dtype=np.uint8), 0, 0, 0)
+
+
+@pytest.mark.parametrize("n", [50, kg.PARALLEL_MIN + 11])
+def test_polygon_float32_and_strided_columns_equal_float64(n):
+    rng = np.random.default_rng(n)
+    block = rng.uniform(-1, 11, size=(n, 3)).astype(np.float32)
+    block[: n // 3, :2] = np.round(block[: n // 3, :2])  # lattice: on edges and vertices
+    block[5, 0] = np.nan
+    block[6, 1] = np.inf
+    vx = np.array([0.0, 10, 10, 5, 0, 7])
+    vy = np.array([0.0, 0, 10, 4, 10, 3.5])  # self-crossing
+    x64 = block[:, 0].astype(np.float64)
+    y64 = block[:, 1].astype(np.float64)
+    expected = ref_polygon(x64, y64, vx, vy)
+    np.testing.assert_array_equal(kg.points_in_polygon(x64, y64, vx, vy), expected)
+    got = kg.points_in_polygon(block[:, 0], block[:, 1], vx, vy)  # strided float32 views
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(fu_polygon(x64, y64, vx, vy), expected)

@@ -9,6 +9,13 @@ from hypothesis import strategies as st
 
 from cytophen.kernels import transforms as kt
 
+
+@pytest.fixture(autouse=True)
+def _parallel_paths_even_on_a_busy_machine(monkeypatch):
+    """Large inputs take the parallel kernels whatever the machine's load (they are tested)."""
+    monkeypatch.setenv("CYTOPHEN_PARALLEL", "always")
+
+
 fu = pytest.importorskip("flowutils.transforms")
 
 # (T, W, M, A): FlowJo/FlowKit defaults, the GatingML conformance parameters, and extremes

@@ -17,7 +17,16 @@ import pandas as pd
 from cytophen import markers as _markers
 from cytophen.compensation import compensate
 from cytophen.errors import CompensationError, CytophenError, GateError, MarkerError
-from cytophen.gates import BooleanGate, DataDrivenGate, Dim, Gate, QuadrantGate, RatioDim
+from cytophen.gates import (
+    BooleanGate,
+    DataDrivenGate,
+    Dim,
+    Gate,
+    PolygonGate,
+    QuadrantGate,
+    RatioDim,
+    RectangleGate,
+)
 from cytophen.io.sample import Sample, scale_in_place
 from cytophen.kernels import convert as _convert
 from cytophen.result import GatingResult
@@ -82,6 +91,8 @@ class GateContext:
             return
         names = set()
         for p in self.template.populations:
+            if p.parent is not None:  # gated at their parent's rows only (see raw_at)
+                continue
             for d in getattr(p.gate, "dims", ()):
                 names.update((d.numerator, d.denominator) if isinstance(d, RatioDim) else (d.channel,))
         wanted = {first}
@@ -190,6 +201,87 @@ class GateContext:
             self._values[key] = v
         return self._values[key]
 
+    def raw_at(
+        self, channel: str, comp: str | None, idx: np.ndarray | None, subset: str | None
+    ) -> np.ndarray:
+        """:meth:`raw_value` at the events ``idx`` (all events when ``None``).
+
+        With ``subset`` (the name of the population whose rows ``idx`` are), uncompensated linear
+        channels are read straight from the event block at those rows, every channel the
+        subset's children gate on in one pass, and cached for the siblings; the values are
+        bit-identical to ``raw_value(...)[idx]``.
+        """
+        if idx is None:
+            return self.raw_value(channel, comp)
+        ref = self.comp_ref(comp)
+        if subset is None:
+            return self.raw_value(channel, comp)[idx]
+        key = ("raw", channel, ref, "at", subset)
+        if key not in self._values:
+            if self.compensated(ref) is None:
+                self._gather_subset(ref, idx, subset)
+            if key not in self._values:
+                self._values[key] = self.raw_value(channel, comp)[idx]
+        return self._values[key]
+
+    def block_columns(self, dims) -> list[np.ndarray] | None:
+        """Column views of the stored event block for ``dims``, or ``None`` unless every dim is
+        an uncompensated, untransformed channel stored as float32/float64 with no scaling (its
+        linear value is then the stored value, widened exactly) and not computed yet."""
+        ev = self.sample.events
+        if not _convert.gatherable(ev) or ev.shape[0] < _convert.PARALLEL_MIN:
+            return None
+        if self._factors is None:
+            self._factors = self.sample.scale_factors()
+        views = []
+        for d in dims:
+            if type(d) is not Dim or d.transform is not None:
+                return None
+            ref = self.comp_ref(d.compensation)
+            if ("raw", d.channel, ref) in self._values or self.compensated(ref) is not None:
+                return None
+            try:
+                i = self.index(d.channel)
+            except CytophenError:
+                return None
+            if self._factors[i][0] != "none" or i in self._linear:
+                return None
+            views.append(ev[:, i])
+        return views
+
+    def _gather_subset(self, ref: str, idx: np.ndarray, subset: str) -> None:
+        """Read, at the rows ``idx`` of population ``subset``, every uncompensated (``ref``)
+        linear channel its child gates use, in one pass over the event block."""
+        if not _convert.gatherable(self.sample.events):
+            return
+        if self._factors is None:
+            self._factors = self.sample.scale_factors()
+        names: dict[str, int] = {}
+        for p in self.template.populations:
+            if p.parent != subset:
+                continue
+            for d in getattr(p.gate, "dims", ()):
+                if self.comp_ref(d.compensation) != ref:
+                    continue
+                chans = (d.numerator, d.denominator) if isinstance(d, RatioDim) else (d.channel,)
+                for name in chans:
+                    try:
+                        i = self.index(name)
+                    except CytophenError:  # reported where the value is needed
+                        continue
+                    # log amplification: np.power on a subset could round differently; take
+                    # the full column's values (one code path), as for compensated channels
+                    if self._factors[i][0] == "log":
+                        continue
+                    names[name] = i
+        if not names:
+            return
+        cols = sorted(set(names.values()))
+        block = _convert.rows_as_float64(self.sample.events, idx, cols)
+        rows = {i: scale_in_place(block[r], *self._factors[i]) for r, i in enumerate(cols)}
+        for name, i in names.items():
+            self._values[("raw", name, ref, "at", subset)] = rows[i]
+
     def value(
         self, dim: Dim | RatioDim, idx: np.ndarray | None = None, subset: str | None = None
     ) -> np.ndarray:
@@ -202,16 +294,12 @@ class GateContext:
             key = (*key, "at", subset)
         if key not in self._values:
             if isinstance(dim, RatioDim):
-                x = self.raw_value(dim.numerator, dim.compensation)
-                y = self.raw_value(dim.denominator, dim.compensation)
-                if idx is not None:
-                    x, y = x[idx], y[idx]
+                x = self.raw_at(dim.numerator, dim.compensation, idx, subset)
+                y = self.raw_at(dim.denominator, dim.compensation, idx, subset)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     v = dim.A * (x - dim.B) / (y - dim.C)
             else:
-                v = self.raw_value(dim.channel, dim.compensation)
-                if idx is not None:
-                    v = v[idx]
+                v = self.raw_at(dim.channel, dim.compensation, idx, subset)
             if dim.transform is not None:
                 with np.errstate(divide="ignore", invalid="ignore"):
                     v = dim.transform.apply(v)
@@ -360,12 +448,14 @@ def gate(
                 geom_gate = geom_gate.rectangle(pop.quadrant)
             m = np.zeros(n, dtype=np.bool_)
             if parent_mask.all():
-                m = np.asarray(_contains(geom_gate, ctx.columns_of(geom_gate.dims)), dtype=np.bool_)
+                m = np.asarray(_evaluate(geom_gate, ctx), dtype=np.bool_)
+            elif (every := _evaluate_every_event(geom_gate, ctx, parent_mask)) is not None:
+                m = every & parent_mask
             else:  # values (transforms) only for the parent's events
                 idx = parent_rows.get(pop.parent)
                 if idx is None:  # siblings (e.g. quadrant children) share their parent's rows
                     idx = parent_rows[pop.parent] = np.flatnonzero(parent_mask)
-                m[idx] = _contains(geom_gate, ctx.columns_of(geom_gate.dims, idx, pop.parent))
+                m[idx] = _evaluate(geom_gate, ctx, idx, pop.parent)
         members[pop.name] = m
         measured[pop.name] = True
         timings[pop.name] = time.perf_counter() - ts
@@ -386,6 +476,44 @@ def gate(
         sample=sample,
         template=template,
     )
+
+
+def _evaluate_every_event(gate_: Gate, ctx: GateContext, parent_mask: np.ndarray):
+    """A polygon on stored float32 channels under a parent holding at least half of the events
+    is tested on every event in place (the caller and-s the parent): one read of the block
+    instead of finding, gathering and scattering the parent's rows. ``None`` otherwise."""
+    if type(gate_) is not PolygonGate:
+        return None
+    views = ctx.block_columns(gate_.dims)
+    if views is None or 2 * np.count_nonzero(parent_mask) < parent_mask.shape[0]:
+        return None
+    return np.asarray(gate_.contains_columns(views), dtype=np.bool_)
+
+
+def _evaluate(
+    gate_: Gate, ctx: GateContext, idx: np.ndarray | None = None, subset: str | None = None
+) -> np.ndarray:
+    """Membership of the events ``idx`` (all when ``None``) of population ``subset``.
+
+    Rectangles (and quadrants) on plain dimensions are tested on untransformed values, their
+    bounds mapped to data units (:meth:`RectangleGate.contains_raw`: same membership, no
+    transform of every value); polygons on transformed dimensions transform only the events
+    inside their bounding box (:meth:`PolygonGate.contains_raw`); root polygons on stored
+    float32 channels read them in place; other gates get their dimensions' values.
+    """
+    if idx is None and type(gate_) is PolygonGate:
+        views = ctx.block_columns(gate_.dims)
+        if views is not None:  # the stored float32 columns, read in place (no float64 copy)
+            return gate_.contains_columns(views)
+    # exact type: a subclass overriding contains / contains_columns keeps its own test
+    plain = all(type(d) is Dim for d in gate_.dims)
+    if plain and (
+        type(gate_) is RectangleGate
+        or (type(gate_) is PolygonGate and any(d.transform is not None for d in gate_.dims))
+    ):
+        raw = [ctx.raw_at(d.channel, d.compensation, idx, subset) for d in gate_.dims]
+        return gate_.contains_raw(raw)
+    return _contains(gate_, ctx.columns_of(gate_.dims, idx, subset))
 
 
 def _contains(gate_: Gate, columns: list[np.ndarray]) -> np.ndarray:
@@ -450,7 +578,7 @@ def _statistic(values: np.ndarray, stat: str) -> float:
 def _table(sample, template, ctx, members, measured, notes, sample_id) -> pd.DataFrame:
     n = sample.n_events
     rows = []
-    counts = {k: int(v.sum()) for k, v in members.items()}
+    counts = {k: int(np.count_nonzero(v)) for k, v in members.items()}
     short_hash = template.short_hash  # hashing the template is not free: once per table
     for pop in template.populations:
         ok = measured[pop.name]

@@ -133,6 +133,50 @@ def _bound(v) -> float | None:
     return f
 
 
+#: Relative half-width (scale units) of the band around a transformed rectangle bound.
+_BAND = 1e-6
+
+
+def _band(t: Transform, c: float) -> tuple[float, float] | None:
+    """``(x_out, x_in)``: data values below ``x_out`` map below ``c``, at or above ``x_in`` above
+    it (``t`` increasing); ``None`` when that cannot be established numerically."""
+    if not _monotone(t):
+        return None
+    delta = _BAND * max(1.0, abs(c))
+    with np.errstate(all="ignore"):
+        xa, xb = np.asarray(t.inverse(np.array([c - delta, c + delta])), dtype=np.float64)
+        if not (np.isfinite(xa) and np.isfinite(xb) and xa < xb):
+            return None
+        ya, yb = np.asarray(t.apply(np.array([xa, xb])), dtype=np.float64)
+    # the scale values at the band's ends must be clearly on their side of the bound
+    if not (ya <= c - delta / 2 and yb >= c + delta / 2):
+        return None
+    return float(xa), float(xb)
+
+
+def _monotone(t: Transform) -> bool:
+    """Scales that are increasing bijections of the reals (NaN only for NaN)."""
+    from cytophen import transforms as _t
+
+    return type(t) in (
+        _t.LinearTransform,
+        _t.AsinhTransform,
+        _t.LogicleTransform,
+        _t.HyperlogTransform,
+    )
+
+
+def _band_pair(t: Transform, lo: float | None, hi: float | None):
+    """Bands of a rectangle's lower and upper bound on scale ``t`` (``None`` if either fails)."""
+    if not _monotone(t):
+        return None
+    lo_band = (-np.inf, -np.inf) if lo is None else _band(t, lo)
+    hi_band = (np.inf, np.inf) if hi is None else _band(t, hi)
+    if lo_band is None or hi_band is None:
+        return None
+    return lo_band, hi_band
+
+
 @dataclass(eq=False)
 class RectangleGate(Gate):
     """``min <= x < max`` on every dimension; a ``None`` bound is open on that side."""
@@ -170,6 +214,67 @@ class RectangleGate(Gate):
             out = m if out is None else (out & m)
         return out
 
+    def contains_raw(self, columns: list[np.ndarray]) -> np.ndarray:
+        """Same as :meth:`contains_columns`, given each dimension's values *before* its transform.
+
+        A bound on a monotone scale (linear, asinh, logicle, hyperlog) is tested in data units:
+        ``x`` well below or above the data value of the bound is decided by comparison alone, and
+        only ``x`` within a tiny band around it (the data values whose scale value is within
+        ``1e-6 * max(1, |bound|)`` of the bound) is transformed and tested exactly. As the scales
+        are increasing and computed to ~1e-12, the membership is the same as transforming every
+        value (the band is checked when it is built; without a valid band, every value is
+        transformed). Other transforms are applied to the whole column.
+        """
+        if len(columns) != len(self.dims):
+            raise GateError("rectangle", f"needs {len(self.dims)} columns, got {len(columns)}")
+        bands = self._data_bands()
+        n = np.asarray(columns[0]).shape[0]
+        st = np.ones(n, dtype=np.uint8)
+        cols: list[np.ndarray] = []
+        for j, (d, c) in enumerate(zip(self.dims, columns)):
+            x = np.ascontiguousarray(c, dtype=np.float64).reshape(-1)
+            lo = -np.inf if self.mins[j] is None else self.mins[j]
+            hi = np.inf if self.maxs[j] is None else self.maxs[j]
+            has_hi = self.maxs[j] is not None
+            if d.transform is None:
+                _k.band_update(x, st, 0, lo, lo, hi, hi, has_hi)
+            elif bands[j] is None or j >= 7:  # no band (or no state bit left): transform all
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    x = np.asarray(d.transform.apply(x), dtype=np.float64)
+                _k.band_update(x, st, 0, lo, lo, hi, hi, has_hi)
+            else:
+                (lo_out, lo_in), (hi_in, hi_out) = bands[j]
+                _k.band_update(x, st, 2 << j, lo_out, lo_in, hi_in, hi_out, has_hi)
+            cols.append(x)
+        undecided = np.flatnonzero(st > 1)
+        if undecided.size:
+            for j, d in enumerate(self.dims):
+                bit = np.uint8(2 << j)
+                at = undecided[(st[undecided] & bit) != 0]
+                if not at.size:
+                    continue
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    y = np.asarray(d.transform.apply(cols[j][at]), dtype=np.float64)
+                lo = -np.inf if self.mins[j] is None else self.mins[j]
+                ok = y >= lo
+                if self.maxs[j] is not None:
+                    ok &= y < self.maxs[j]
+                st[at[~ok]] = 0
+                st[at[ok]] &= ~bit
+        return st.view(np.bool_)
+
+    def _data_bands(self) -> list:
+        """Per dimension ``((lo_out, lo_in), (hi_in, hi_out))`` in data units, or ``None`` (no
+        transform, or one without a band: transform every value). Built once per gate."""
+        bands = getattr(self, "_bands", None)
+        if bands is None:
+            bands = [
+                None if d.transform is None else _band_pair(d.transform, self.mins[j], self.maxs[j])
+                for j, d in enumerate(self.dims)
+            ]
+            self._bands = bands
+        return bands
+
     def geometry(self) -> dict[str, Any]:
         return {
             "kind": "rectangle",
@@ -206,11 +311,65 @@ class PolygonGate(Gate):
         return _k.points_in_polygon(x, y, p.vx, p.vy, prepared=p)
 
     def contains_columns(self, columns: list[np.ndarray]) -> np.ndarray:
-        """Same as :meth:`contains`, given the x and y arrays (no (n, 2) stack)."""
-        x = np.ascontiguousarray(columns[0], dtype=np.float64)
-        y = np.ascontiguousarray(columns[1], dtype=np.float64)
+        """Same as :meth:`contains`, given the x and y arrays (no (n, 2) stack; float32 arrays and
+        strided views are read as they are, widened exactly)."""
+        x, y = columns[0], columns[1]
         p = self._prepared
         return _k.points_in_polygon(x, y, p.vx, p.vy, prepared=p)
+
+    def contains_raw(self, columns: list[np.ndarray]) -> np.ndarray:
+        """Same as :meth:`contains_columns`, given each dimension's values *before* its transform.
+
+        On a monotone scale (see :meth:`RectangleGate.contains_raw`) the events outside the
+        vertices' bounding box are rejected in data units, so only the others are transformed
+        and tested (the polygon test rejects exactly those events too, before anything else).
+        """
+        if len(columns) != 2:
+            raise GateError("polygon", f"needs 2 columns, got {len(columns)}")
+        xs = [np.ascontiguousarray(c, dtype=np.float64).reshape(-1) for c in columns]
+        bands = self._bbox_bands()
+        cand = None
+        if bands is not None:
+            st = np.ones(xs[0].shape[0], dtype=np.uint8)
+            for x, band in zip(xs, bands):
+                if band is not None:
+                    (lo_out, lo_in), (hi_in, hi_out) = band
+                    _k.band_update(x, st, 0, lo_out, lo_in, hi_in, hi_out, True)
+            cand = np.flatnonzero(st)
+            if cand.shape[0] == st.shape[0]:
+                cand = None
+        vals = []
+        for d, x in zip(self.dims, xs):
+            v = x if cand is None else x[cand]
+            if d.transform is not None:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    v = np.asarray(d.transform.apply(v), dtype=np.float64)
+            vals.append(v)
+        inside = self.contains_columns(vals)
+        if cand is None:
+            return inside
+        out = np.zeros(xs[0].shape[0], dtype=np.bool_)
+        out[cand] = inside
+        return out
+
+    def _bbox_bands(self):
+        """Per dimension, the data-unit bands of the bounding box's sides (``None``: no
+        transform); ``None`` overall when a transformed dimension has no band."""
+        if not hasattr(self, "_bbox"):
+            lo = self.vertices.min(axis=0)
+            hi = self.vertices.max(axis=0)
+            bands = []
+            for j, d in enumerate(self.dims):
+                if d.transform is None:
+                    bands.append(None)
+                    continue
+                b = _band_pair(d.transform, float(lo[j]), float(hi[j]))
+                if b is None:
+                    bands = None
+                    break
+                bands.append(b)
+            self._bbox = bands
+        return self._bbox
 
     def geometry(self) -> dict[str, Any]:
         return {

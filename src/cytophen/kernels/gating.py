@@ -5,6 +5,10 @@ Signatures (the contract the gate classes rely on):
 - ``points_in_rectangle(values (n,d) f8, lo (d,) f8, hi (d,) f8, open_hi (d,) bool) -> (n,) bool``
 - ``points_in_polygon(x (n,) f8, y (n,) f8, vx (m,) f8, vy (m,) f8) -> (n,) bool``
 - ``points_in_ellipsoid(values (n,d) f8, mean (d,) f8, inv_cov (d,d) f8, d2 f8) -> (n,) bool``
+- ``band_update(x (n,) f8, st (n,) u1, bit, lo_out, lo_in, hi_in, hi_out, has_hi)``: one
+  dimension of a rectangle whose bounds carry an uncertainty band, in place on ``st``
+
+``points_in_polygon`` also reads float32 and strided coordinates as they are (widened exactly).
 
 NaN is never inside. Semantics follow GatingML 2.0 as FlowKit/flowutils implement it:
 
@@ -36,9 +40,15 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from cytophen.kernels._parallel import run_dynamic
+from cytophen.kernels._parallel import parallel_ok, run_dynamic
 
-__all__ = ["points_in_rectangle", "points_in_polygon", "points_in_ellipsoid", "PARALLEL_MIN"]
+__all__ = [
+    "points_in_rectangle",
+    "points_in_polygon",
+    "points_in_ellipsoid",
+    "band_update",
+    "PARALLEL_MIN",
+]
 
 #: Inputs with at least this many events use the parallel kernels.
 PARALLEL_MIN = 100_000
@@ -108,11 +118,85 @@ def points_in_rectangle(
     if not (lo.shape == hi.shape == open_hi.shape == (values.shape[1],)):
         raise ValueError("lo, hi and open_hi must have one entry per column of values")
     out = np.empty(values.shape[0], dtype=np.bool_)
-    if values.shape[0] >= PARALLEL_MIN:
+    if parallel_ok(values.shape[0], PARALLEL_MIN):
         _dynamic(_rect_parallel, values, lo, hi, open_hi, out)
     else:
         _rect_serial(values, lo, hi, open_hi, out)
     return out
+
+
+#: Band updates of at least this many events run in parallel (a pass is memory-bound; on 2
+#: cores a smaller one gains less than waking the pool costs).
+BAND_PARALLEL_MIN = 4_000_000
+
+
+@nb.njit(cache=True, nogil=True)
+def _band_range(x, lo_out, lo_in, hi_in, hi_out, has_hi, bit, st, start, stop):
+    for i in range(start, stop):
+        s = st[i]
+        if s == 0:
+            continue
+        v = x[i]
+        if not (v >= lo_out) or (has_hi and not (v < hi_out)):  # NaN fails the first test
+            st[i] = 0
+        elif not (v >= lo_in) or (has_hi and not (v < hi_in)):
+            st[i] = s | bit
+
+
+@nb.njit(cache=True, nogil=True)
+def _band_serial(x, lo_out, lo_in, hi_in, hi_out, has_hi, bit, st):
+    _band_range(x, lo_out, lo_in, hi_in, hi_out, has_hi, bit, st, 0, x.shape[0])
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def _band_parallel(x, lo_out, lo_in, hi_in, hi_out, has_hi, bit, st):
+    n = x.shape[0]
+    nchunks = (n + _CHUNK - 1) // _CHUNK
+    for c in nb.prange(nchunks):
+        _band_range(
+            x, lo_out, lo_in, hi_in, hi_out, has_hi, bit, st, c * _CHUNK, min(n, (c + 1) * _CHUNK)
+        )
+
+
+def band_update(
+    x: np.ndarray,
+    st: np.ndarray,
+    bit: int,
+    lo_out: float,
+    lo_in: float,
+    hi_in: float = np.inf,
+    hi_out: float = np.inf,
+    has_hi: bool = False,
+) -> None:
+    """One dimension of a rectangle test with an uncertainty band per bound, in place on ``st``.
+
+    ``st`` (``uint8``, one per event) is 0 for events already outside; for the others, ``x`` is
+    tested: ``x < lo_out``, ``x >= hi_out`` (when ``has_hi``) or NaN sets 0 (outside);
+    otherwise ``lo_out <= x < lo_in`` or ``hi_in <= x < hi_out`` sets ``bit`` (undecided: the
+    caller tests those events exactly); otherwise ``st`` is kept. With ``lo_out == lo_in`` and
+    ``hi_in == hi_out`` this is exactly the rectangle rule ``lo <= x < hi``.
+
+    Used to test rectangles drawn on a monotone scale in data units: the band is the data-unit
+    interval that maps to within a tiny distance of the bound (see
+    :meth:`cytophen.gates.RectangleGate.contains_raw`).
+    """
+    x = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
+    if st.dtype != np.uint8 or st.shape != x.shape or not st.flags.c_contiguous:
+        raise ValueError("st must be a contiguous uint8 array with one entry per value")
+    args = (
+        x,
+        float(lo_out),
+        float(lo_in),
+        float(hi_in),
+        float(hi_out),
+        bool(has_hi),
+        np.uint8(bit),
+        st,
+    )
+    if parallel_ok(x.shape[0], BAND_PARALLEL_MIN):
+        _dynamic(_band_parallel, *args)
+    else:
+        _band_serial(*args)
 
 
 # --------------------------------------------------------------------------------------------
@@ -375,6 +459,16 @@ class PreparedPolygon:
         return self._rasters[g]
 
 
+def _coordinates(a) -> np.ndarray:
+    """Event coordinates as the polygon kernels read them: a 1-D float32 or float64 array, strided
+    or not, is used as it is (float32 is widened exactly inside the kernel, so a column view of
+    a float32 event block needs no copy); anything else becomes contiguous float64."""
+    a = np.asarray(a)
+    if a.ndim == 1 and a.dtype in (np.float32, np.float64) and a.dtype.isnative:
+        return a
+    return np.ascontiguousarray(a, dtype=np.float64).reshape(-1)
+
+
 def points_in_polygon(
     x: np.ndarray,
     y: np.ndarray,
@@ -389,7 +483,8 @@ def points_in_polygon(
     Parameters
     ----------
     x, y
-        ``(n,)`` float64 event coordinates.
+        ``(n,)`` event coordinates, float64 or float32 (widened exactly; strided views are read
+        in place).
     vx, vy
         ``(m,)`` float64 vertex coordinates, ``m >= 3``; the polygon closes itself (last → first).
         Self-crossing polygons are allowed (even-odd parity decides).
@@ -408,8 +503,8 @@ def points_in_polygon(
     prepared
         :class:`PreparedPolygon` of the same vertices, to reuse its slabs and raster.
     """
-    x = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
-    y = np.ascontiguousarray(y, dtype=np.float64).reshape(-1)
+    x = _coordinates(x)
+    y = _coordinates(y)
     vx = np.ascontiguousarray(vx, dtype=np.float64).reshape(-1)
     vy = np.ascontiguousarray(vy, dtype=np.float64).reshape(-1)
     if x.shape != y.shape:
@@ -423,7 +518,7 @@ def points_in_polygon(
         prepared = PreparedPolygon(vx, vy)
     bbox, ys, ptr, edges = prepared.slabs
     raster = prepared.raster(_grid_size(x.shape[0], bbox, grid))
-    if x.shape[0] >= PARALLEL_MIN:
+    if parallel_ok(x.shape[0], PARALLEL_MIN):
         _dynamic(_poly_parallel, x, y, vx, vy, bbox, ys, ptr, edges, raster, out)
     else:
         _poly_serial(x, y, vx, vy, bbox, ys, ptr, edges, raster, out)
@@ -492,7 +587,7 @@ def points_in_ellipsoid(
     if mean.shape != (d,) or inv_cov.shape != (d, d):
         raise ValueError(f"mean must have {d} values and inv_cov be {d}x{d}")
     out = np.empty(values.shape[0], dtype=np.bool_)
-    if values.shape[0] >= PARALLEL_MIN:
+    if parallel_ok(values.shape[0], PARALLEL_MIN):
         _dynamic(_ell_parallel, values, mean, inv_cov, float(d2), out)
     else:
         _ell_serial(values, mean, inv_cov, float(d2), out)

@@ -25,7 +25,7 @@ import math
 import numba as nb
 import numpy as np
 
-from cytophen.kernels._parallel import run_dynamic
+from cytophen.kernels._parallel import parallel_ok, run_dynamic
 
 __all__ = [
     "logicle_params",
@@ -388,7 +388,7 @@ def logicle_scale(
         table = logicle_table(p, taylor)
     tab, key0 = table
     vbits = v.view(np.int64)
-    if v.shape[0] >= PARALLEL_MIN:
+    if parallel_ok(v.shape[0], PARALLEL_MIN):
         _dynamic(_logicle_parallel, v, vbits, p, taylor, tab, key0, out)
     else:
         _logicle_serial(v, vbits, p, taylor, tab, key0, out)
@@ -434,7 +434,7 @@ def _elementwise(serial, parallel, values, p: np.ndarray, taylor: np.ndarray) ->
     x = np.ascontiguousarray(values, dtype=np.float64)
     flat = x.reshape(-1)
     out = np.empty_like(flat)
-    if flat.shape[0] >= PARALLEL_MIN:
+    if parallel_ok(flat.shape[0], PARALLEL_MIN):
         _dynamic(parallel, flat, p, taylor, out)
     else:
         serial(flat, p, taylor, out)
