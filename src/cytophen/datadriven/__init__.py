@@ -14,6 +14,7 @@ peak_offset    1-D cut at a found peak + offset ("CD38hi = above the 2nd mode")
 mixture_1d     1-D cut between mixture components (t or Gaussian)
 mixture_ellipse ellipse of the mixture component nearest a target
 transitional   openCyto's transitional polygon (CD24hi CD38hi, CD25+ CD127lo)
+anchored_transitional  small hi-hi cloud beyond a robust main one: line at the posterior
 singlet        FSC-A/FSC-H robust regression band (polygon)
 boundary       rectangle removing saturated / off-scale events
 quadrant       four named rectangles from two 1-D cuts (optionally sequential)
@@ -29,6 +30,7 @@ See docs/methods.md for the maths, fallbacks and minimum event counts.
 
 from __future__ import annotations
 
+from cytophen.datadriven._anchored import AnchoredTransitional
 from cytophen.datadriven._api import DEFAULT_MAX_FIT_EVENTS, build_estimator, fit_gate
 from cytophen.datadriven._base import CutEstimator, FitDeclined, GateEstimator
 from cytophen.datadriven._cuts import MinDensity, Mixture1D, PeakOffset, QuantileGate, TailGate
@@ -46,6 +48,7 @@ for _cls in (
     Mixture1D,
     MixtureEllipse,
     Transitional,
+    AnchoredTransitional,
     SingletGate,
     BoundaryGate,
     QuadrantEstimator,
@@ -77,6 +80,7 @@ __all__ = [
     "Mixture1D",
     "MixtureEllipse",
     "Transitional",
+    "AnchoredTransitional",
     "SingletGate",
     "BoundaryGate",
     "QuadrantEstimator",

@@ -1,0 +1,365 @@
+"""Anchored transitional gate: a small population beyond a robustly fitted main population.
+
+A free mixture (openCyto's ``transitional`` gate) lets every component move, so a rare cloud next
+to a big one (CD24hi CD38hi transitional B cells: 5-15 % of naive B cells) is fitted badly: the big
+population's heavy tails and the small cloud trade events and the cut wanders. Here the big
+population is *anchored*: its location and scatter come from a robust (minimum covariance
+determinant) estimate that the small cloud cannot pull, and only the small component is fitted.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from scipy import optimize, stats
+from scipy.special import gammaln
+
+from cytophen.datadriven._base import FitDeclined, GateEstimator
+from cytophen.errors import GateError
+from cytophen.gates import Gate, PolygonGate
+
+__all__ = ["AnchoredTransitional", "robust_location_scatter"]
+
+
+def robust_location_scatter(
+    X: np.ndarray, support_fraction: float = 0.5, max_iter: int = 100
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Reweighted minimum-covariance-determinant location and covariance (deterministic).
+
+    Concentration steps (Rousseeuw & Van Driessen 1999) started from the coordinate-wise median and
+    the MAD: keep the ``h = ceil(support_fraction·n)`` events of smallest Mahalanobis distance,
+    re-estimate mean and covariance on them, until the subset no longer changes. The raw covariance
+    is scaled so the median squared distance equals ``χ²_d⁻¹(0.5)``, then the estimate is
+    recomputed on the events within ``χ²_d⁻¹(0.975)`` (the reweighting step of scikit-learn's
+    ``MinCovDet``, without its random subsets: one start, so it is deterministic and fast).
+
+    Parameters
+    ----------
+    X
+        ``(n, d)`` finite values.
+    support_fraction
+        Share of the events the raw estimate is computed on (0.5: the highest breakdown point).
+    max_iter
+        Maximum number of concentration steps.
+
+    Returns
+    -------
+    location, covariance, n_iter
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n, d = X.shape
+    h = min(n, max(d + 1, int(np.ceil(support_fraction * n))))
+    mu = np.median(X, axis=0)
+    mad = np.median(np.abs(X - mu), axis=0) / 0.6744897501960817
+    if np.any(mad <= 0):
+        mad = np.where(mad > 0, mad, X.std(axis=0))
+    if np.any(mad <= 0):
+        raise FitDeclined("anchored_transitional", "a dimension has no spread (all events equal)")
+    cov = np.diag(mad**2)
+    keep = None
+    n_iter = 0
+    for step in range(1, int(max_iter) + 1):
+        n_iter = step
+        d2 = _maha(X, mu, cov)
+        new = np.sort(np.argpartition(d2, h - 1)[:h])
+        if keep is not None and np.array_equal(new, keep):
+            break
+        keep = new
+        mu = X[keep].mean(axis=0)
+        cov = np.cov(X[keep].T, ddof=0).reshape(d, d)
+        if np.linalg.det(cov) <= 0:
+            raise FitDeclined(
+                "anchored_transitional", "the central events have a singular covariance"
+            )
+    d2 = _maha(X, mu, cov)
+    cov = cov * np.median(d2) / stats.chi2.ppf(0.5, d)
+    d2 = _maha(X, mu, cov)
+    inside = d2 < stats.chi2.ppf(0.975, d)
+    if inside.sum() > d + 1:
+        mu = X[inside].mean(axis=0)
+        cov = np.cov(X[inside].T, ddof=0).reshape(d, d)
+    return mu, cov, n_iter
+
+
+def _maha(X: np.ndarray, mu: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    L = np.linalg.cholesky(cov)
+    z = np.linalg.solve(L, (X - mu).T)
+    return np.einsum("ij,ij->j", z, z)
+
+
+def _t_logpdf(X: np.ndarray, mu: np.ndarray, scale: np.ndarray, nu: float) -> np.ndarray:
+    """Log density of a multivariate Student-t with scale matrix ``scale``."""
+    d = X.shape[1]
+    L = np.linalg.cholesky(scale)
+    z = np.linalg.solve(L, (X - mu).T)
+    m = np.einsum("ij,ij->j", z, z)
+    return (
+        gammaln((nu + d) / 2)
+        - gammaln(nu / 2)
+        - 0.5 * d * np.log(nu * np.pi)
+        - np.sum(np.log(np.diag(L)))
+        - 0.5 * (nu + d) * np.log1p(m / nu)
+    )
+
+
+def _clip_box(lo: np.ndarray, hi: np.ndarray, point: np.ndarray, normal: np.ndarray) -> np.ndarray:
+    """Vertices of the rectangle ``[lo, hi]`` cut to the half-plane ``(x - point)·normal >= 0``
+    (Sutherland-Hodgman against one edge), counter-clockwise."""
+    box = np.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]])
+    s = (box - point) @ normal
+    out = []
+    for i in range(4):
+        j = (i + 1) % 4
+        if s[i] >= 0:
+            out.append(box[i])
+        if s[i] * s[j] < 0:
+            t = s[i] / (s[i] - s[j])
+            out.append(box[i] + t * (box[j] - box[i]))
+    return np.array(out, dtype=np.float64)
+
+
+class AnchoredTransitional(GateEstimator):
+    """Small population beyond a robust main one: a line at the 2-component posterior (hi-hi gates).
+
+    How it decides (all deterministic):
+
+    1. **Anchor.** The main population's location ``μ₀`` and covariance ``Σ₀`` are the reweighted
+       MCD estimate (:func:`robust_location_scatter`, ``support_fraction`` of the events): the
+       small population and other minor clouds cannot pull them.
+    2. **Half-plane.** Only events on the ``direction`` side of ``μ₀`` (``(x−μ₀)·u > 0``) are
+       modelled; the main population, symmetric about ``μ₀``, has exactly half its mass there, so
+       its density there is ``2·t_ν(x; μ₀, Σ₀(ν−2)/ν)`` (a Student-t with covariance ``Σ₀``).
+    3. **Small component.** On those events, EM fits only the weight, mean and scatter of a
+       second t_ν component (started from the 10 % of events farthest from ``μ₀``; its scatter is
+       ``c·Σ₀`` with only ``c`` free unless ``small_shape='free'``); the main one stays fixed.
+    4. **Cut.** The boundary is the line perpendicular to the Fisher direction
+       ``w = ((Σ₀+Σ₁)/2)⁻¹(μ₁−μ₀)`` through the point of the segment ``μ₀→μ₁`` where the small
+       component's posterior first reaches ``posterior``. The gate is the polygon of the data's
+       bounding box (extended by one SD plus the range) on the ``w`` side of that line.
+
+    **Fallback (flagged):** when no small component is found (fewer than ``min_small`` events
+    expected in it, its mean not beyond ``μ₀`` on every axis in the sense of ``direction`` (e.g.
+    higher on both for ``[1, 1]``) or closer to it than
+    ``min_separation`` main SDs (Mahalanobis), or its posterior never
+    reaching ``posterior`` between the two means), the line is perpendicular to ``direction`` at
+    ``μ₀ + fallback_offset·σ_u·u`` (``σ_u`` = the main population's SD along ``u``): a fixed offset
+    relative to the found main peak.
+
+    Parameters
+    ----------
+    direction
+        Where the small population lies from the main one, one value per dimension
+        (``[1, 1]``: high on both, CD24hi CD38hi; ``[1, -1]``: CD25+ CD127lo).
+    support_fraction
+        Share of the events the robust main estimate rests on (0.5 tolerates up to half the events
+        belonging to other populations).
+    nu
+        Degrees of freedom of both t components (> 2; 4 as flowClust).
+    posterior
+        Posterior of the small component at which the line is drawn (0.5 = Bayes boundary).
+    min_small
+        Fewest events the small component must hold to be believed.
+    fallback_offset
+        Fallback cut, in main-population SDs along ``direction``.
+    max_iter, tol
+        EM stopping rule (largest change of the small component's mean, relative to the main
+        population's SD).
+    min_separation
+        Smallest Mahalanobis distance (in main-population SDs) between the two means for the small
+        component to count as a separate population; closer, it is a shoulder of the main one
+        (heavier or lighter tails than the t_ν model), and the gate falls back.
+    small_shape
+        ``'main'``: the small component's scatter is ``c·Σ₀`` (same shape and orientation as the
+        main population, only its size ``c`` is fitted; stable with a few dozen events);
+        ``'free'``: a full scatter matrix is fitted.
+    """
+
+    name = "anchored_transitional"
+    n_dims = 2
+    min_events = 50
+
+    def __init__(
+        self,
+        direction: list[float] | None = None,
+        support_fraction: float = 0.5,
+        nu: float = 4.0,
+        posterior: float = 0.5,
+        min_small: int = 10,
+        fallback_offset: float = 2.5,
+        max_iter: int = 200,
+        tol: float = 1e-6,
+        small_shape: Literal["main", "free"] = "main",
+        min_separation: float = 2.0,
+    ):
+        self.min_separation = min_separation
+        self.small_shape = small_shape
+        self.direction = direction
+        self.support_fraction = support_fraction
+        self.nu = nu
+        self.posterior = posterior
+        self.min_small = min_small
+        self.fallback_offset = fallback_offset
+        self.max_iter = max_iter
+        self.tol = tol
+
+    def _check(self) -> np.ndarray:
+        u = np.asarray([1.0, 1.0] if self.direction is None else self.direction, dtype=np.float64)
+        if u.shape != (2,) or not np.all(np.isfinite(u)) or not np.any(u != 0):
+            raise GateError(
+                self.name, f"direction must be 2 finite numbers, not both 0, got {self.direction!r}"
+            )
+        if not 0.0 < self.support_fraction <= 1.0:
+            raise GateError(
+                self.name, f"support_fraction must be within (0, 1], got {self.support_fraction}"
+            )
+        if not self.nu > 2.0:
+            raise GateError(self.name, f"nu must be > 2 (finite variance), got {self.nu}")
+        if not 0.0 < self.posterior < 1.0:
+            raise GateError(self.name, f"posterior must be within (0, 1), got {self.posterior}")
+        if self.small_shape not in ("main", "free"):
+            raise GateError(
+                self.name, f"small_shape must be 'main' or 'free', got {self.small_shape!r}"
+            )
+        if not self.min_separation >= 0.0:
+            raise GateError(self.name, f"min_separation must be >= 0, got {self.min_separation}")
+        if self.min_small < 1:
+            raise GateError(self.name, f"min_small must be >= 1, got {self.min_small}")
+        return u / np.linalg.norm(u)
+
+    def fit(self, X) -> AnchoredTransitional:
+        self._start()
+        u = self._check()
+        X = self._as_matrix(X)
+        if np.any(X.std(axis=0) == 0):
+            raise FitDeclined(self.name, "a dimension has no spread (all events equal)")
+        nu = float(self.nu)
+        mu0, cov0, _ = robust_location_scatter(X, self.support_fraction)
+        scale0 = cov0 * (nu - 2.0) / nu
+        sd_u = float(np.sqrt(u @ cov0 @ u))
+        self.main_mean_ = mu0
+        self.main_covariance_ = cov0
+        self.direction_ = u
+
+        H = X[(X - mu0) @ u > 0]
+        found = self._fit_small(H, mu0, scale0, nu, sd_u)
+        reason = found if isinstance(found, str) else None
+        if reason is None:
+            mu1, scale1, w1, it, conv = found
+            self.small_mean_ = mu1
+            self.small_covariance_ = scale1 * nu / (nu - 2.0)
+            self.small_weight_ = w1  # share of the half-plane's events
+            self.small_fraction_ = w1 * H.shape[0] / X.shape[0]
+            self.n_iter_ = it
+            self.converged_ = conv
+            delta = mu1 - mu0
+            normal = np.linalg.solve((cov0 + self.small_covariance_) / 2.0, delta)
+            loc = self._crossing(mu0, scale0, mu1, scale1, w1, nu)
+            if loc is None:
+                reason = (
+                    f"the small component's posterior never reaches {self.posterior} between the "
+                    "two means"
+                )
+            elif normal @ u <= 0:
+                reason = "the Fisher direction points away from direction"
+        if reason is not None:
+            normal = u
+            loc = mu0 + float(self.fallback_offset) * sd_u * u
+            self._fall_back(
+                f"{reason}; used the main peak + {self.fallback_offset} SD along direction"
+            )
+        self.normal_ = normal / np.linalg.norm(normal)
+        self.gate_location_ = loc
+        lo, hi = X.min(axis=0), X.max(axis=0)
+        pad = X.std(axis=0, ddof=1) + (hi - lo)
+        verts = _clip_box(lo - pad, hi + pad, loc, self.normal_)
+        if verts.shape[0] < 3:
+            raise FitDeclined(self.name, "the cut line leaves no region inside the data's range")
+        self.vertices_ = verts
+        return self
+
+    def _fit_small(self, H, mu0, scale0, nu, sd_u):
+        """EM for the small component on the half-plane events (main fixed); a reason string
+        when there is none."""
+        n = H.shape[0]
+        k0 = max(int(self.min_small), int(np.ceil(0.1 * n)))
+        if n < 2 * int(self.min_small) or k0 < 3:
+            return f"only {n} events beyond the main peak along direction"
+        d2 = _maha(H, mu0, scale0)
+        seed_rows = np.argsort(d2, kind="stable")[-k0:]
+        mu1 = H[seed_rows].mean(axis=0)
+        reg = 1e-6 * np.diag(np.diag(scale0))
+        scale1 = np.cov(H[seed_rows].T, ddof=0) * (nu - 2.0) / nu + reg
+        w1 = 0.1
+        l0 = np.log(2.0) + _t_logpdf(H, mu0, scale0, nu)
+        conv, n_iter = False, 0
+        for n_iter in range(1, int(self.max_iter) + 1):  # noqa: B007 (reported after the loop)
+            try:
+                l1 = _t_logpdf(H, mu1, scale1, nu)
+            except np.linalg.LinAlgError:
+                return "the small component collapsed (singular scatter)"
+            a = np.log1p(-w1) + l0
+            b = np.log(w1) + l1
+            tau = np.exp(b - np.logaddexp(a, b))
+            sk = float(tau.sum())
+            if sk < 1.0:
+                return "the small component emptied"
+            uw = tau * (nu + 2.0) / (nu + _maha(H, mu1, scale1))
+            new_mu = (uw @ H) / uw.sum()
+            dm = H - new_mu
+            new_scale = (dm * uw[:, None]).T @ dm / sk + reg
+            if self.small_shape == "main":  # Σ₁ = c·Σ₀: only the size c is free
+                c = float(np.trace(np.linalg.solve(scale0, new_scale))) / H.shape[1]
+                new_scale = c * scale0
+            step = float(np.max(np.abs(new_mu - mu1)))
+            w1 = min(sk / n, 1.0 - 1e-9)
+            mu1, scale1 = new_mu, new_scale
+            if step <= self.tol * sd_u:
+                conv = True
+                break
+        if w1 * n < self.min_small:
+            return f"the small component holds {w1 * n:.1f} events (< min_small {self.min_small})"
+        u = self.direction_
+        if not np.all(np.sign(mu1 - mu0)[u != 0] == np.sign(u)[u != 0]):
+            return (
+                f"the small component (mean {np.round(mu1, 3).tolist()}) is not on the "
+                f"direction side of the main peak (mean {np.round(mu0, 3).tolist()}) on every axis"
+            )
+        sep = float(np.sqrt((mu1 - mu0) @ np.linalg.solve(scale0 * nu / (nu - 2.0), mu1 - mu0)))
+        if sep < self.min_separation:
+            return (
+                f"the small component is only {sep:.2f} main SDs from the main peak "
+                f"(< min_separation {self.min_separation}): a shoulder, not a separate population"
+            )
+        return mu1, scale1, float(w1), n_iter, conv
+
+    def _crossing(self, mu0, scale0, mu1, scale1, w1, nu):
+        """First point of the segment μ₀→μ₁ where the small posterior reaches ``posterior``."""
+        lp = np.log(self.posterior) - np.log1p(-self.posterior)
+
+        def logit(s: float | np.ndarray) -> np.ndarray:
+            P = mu0 + np.atleast_1d(s)[:, None] * (mu1 - mu0)
+            return (
+                np.log(w1)
+                + _t_logpdf(P, mu1, scale1, nu)
+                - np.log1p(-w1)
+                - np.log(2.0)
+                - _t_logpdf(P, mu0, scale0, nu)
+                - lp
+            )
+
+        s = np.linspace(0.0, 1.0, 401)
+        g = logit(s)
+        above = np.flatnonzero(g >= 0)
+        if above.size == 0:
+            return None
+        i = int(above[0])
+        if i == 0:
+            return mu0.copy()
+        root = optimize.brentq(lambda t: float(logit(t)[0]), s[i - 1], s[i], xtol=1e-10)
+        return mu0 + root * (mu1 - mu0)
+
+    def to_gate(self, dims, side: str | None = None) -> Gate:
+        if side not in (None, "+"):
+            raise GateError(self.name, f"a region: side must be '+' or absent, got {side!r}")
+        return PolygonGate(dims, self.vertices_)
