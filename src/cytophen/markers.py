@@ -15,6 +15,7 @@ No match is a :class:`MarkerError` listing what the file has; two matches in the
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 
@@ -47,6 +48,21 @@ def resolve(
     path=None,
 ) -> int:
     """Index of the one channel that ``name`` (or one of its ``aliases``) refers to."""
+    try:  # a batch resolves the same names against the same panel file after file: remember
+        return _resolve_cached(tuple(channels), tuple(markers), name, tuple(aliases))
+    except TypeError:  # unhashable input: resolve directly
+        pass
+    except MarkerError:  # not cached; raise again with the file's path in the message
+        pass
+    return _resolve(channels, markers, name, aliases, path=path)
+
+
+@functools.lru_cache(maxsize=4096)
+def _resolve_cached(channels: tuple, markers: tuple, name: str, aliases: tuple) -> int:
+    return _resolve(channels, markers, name, aliases)
+
+
+def _resolve(channels, markers, name, aliases=(), *, path=None) -> int:
     candidates = [name, *aliases]
     tiers = []
     exact = {i for i, c in enumerate(channels) if c in candidates}

@@ -194,6 +194,9 @@ class Template:
     @property
     def hash(self) -> str:
         """SHA-256 of the canonical description: same gating → same hash, whatever the file format."""
+        pinned = self.__dict__.get("_pinned_hash")  # set while a batch gates (template unchanged)
+        if pinned is not None:
+            return pinned
         blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -43,7 +43,8 @@ class _Invalid(click.ClickException):
     "--jobs",
     type=click.IntRange(min=1),
     default=None,
-    help="Worker processes (default: all cores; 1 = in this process).",
+    help="Samples gated at a time: threads of this process, worker processes for long batches "
+    "(default: all cores; 1 = one at a time).",
 )
 @click.option(
     "--resume",
@@ -101,8 +102,11 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
       cytophen gate samples/ --template gating_templates/bcell.yaml --out results/
     """
     from cytophen.errors import CytophenError
+    from cytophen.pipeline._fast_start import preload_cython_blas, tune_malloc
 
     t0 = time.perf_counter()
+    tune_malloc()  # this process is ours: reuse freed sample arrays instead of re-faulting them
+    preload_cython_blas()  # and skip scipy.linalg in numba's kernel loading
     if not paths and manifest is None:
         raise _Invalid("no inputs: give FCS files, folders or a manifest CSV (--manifest)")
     try:

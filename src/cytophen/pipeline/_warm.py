@@ -13,6 +13,10 @@ def warm() -> None:
     """Run each common kernel once on a small synthetic input."""
     import numpy as np
 
+    from cytophen.pipeline._fast_start import preload_cython_blas, tune_malloc
+
+    tune_malloc()  # inherited by the workers forked from this server
+    preload_cython_blas()
     from cytophen.kernels import gating as k
     from cytophen.transforms import LogicleTransform
 

@@ -6,6 +6,7 @@ written atomically) are described in docs/batch.md.
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import sys
 import time
@@ -198,15 +199,71 @@ def _versions(dask: bool) -> dict[str, str]:
     return out
 
 
+class _Background:
+    """``func(*args)`` run on a daemon thread; :meth:`result` waits for it (and re-raises)."""
+
+    def __init__(self, func, *args):
+        import threading
+
+        self._out: dict[str, Any] = {}
+
+        def target():
+            try:
+                self._out["value"] = func(*args)
+            except BaseException as exc:  # pragma: no cover - re-raised by result()
+                self._out["error"] = exc
+
+        self._thread = threading.Thread(target=target, name="cytophen-bg", daemon=True)
+        self._thread.start()
+
+    def result(self):
+        self._thread.join()
+        if "error" in self._out:  # pragma: no cover
+            raise self._out["error"]
+        return self._out["value"]
+
+
 def _in_notebook() -> bool:
     return "ipykernel.zmqshell" in sys.modules
 
 
+class _NoBar:
+    """What :func:`_progress_bar` returns when there is nothing to show (no tqdm import)."""
+
+    disable = True
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def write(self, *args, **kwargs) -> None:  # pragma: no cover - only called when enabled
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def _progress_bar(total: int, progress: bool):
+    enabled = bool(progress) and (_in_notebook() or sys.stderr.isatty())
+    if not enabled:
+        return _NoBar()
     from tqdm.auto import tqdm
 
-    enabled = bool(progress) and (_in_notebook() or sys.stderr.isatty())
     return tqdm(total=total, unit="file", desc="gating", disable=not enabled, dynamic_ncols=True)
+
+
+@contextlib.contextmanager
+def _pinned_hash(template, value: str):
+    """While a batch gates, ``template.hash`` returns ``value`` instead of hashing the template
+    again for every sample (the template does not change meanwhile); workers get it pinned too."""
+    try:
+        template.__dict__["_pinned_hash"] = value
+    except AttributeError:  # pragma: no cover - a template without __dict__
+        yield
+        return
+    try:
+        yield
+    finally:
+        template.__dict__.pop("_pinned_hash", None)
 
 
 def gate_files(
@@ -234,9 +291,10 @@ def gate_files(
     template
         A :class:`~cytophen.template.Template` or a template file path.
     jobs
-        Worker processes (default: all cores). ``1`` gates in this process.
+        Samples gated at a time (default: all cores): threads of this process, and for a long
+        batch worker processes (see docs/batch.md). ``1`` gates one at a time in this process.
     scheduler
-        ``None`` (local process pool), ``'local'`` (a dask.distributed LocalCluster of ``jobs``
+        ``None`` (this process and, for long batches, a local process pool), ``'local'`` (a dask.distributed LocalCluster of ``jobs``
         workers), a scheduler address such as ``'tcp://10.0.0.5:8786'``, or a ``distributed.Client``.
     compensation
         Override the template's compensation: ``'template'`` (default), ``'keyword'`` (the file's
@@ -286,6 +344,7 @@ def gate_files(
     """
     t_start = time.perf_counter()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    versions = _Background(_versions, False)  # file look-ups: done while samples are gated
     # -- validate everything before writing anything ----------------------------------------
     if not hasattr(template, "populations"):
         from cytophen import load_template
@@ -367,7 +426,7 @@ def gate_files(
     records: dict[str, dict[str, Any]] = dict(done)
     by_safe = {s.safe_id: s for s in samples}
     tables: dict[str, pd.DataFrame] = {sid: rec.pop("table") for sid, rec in done.items()}
-    with runner:  # connects to / starts the workers (a bad scheduler address fails here)
+    with runner, _pinned_hash(template, tmpl_hash):  # connects to / starts the workers
         if store is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
             store.create()
@@ -430,7 +489,9 @@ def gate_files(
 
     run = {
         "cytophen": __version__,
-        "versions": _versions(getattr(runner, "kind", "") == "dask"),
+        "versions": (
+            _versions(True) if getattr(runner, "kind", "") == "dask" else versions.result()
+        ),
         "platform": platform.platform(),
         "started": started,
         "finished": None,
@@ -488,14 +549,16 @@ def gate_files(
     result = BatchResult(populations, errors_df, gates, n_ok, n_failed, run, out_dir)
     if out_dir is not None:
         t_write = time.perf_counter()
-        write_csv(out_dir / "populations.csv", populations)
-        write_parquet(out_dir / "populations.parquet", populations)
-        write_csv(out_dir / "populations_wide.csv", result.wide)
-        write_json(
-            out_dir / "gates.json",
-            {"template": template.name, "template_hash": tmpl_hash, "samples": gates},
+        gates_doc = {"template": template.name, "template_hash": tmpl_hash, "samples": gates}
+        _write_all(
+            [
+                (write_csv, out_dir / "populations.csv", populations),
+                (write_parquet, out_dir / "populations.parquet", populations),
+                (write_csv, out_dir / "populations_wide.csv", result.wide),
+                (write_json, out_dir / "gates.json", gates_doc),
+                (write_csv, out_dir / "errors.csv", errors_df),
+            ]
         )
-        write_csv(out_dir / "errors.csv", errors_df)
         run["timings"]["write_s"] = time.perf_counter() - t_write
         run["timings"]["total_s"] = time.perf_counter() - t_start
         run["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -504,6 +567,17 @@ def gate_files(
         run["timings"]["total_s"] = time.perf_counter() - t_start
         run["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return result
+
+
+def _write_all(writes) -> None:
+    """Run ``writer(path, data)`` for each of ``writes`` on threads: each file is still written
+    atomically and fsynced, but the fsyncs (most of the time of small files) overlap."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(writes), thread_name_prefix="cytophen-write") as ex:
+        futures = [ex.submit(writer, path, data) for writer, path, data in writes]
+    for fut in futures:
+        fut.result()  # the first error, if any, as if written one after the other
 
 
 def _finished(
@@ -545,7 +619,7 @@ def _finished(
     done = {}
     for s, rec in hits:
         try:  # a table damaged by a machine crash is recomputed, not trusted
-            table = store.table(s.safe_id)
+            table = store.table(s.safe_id, record=rec)
         except Exception:
             continue
         done[s.safe_id] = dict(rec, computed=False, file=str(s.path), table=table)

@@ -8,7 +8,6 @@ took down; everything else carries on.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import statistics
 import sys
@@ -16,7 +15,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from cytophen.pipeline.inputs import InputError
@@ -39,6 +37,26 @@ def default_jobs() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - macOS / Windows
         return max(1, os.cpu_count() or 1)
+
+
+def _threads_ok() -> bool:
+    """Whether several threads of this process may run numba's parallel kernels at once: the tbb
+    and omp threading layers allow it, numba's fallback ``workqueue`` does not (it aborts)."""
+    try:
+        import numba
+        from numba.np.ufunc import parallel
+
+        parallel._launch_threads()  # what the first parallel kernel would do anyway
+        return numba.threading_layer() in ("tbb", "omp")
+    except Exception:  # pragma: no cover - no threading layer at all
+        return False
+
+
+def _blas_threads_for_batch(n):
+    """BLAS limited to ``n`` threads while this process gates (see worker._blas_threads)."""
+    from cytophen.pipeline.worker import _blas_threads
+
+    return _blas_threads(n)
 
 
 def _worker_failure(task: dict[str, Any], exc: BaseException) -> dict[str, Any]:
@@ -84,8 +102,9 @@ class InlineRunner(Runner):
     kind = "inline"
 
     def run(self, tasks):
-        for task in tasks:
-            yield task, run_sample(task, self.template, self.options)
+        with _blas_threads_for_batch(self.options.get("threads", 1)):  # set once, not per sample
+            for task in tasks:
+                yield task, run_sample(task, self.template, self.options)
 
 
 def _ready_worker() -> int:
@@ -94,25 +113,34 @@ def _ready_worker() -> int:
 
 
 class PoolRunner(Runner):
-    """A :class:`concurrent.futures.ProcessPoolExecutor` of ``jobs`` workers (fork server on POSIX,
-    spawn elsewhere); each worker reads its own file, so memory is bounded by jobs x one file.
+    """``jobs`` threads in this process, then (for long batches) a
+    :class:`concurrent.futures.ProcessPoolExecutor` of ``jobs`` workers (fork server on POSIX,
+    spawn elsewhere); each thread or worker reads its own file, so memory is bounded by jobs x one
+    file.
 
-    Starting workers costs about a second of CPU (a fresh interpreter imports numpy, pandas and
-    numba, and loads the kernels). So this process starts by gating samples itself; from the time
-    those take it estimates the rest of the batch, and starts the pool only when the time saved
-    outweighs that start-up (``POOL_STARTUP_S``). While the workers start it keeps gating; once they
-    are all up, the remaining samples go to the pool and this process only collects results. A
-    small batch is thus gated here from start to end, exactly as with ``jobs=1``.
+    Starting worker processes costs about a second of CPU (a fresh interpreter imports numpy,
+    pandas and numba, and loads the kernels), more than a small batch takes. So this process
+    starts by gating samples itself, on ``jobs`` threads: the kernels, reading, hashing and
+    compensation release the GIL, so threads use the cores with no start-up at all. From the time
+    samples take it estimates the rest of the batch, and starts the pool only when that is long
+    (``POOL_MIN_REMAINING_S``: worker processes then pay for their start-up with their own GIL and,
+    should a sample crash its process, by isolating it). While the workers start it keeps gating;
+    once they are all up, the remaining samples go to the pool and this process only collects
+    results. A small batch is thus gated here from start to end.
     """
 
     kind = "processes"
-    #: CPU seconds a pool costs to start (fork server + worker start-up), for the decision above
+    #: CPU seconds a pool costs to start (fork server + worker start-up)
     POOL_STARTUP_S = 1.5
+    #: start the pool only when the rest of the batch would take longer than this on this
+    #: process's threads (seconds): below, threads are as fast and start-up is all loss
+    POOL_MIN_REMAINING_S = 60.0
 
     def __init__(self, template, options, jobs: int):
         super().__init__(template, options)
         self.workers = jobs
         self.inline_samples = 0
+        self.threads = 0  # threads this process gated on (0: none)
         self.restarts = 0
         #: gate in this process while deciding/starting (set False to use only the workers)
         self.gate_while_starting = True
@@ -122,13 +150,19 @@ class PoolRunner(Runner):
         self._ready_futures: list = []
 
     def __enter__(self):
-        if sys.platform != "win32" and "forkserver" in mp.get_all_start_methods():
-            ctx = mp.get_context("forkserver")
-            ctx.set_forkserver_preload(_PRELOAD)
-        else:  # pragma: no cover
-            ctx = mp.get_context("spawn")
-        self._ctx = ctx
-        return self
+        return self  # multiprocessing is imported only if a pool is started (see _new_pool)
+
+    def _context(self):
+        if self._ctx is None:
+            import multiprocessing as mp
+
+            if sys.platform != "win32" and "forkserver" in mp.get_all_start_methods():
+                ctx = mp.get_context("forkserver")
+                ctx.set_forkserver_preload(_PRELOAD)
+            else:  # pragma: no cover
+                ctx = mp.get_context("spawn")
+            self._ctx = ctx
+        return self._ctx
 
     def _start(self) -> None:
         """Create the pool and start its workers from a background thread."""
@@ -152,12 +186,17 @@ class PoolRunner(Runner):
         return all(f.done() for f in self._ready_futures)
 
     def _worth_starting(self, times: list[float], n_left: int) -> bool:
-        """Whether the remaining ``n_left`` samples, at the pace of ``times`` (the first sample,
-        which loads the kernels, left out), take long enough here to pay for starting the pool."""
+        """Whether the remaining ``n_left`` samples, at the pace of ``times`` (seconds per sample
+        on one of this process's ``workers`` threads; the first sample, which loads the kernels,
+        left out), take long enough here to pay for starting the pool."""
         if len(times) < 2:
             return False
         per_sample = statistics.median(times[1:])
-        return per_sample * n_left * (1 - 1 / self.workers) > self.POOL_STARTUP_S
+        if self.options.get("plots"):  # plots are drawn one at a time per process (matplotlib):
+            # worker processes draw them in parallel, so they pay once the time saved does
+            return per_sample * n_left * (1 - 1 / self.workers) > self.POOL_STARTUP_S
+        left = per_sample * n_left / self.workers
+        return left > max(self.POOL_MIN_REMAINING_S, self.POOL_STARTUP_S)
 
     def __exit__(self, exc_type, exc, tb):
         pool, self._pool = self._pool, None
@@ -177,23 +216,16 @@ class PoolRunner(Runner):
         return None
 
     def run(self, tasks):
-        from concurrent.futures import as_completed
-
         pending = list(tasks)
-        times: list[float] = []
         if not self.gate_while_starting:
             self._start()
-        while pending and self.gate_while_starting and not self._ready():
-            if self._pool is None and self._worth_starting(times, len(pending)):
-                self._start()
-            task = pending.pop(0)
-            self.inline_samples += 1
-            t0 = time.perf_counter()
-            rec = run_sample(task, self.template, self.options)
-            times.append(time.perf_counter() - t0)
-            yield task, rec
+        else:
+            yield from self._run_here(pending)
         if not pending:
             return
+        from concurrent.futures import as_completed
+        from concurrent.futures.process import BrokenProcessPool
+
         try:
             futures = {
                 self._pool.submit(run_sample, t, self.template, self.options): t for t in pending
@@ -220,16 +252,55 @@ class PoolRunner(Runner):
             self.restarts += 1
             yield from self._retry(sorted(broken, key=pending.index))
 
+    def _run_here(self, pending: list[dict[str, Any]]):
+        """Gate from the front of ``pending`` on ``workers`` threads of this process until the
+        pool, once started, is ready (numba loads each kernel once, under its own lock); yield
+        ``(task, record)`` as samples finish. Samples still in ``pending`` are left to the pool."""
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+        def timed(task):
+            t0 = time.perf_counter()
+            rec = run_sample(task, self.template, self.options)
+            return rec, time.perf_counter() - t0
+
+        times: list[float] = []
+        n_threads = max(1, self.workers) if _threads_ok() else 1
+        self.threads = n_threads
+        running: dict[Any, tuple[int, dict[str, Any]]] = {}
+        seq = 0
+        ex = ThreadPoolExecutor(n_threads, thread_name_prefix="cytophen-gate")
+        try:
+            with _blas_threads_for_batch(self.options.get("threads", 1)):
+                while pending or running:
+                    while pending and len(running) < n_threads and not self._ready():
+                        task = pending.pop(0)
+                        running[ex.submit(timed, task)] = (seq, task)
+                        seq += 1
+                    if not running:
+                        break
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for fut in sorted(done, key=lambda f: running[f][0]):
+                        task = running.pop(fut)[1]
+                        rec, dt = fut.result()
+                        times.append(dt)
+                        self.inline_samples += 1
+                        yield task, rec
+                    if self._pool is None and self._worth_starting(times, len(pending)):
+                        self._start()
+        finally:
+            ex.shutdown(wait=True, cancel_futures=True)
+
     def _new_pool(self, workers: int):
         from concurrent.futures import ProcessPoolExecutor
 
-        return ProcessPoolExecutor(max_workers=workers, mp_context=self._ctx)
+        return ProcessPoolExecutor(max_workers=workers, mp_context=self._context())
 
     def _retry(self, tasks):
         """After a worker died: run the affected samples again in a fresh pool, at most one per
         worker in flight; when the pool breaks again, the samples that were in flight are retried
         one at a time, so only the sample that kills its worker is reported (stage 'worker')."""
         from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
 
         todo = list(tasks)
         suspects = []
@@ -273,6 +344,7 @@ class PoolRunner(Runner):
             "executor": self.kind,
             "workers": self.workers,
             "samples_gated_in_main_process": self.inline_samples,
+            "threads_in_main_process": self.threads,
             "pool_restarts_after_worker_death": self.restarts,
         }
 

@@ -14,6 +14,7 @@ import hashlib
 import os
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -66,16 +67,34 @@ def _blas_controller():
     return ThreadpoolController()
 
 
+_plot_lock = threading.Lock()
+_blas_lock = threading.Lock()
+_blas_state: dict[str, Any] = {"depth": 0, "limiter": None}
+
+
 @contextlib.contextmanager
 def _blas_threads(n: int | None):
     """Limit BLAS (numpy's matrix products, e.g. compensation) to ``n`` threads in this block.
-    Idle BLAS threads spinning next to other workers cost more than they bring on small products."""
+    Idle BLAS threads spinning next to other workers cost more than they bring on small products.
+
+    The limit is process-wide, so nested and concurrent blocks (samples gated on several threads)
+    share one: the first block to enter sets it, the last to leave restores what was there."""
     ctl = _blas_controller() if n else None
     if ctl is None:
         yield
         return
-    with ctl.limit(limits=int(n), user_api="blas"):
+    with _blas_lock:
+        if _blas_state["depth"] == 0:
+            _blas_state["limiter"] = ctl.limit(limits=int(n), user_api="blas")
+        _blas_state["depth"] += 1
+    try:
         yield
+    finally:
+        with _blas_lock:
+            _blas_state["depth"] -= 1
+            if _blas_state["depth"] == 0:
+                limiter, _blas_state["limiter"] = _blas_state["limiter"], None
+                limiter.restore_original_limits()
 
 
 @contextlib.contextmanager
@@ -226,12 +245,13 @@ def _plots(result, task: dict[str, Any], options: dict[str, Any], rec: dict[str,
     try:
         from cytophen.report.plots import save_sample_plots
 
-        save_sample_plots(
-            result,
-            Path(options["plots_dir"]),
-            folder=task["safe_id"],
-            compensation=options.get("compensation"),
-        )
+        with _plot_lock:  # matplotlib is not thread-safe: one sample's plots at a time per process
+            save_sample_plots(
+                result,
+                Path(options["plots_dir"]),
+                folder=task["safe_id"],
+                compensation=options.get("compensation"),
+            )
     except Exception as exc:  # noqa: BLE001 - plots are a convenience, the counts are done
         rec["plots_error"] = _message(exc)
     rec["timings"]["plots"] = time.perf_counter() - t

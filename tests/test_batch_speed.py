@@ -1,0 +1,214 @@
+"""The batch's speed paths give exactly what the plain paths give: samples gated on several threads
+of one process, the one-file-per-sample store (and the older two-file store, for resume), the
+pinned template hash, and the start-up shortcut that keeps scipy.linalg out of numba's loading.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import cytophen
+from cytophen.pipeline.inputs import discover
+from cytophen.pipeline.storage import SampleStore, decode_table, encode_table
+from test_batch_support import make_batch, make_template
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _blas_limits():
+    from threadpoolctl import threadpool_info
+
+    return {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+
+def test_threads_gate_exactly_like_one_thread(tmp_path):
+    """jobs=2 without a pool: two threads of this process, large enough files for the parallel
+    kernels (launched from both threads at once); every record equals gating one by one."""
+    from cytophen.pipeline.executors import InlineRunner, PoolRunner
+
+    make_batch(tmp_path / "in", n_good=6, n_events_scale=150)  # ~110 k events per good file
+    template = make_template()
+    samples, _ = discover([tmp_path / "in"])
+    tasks = [{"sample": s.sample, "file": str(s.path), "safe_id": s.safe_id} for s in samples]
+    options = {
+        "compensation": None,
+        "seed": 0,
+        "threads": 1,
+        "export_gated": None,
+        "export_dir": None,
+    }
+    blas_before = _blas_limits()
+    with PoolRunner(template, options, 2) as runner:
+        threaded = {t["safe_id"]: rec for t, rec in runner.run(tasks)}
+        assert runner.inline_samples == len(tasks) and runner._pool is None
+    after = _blas_limits()
+    assert {k: after[k] for k in blas_before} == blas_before  # the batch's BLAS limit is undone
+    with InlineRunner(template, options) as runner:
+        inline = {t["safe_id"]: rec for t, rec in runner.run(tasks)}
+    assert set(threaded) == set(inline) == {s.safe_id for s in samples}
+    me = f":{os.getpid()}"
+    assert all(rec["worker"].endswith(me) for rec in threaded.values())
+    for sid, rec in inline.items():
+        other = threaded[sid]
+        assert (other["status"], other["sha256"]) == (rec["status"], rec["sha256"])
+        if rec["status"] == "ok":
+            pd.testing.assert_frame_equal(other["table"], rec["table"], check_exact=True)
+            assert other["gates"] == rec["gates"]
+        else:
+            assert (other["stage"], other["message"]) == (rec["stage"], rec["message"])
+    assert sum(r["status"] == "ok" for r in inline.values()) == 6
+
+
+def test_batch_outputs_same_on_threads_and_inline(tmp_path):
+    make_batch(tmp_path / "in", n_good=4)
+    template = make_template()
+    a = cytophen.gate_files(tmp_path / "in", template, jobs=2, out=tmp_path / "a", progress=False)
+    cytophen.gate_files(tmp_path / "in", template, jobs=1, out=tmp_path / "b", progress=False)
+    assert a.run["options"]["samples_gated_in_main_process"] == 7
+    for name in ("populations.csv", "populations_wide.csv", "errors.csv", "gates.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    # the template's hash was pinned while gating only
+    assert "_pinned_hash" not in template.__dict__
+    assert set(a.populations["template_hash"]) == {template.short_hash}
+
+
+def test_store_table_round_trip_is_exact(tmp_path):
+    df = pd.DataFrame(
+        {
+            "sample": ["a", "b/ü", "c"],
+            "count": pd.array([1, None, 3], dtype="Int64"),
+            "x": [-0.0, float("nan"), float("inf")],
+            "y": [0.1 + 0.2, -float("inf"), 1e-320],
+            "measured": [True, False, True],
+            "n": np.array([1, 2, 3], dtype=np.int64),
+            "note": ["", "not measured: x", "é"],
+        }
+    )
+    payload = json.loads(json.dumps(encode_table(df), allow_nan=False))  # plain JSON
+    back = decode_table(payload)
+    pd.testing.assert_frame_equal(back, df, check_exact=True)
+    assert list(back.dtypes) == list(df.dtypes)
+    assert np.signbit(back["x"][0]) and back["y"][2] == 1e-320
+
+    store = SampleStore(tmp_path)
+    store.create()
+    store.save("s1", {"status": "ok", "gates": {"g": {"v": np.float64(1.5)}}}, df)
+    assert sorted(p.name for p in store.dir.iterdir()) == ["s1.json"]
+    rec = store.record("s1")
+    assert rec["gates"] == {"g": {"v": 1.5}}
+    pd.testing.assert_frame_equal(store.table("s1", record=rec), df, check_exact=True)
+
+    odd = df.assign(kind=pd.Categorical(["p", "q", "p"]))  # a type the JSON form does not hold
+    assert encode_table(odd) is None
+    store.save("s2", {"status": "ok"}, odd)
+    assert (store.dir / "s2.parquet").is_file()
+    pd.testing.assert_frame_equal(store.table("s2"), odd)
+    store.save("s2", {"status": "ok"}, df)  # saved again in the JSON form: no stale Parquet
+    assert not (store.dir / "s2.parquet").exists()
+    pd.testing.assert_frame_equal(store.table("s2"), df)
+
+
+def test_resume_reads_the_two_file_store_of_earlier_versions(tmp_path):
+    make_batch(tmp_path / "in", n_good=3, bad=False)
+    template = make_template()
+    out = tmp_path / "out"
+    first = cytophen.gate_files(tmp_path / "in", template, jobs=1, out=out, progress=False)
+    store = SampleStore(out)
+    for p in sorted(store.dir.glob("*.json")):  # rewrite as <id>.parquet + <id>.json
+        rec = json.loads(p.read_text())
+        table = decode_table(rec.pop("table"))
+        table.to_parquet(p.with_suffix(".parquet"), index=False)
+        p.write_text(json.dumps(rec))
+    again = cytophen.gate_files(
+        tmp_path / "in", template, jobs=1, out=out, resume=True, progress=False
+    )
+    assert again.run["counts"]["resumed"] == 3 and again.run["counts"]["computed"] == 0
+    pd.testing.assert_frame_equal(again.populations, first.populations, check_exact=True)
+
+
+def test_preload_cython_blas_keeps_scipy_linalg_out_of_kernel_loading():
+    code = """
+import sys
+import numpy as np
+from cytophen.pipeline._fast_start import preload_cython_blas
+assert preload_cython_blas()
+from cytophen.kernels import gating as k
+v = np.random.default_rng(0).random((100, 2))
+m = k.points_in_rectangle(v, np.zeros(2), np.full(2, 0.5), np.zeros(2, dtype=np.bool_))
+assert m.sum() == ((v < 0.5).all(axis=1)).sum()
+assert "numba.np.arraymath" in sys.modules and "scipy.linalg" not in sys.modules
+from numba.np.arraymath import _HAVE_BLAS
+assert _HAVE_BLAS  # numba found BLAS all the same
+import scipy.linalg, scipy.linalg.cython_blas as cb  # and scipy.linalg still imports normally
+assert cb is sys.modules["scipy.linalg.cython_blas"]
+assert np.allclose(scipy.linalg.inv(np.diag([2.0, 4.0])), np.diag([0.5, 0.25]))
+print("ok")
+"""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(ROOT / ".numba_cache"))
+    r = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_marker_resolution_cache_keeps_errors_exact():
+    from cytophen.errors import MarkerError
+    from cytophen.markers import resolve
+
+    channels, markers = ["FSC-A", "FL1-A", "FL2-A"], ["", "CD19 PE", "CD3"]
+    for _ in range(2):  # the second time from the cache
+        assert resolve(channels, markers, "CD19") == 1
+        with pytest.raises(MarkerError, match="CD27") as err:
+            resolve(channels, markers, "CD27", path="/data/x.fcs")
+        assert "x.fcs" in str(err.value)
+    assert resolve(channels, ["", "CD27", "CD3"], "CD27") == 1  # another panel: resolved anew
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning: Linux only")
+def test_tune_malloc_in_a_process_of_ours():
+    code = (
+        "import platform; from cytophen.pipeline._fast_start import tune_malloc; "
+        "ok = tune_malloc(); print(ok == (platform.libc_ver()[0] == 'glibc'))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "True", r.stderr
+
+
+def test_threads_hand_over_to_the_pool_exactly(tmp_path, monkeypatch):
+    """A batch long enough to start the pool (thresholds set to 0 here): samples gated on this
+    process's threads before the workers are up and by the workers after are all exact."""
+    from cytophen.pipeline.executors import InlineRunner, PoolRunner
+
+    make_batch(tmp_path / "in", n_good=10, n_events_scale=20)
+    template = make_template()
+    samples, _ = discover([tmp_path / "in"])
+    tasks = [{"sample": s.sample, "file": str(s.path), "safe_id": s.safe_id} for s in samples]
+    options = {
+        "compensation": None,
+        "seed": 0,
+        "threads": 1,
+        "export_gated": None,
+        "export_dir": None,
+    }
+    monkeypatch.setattr(PoolRunner, "POOL_MIN_REMAINING_S", 0.0)
+    monkeypatch.setattr(PoolRunner, "POOL_STARTUP_S", 0.0)
+    with PoolRunner(template, options, 2) as runner:
+        both = {t["safe_id"]: rec for t, rec in runner.run(tasks)}
+        assert runner._pool is not None  # started after the first samples
+        assert runner.describe()["threads_in_main_process"] == 2
+    with InlineRunner(template, options) as runner:
+        inline = {t["safe_id"]: rec for t, rec in runner.run(tasks)}
+    assert set(both) == set(inline) and len(both) == len(tasks)
+    for sid, rec in inline.items():
+        assert both[sid]["status"] == rec["status"]
+        if rec["status"] == "ok":
+            pd.testing.assert_frame_equal(both[sid]["table"], rec["table"], check_exact=True)
+            assert both[sid]["gates"] == rec["gates"]
