@@ -169,6 +169,31 @@ def score_table(df):
     return pd.DataFrame(rows)
 
 
+def seed_summary(dirs: list[str]) -> int:
+    """One row per barred population, one column per cohort folder (each holding the scores.csv
+    of an ``--accuracy`` run): worst F1 (files at the bar) / worst pp error (files within 2 pp)."""
+    import pandas as pd
+
+    cols = {Path(d).name: pd.read_csv(Path(d) / "scores.csv") for d in dirs}
+    rows = []
+    for panel, pops in (("bcell", MAJOR + RARE), ("treg", MAJOR + RARE)):
+        for pop in pops:
+            row = {"panel": panel, "population": pop}
+            for name, df in cols.items():
+                d = df[(df.panel == panel) & (df.population == pop)]
+                if d.empty:
+                    break
+                bar = 0.95 if pop in MAJOR else 0.85
+                row[name] = (
+                    f"{d.f1.min():.3f} ({int((d.f1 >= bar).sum())}/{len(d)}) / "
+                    f"{d.abs_error_pp.max():.2f} ({int((d.abs_error_pp <= 2).sum())}/{len(d)})"
+                )
+            else:
+                rows.append(row)
+    print(_markdown(pd.DataFrame(rows)))
+    return 0
+
+
 def _markdown(t) -> str:
     cols = list(t.columns)
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(" --- " for _ in cols) + "|"]
@@ -189,7 +214,15 @@ def main(argv: list[str]) -> int:
         help="folder of bcell.yaml/treg.yaml for --accuracy",
     )
     ap.add_argument("--seed", type=int, default=0, help="cohort seed for --accuracy")
+    ap.add_argument(
+        "--summary",
+        nargs="+",
+        metavar="DIR",
+        help="cross-cohort table of the bars from several --accuracy folders",
+    )
     args = ap.parse_args(argv)
+    if args.summary:
+        return seed_summary(args.summary)
     if args.accuracy:
         return accuracy(args.accuracy, args.events or 30_000, args.templates, args.seed)
     return speed(args.events or 1_000_000, args.repeats, args.template)
