@@ -23,6 +23,7 @@ from test_batch_support import (
     make_batch,
     make_file,
     make_template,
+    runner_inputs,
     simulate_events,
     write_template,
     write_test_fcs,
@@ -387,21 +388,13 @@ def test_pool_workers_gate_in_their_own_processes(batch):
 
     root, truth, tpath = batch
     template = cytophen.load_template(tpath)
-    samples, _ = discover([root / "in"])
-    tasks = [{"sample": s.sample, "file": str(s.path), "safe_id": s.safe_id} for s in samples]
-    options = {
-        "compensation": None,
-        "seed": 0,
-        "threads": 1,
-        "export_gated": None,
-        "export_dir": None,
-    }
+    tasks, options = runner_inputs(root / "in")
     with PoolRunner(template, options, 2) as runner:
         runner.gate_while_starting = False
         pooled = {t["safe_id"]: rec for t, rec in runner.run(tasks)}
     with InlineRunner(template, options) as runner:
         inline = {t["safe_id"]: rec for t, rec in runner.run(tasks)}
-    assert set(pooled) == set(inline) == {s.safe_id for s in samples}
+    assert set(pooled) == set(inline) == {t["safe_id"] for t in tasks}
     me = f":{os.getpid()}"
     assert all(not rec["worker"].endswith(me) for rec in pooled.values())
     assert all(rec["worker"].endswith(me) for rec in inline.values())
@@ -425,22 +418,14 @@ def test_worker_death_is_one_error_row(tmp_path):
         make_file(tmp_path / "in" / f"s{i}.fcs", 50 + i, 100 + i, 200, 50)
     make_file(tmp_path / "in" / "crasher.fcs", 60, 111, 111, 111)  # 333 events
     template = crash_template(333)
-    samples, _ = discover([tmp_path / "in"])
-    tasks = [{"sample": s.sample, "file": str(s.path), "safe_id": s.safe_id} for s in samples]
-    options = {
-        "compensation": None,
-        "seed": 0,
-        "threads": 1,
-        "export_gated": None,
-        "export_dir": None,
-    }
+    tasks, options = runner_inputs(tmp_path / "in")
     with PoolRunner(template, options, 2) as runner:
         runner.gate_while_starting = False
         pooled = {t["sample"]: rec for t, rec in runner.run(tasks)}
         assert runner.restarts == 1
     with InlineRunner(template, options) as runner:
         inline = {t["sample"]: rec for t, rec in runner.run(tasks)}
-    assert set(pooled) == {s.sample for s in samples}
+    assert set(pooled) == {t["sample"] for t in tasks}
     assert pooled["crasher"]["status"] == "failed" and pooled["crasher"]["stage"] == "worker"
     assert "died" in pooled["crasher"]["message"]
     for sid in (f"s{i}" for i in range(6)):

@@ -16,9 +16,8 @@ import pandas as pd
 import pytest
 
 import cytophen
-from cytophen.pipeline.inputs import discover
 from cytophen.pipeline.storage import SampleStore, decode_table, encode_table
-from test_batch_support import make_batch, make_template
+from test_batch_support import make_batch, make_template, runner_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,15 +35,7 @@ def test_threads_gate_exactly_like_one_thread(tmp_path):
 
     make_batch(tmp_path / "in", n_good=6, n_events_scale=150)  # ~110 k events per good file
     template = make_template()
-    samples, _ = discover([tmp_path / "in"])
-    tasks = [{"sample": s.sample, "file": str(s.path), "safe_id": s.safe_id} for s in samples]
-    options = {
-        "compensation": None,
-        "seed": 0,
-        "threads": 1,
-        "export_gated": None,
-        "export_dir": None,
-    }
+    tasks, options = runner_inputs(tmp_path / "in")
     blas_before = _blas_limits()
     with PoolRunner(template, options, 2) as runner:
         threaded = {t["safe_id"]: rec for t, rec in runner.run(tasks)}
@@ -53,7 +44,7 @@ def test_threads_gate_exactly_like_one_thread(tmp_path):
     assert {k: after[k] for k in blas_before} == blas_before  # the batch's BLAS limit is undone
     with InlineRunner(template, options) as runner:
         inline = {t["safe_id"]: rec for t, rec in runner.run(tasks)}
-    assert set(threaded) == set(inline) == {s.safe_id for s in samples}
+    assert set(threaded) == set(inline) == {t["safe_id"] for t in tasks}
     me = f":{os.getpid()}"
     assert all(rec["worker"].endswith(me) for rec in threaded.values())
     for sid, rec in inline.items():
@@ -189,15 +180,7 @@ def test_threads_hand_over_to_the_pool_exactly(tmp_path, monkeypatch):
 
     make_batch(tmp_path / "in", n_good=10, n_events_scale=20)
     template = make_template()
-    samples, _ = discover([tmp_path / "in"])
-    tasks = [{"sample": s.sample, "file": str(s.path), "safe_id": s.safe_id} for s in samples]
-    options = {
-        "compensation": None,
-        "seed": 0,
-        "threads": 1,
-        "export_gated": None,
-        "export_dir": None,
-    }
+    tasks, options = runner_inputs(tmp_path / "in")
     monkeypatch.setattr(PoolRunner, "POOL_MIN_REMAINING_S", 0.0)
     monkeypatch.setattr(PoolRunner, "POOL_STARTUP_S", 0.0)
     with PoolRunner(template, options, 2) as runner:

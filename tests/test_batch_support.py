@@ -189,3 +189,19 @@ def crash_template(n_events: int):
     t.populations.append(Population("all_events", None, g))
     t.validate()
     return t
+
+
+def runner_inputs(folder: Path) -> tuple[list[dict], dict]:
+    """The tasks and options a batch hands its runner for every sample under ``folder``."""
+    from cytophen.pipeline.inputs import discover
+
+    samples, _ = discover([folder])
+    tasks = [{"sample": s.sample, "file": str(s.path), "safe_id": s.safe_id} for s in samples]
+    options = {
+        "compensation": None,
+        "seed": 0,
+        "threads": 1,
+        "export_gated": None,
+        "export_dir": None,
+    }
+    return tasks, options
