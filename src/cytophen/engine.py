@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from cytophen import markers as _markers
-from cytophen.compensation import compensate
+from cytophen.compensation import compensation_matrix
 from cytophen.errors import CompensationError, CytophenError, GateError, MarkerError
 from cytophen.gates import (
     BooleanGate,
@@ -28,6 +28,7 @@ from cytophen.gates import (
     RectangleGate,
 )
 from cytophen.io.sample import Sample, scale_in_place
+from cytophen.kernels import compensate as _comp_kernel
 from cytophen.kernels import convert as _convert
 from cytophen.result import GatingResult
 from cytophen.template import Population, Template
@@ -57,7 +58,9 @@ class GateContext:
         self.template = template
         self.override = compensation
         self._index: dict[str, int] = {}
-        self._comp: dict[str, dict[str, np.ndarray] | None] = {}
+        self._comp: dict[str, dict[str, Any] | None] = {}
+        self._anchors: dict[str, list[dict[str, Any]]] = {}
+        self._parents: dict[str, str | None] | None = None
         self._values: dict[tuple, np.ndarray] = {}
         self._linear: dict[int, np.ndarray] = {}
         self._factors: list[tuple[str, float, float]] | None = None
@@ -94,7 +97,9 @@ class GateContext:
             if p.parent is not None:  # gated at their parent's rows only (see raw_at)
                 continue
             for d in getattr(p.gate, "dims", ()):
-                names.update((d.numerator, d.denominator) if isinstance(d, RatioDim) else (d.channel,))
+                names.update(
+                    (d.numerator, d.denominator) if isinstance(d, RatioDim) else (d.channel,)
+                )
         wanted = {first}
         for name in names:
             try:
@@ -113,9 +118,13 @@ class GateContext:
     def comp_ref(self, ref: str | None) -> str:
         if ref is None or (self.override is not None and ref in ("FCS", "keyword")):
             if self.override is not None and not isinstance(self.override, pd.DataFrame):
-                return {"none": "uncompensated", "template": self.template.compensation}.get(
-                    self.override, self.override
-                ) if self.override != "template" else self.template.compensation
+                return (
+                    {"none": "uncompensated", "template": self.template.compensation}.get(
+                        self.override, self.override
+                    )
+                    if self.override != "template"
+                    else self.template.compensation
+                )
             if isinstance(self.override, pd.DataFrame):
                 return "__override__"
             return self.template.compensation
@@ -143,7 +152,9 @@ class GateContext:
             f"{', '.join(self.template.matrices) or 'none'}); expected FCS, keyword, uncompensated or a matrix id"
         )
 
-    def compensated(self, ref: str) -> dict[str, np.ndarray] | None:
+    def _comp_info(self, ref: str) -> dict[str, Any] | None:
+        """The matrix ``ref`` resolved against the sample: detector columns, output names and
+        ``inv(S)`` (``None`` for uncompensated values). Computed once per matrix."""
         if ref not in self._comp:
             s = self.matrix(ref)
             if s is None:
@@ -158,32 +169,58 @@ class GateContext:
                             f"{self.sample.path or 'sample'}: spillover matrix {ref!r} names detector "
                             f"{c!r}, which is not a channel of the file ({', '.join(self.sample.channels)})"
                         ) from exc
-                out = compensate(self._detector_block(det), s)
-                self._comp[ref] = {str(name): out[:, j] for j, name in enumerate(s.index)}
+                outputs = [str(name) for name in s.index]
+                self._comp[ref] = {
+                    "det": det,
+                    "outputs": outputs,
+                    "pos": {name: j for j, name in enumerate(outputs)},
+                    "inverse": compensation_matrix(s),
+                }
         return self._comp[ref]
 
-    def _detector_block(self, det: list[int]) -> np.ndarray:
-        """``(n, len(det))`` float64 linear values of the detector columns.
+    def _comp_output(self, ref: str, channel: str) -> str | None:
+        """The output of matrix ``ref`` that holds ``channel``'s compensated values, or ``None``
+        when ``channel`` is not compensated by it (uncompensated ``ref``, scatter, time)."""
+        info = self._comp_info(ref)
+        if info is None:
+            return None
+        if channel in info["pos"] and channel not in self.sample.channels:
+            return channel  # a fluorochrome of a spectrum matrix
+        name = self.sample.channels[self.index(channel)]
+        return name if name in info["pos"] else None
 
-        Linear channels (no ``$PnE`` log amplification) are taken from the event block in one pass
-        and scaled by a row vector; per-column conversion would re-read the whole block once per
-        detector.
-        """
-        if not det:
-            return np.empty((self.sample.n_events, 0))
+    def _comp_values(
+        self, ref: str, outputs: list[str], rows: np.ndarray | None
+    ) -> dict[str, np.ndarray]:
+        """Compensated values of ``outputs`` at the events ``rows`` (all when ``None``), one
+        contiguous float64 array each. Every value is the same fixed-order dot product however
+        many rows or outputs are computed together (:mod:`cytophen.kernels.compensate`), so an
+        event's value computed for a parent population equals the one computed for all events."""
+        info = self._comp_info(ref)
+        cols = [info["pos"][o] for o in outputs]
+        m = info["inverse"][:, cols]
         if self._factors is None:
             self._factors = self.sample.scale_factors()
-        kinds = [self._factors[i] for i in det]
-        if any(k == "log" for k, _, _ in kinds) or any(i in self._linear for i in det):
-            return np.column_stack([self.linear(i) for i in det])
-        block = self.sample.events[:, det].astype(np.float64)
-        gain = np.array([a if k == "gain" else 1.0 for k, a, _ in kinds])
-        step = np.array([a if k == "time" else 1.0 for k, a, _ in kinds])
-        if np.any(gain != 1.0):
-            block /= gain  # divide, as linear_column does: bit-identical values
-        if np.any(step != 1.0):
-            block *= step
-        return block
+        kinds = [self._factors[i] for i in info["det"]]
+        out = None
+        if all(k in ("none", "gain", "time") for k, _, _ in kinds):
+            mode = [_SCALE_MODE[k] for k, _, _ in kinds]
+            factor = [a if k in ("gain", "time") else 1.0 for k, a, _ in kinds]
+            out = _comp_kernel.compensated_rows(
+                self.sample.events, rows, info["det"], mode, factor, m
+            )
+        if out is None:  # log-amplified detectors, or a block the kernel cannot read
+            lin = [self.linear(i) for i in info["det"]]
+            block = np.vstack(lin if rows is None else [v[rows] for v in lin])
+            out = _comp_kernel.product(block, m)
+        return {o: out[j] for j, o in enumerate(outputs)}
+
+    def compensated(self, ref: str) -> dict[str, np.ndarray] | None:
+        """Every output of matrix ``ref`` over all events (``None`` for uncompensated values)."""
+        info = self._comp_info(ref)
+        if info is None:
+            return None
+        return self._comp_values(ref, info["outputs"], None)
 
     # -- values ------------------------------------------------------------------------------
     def raw_value(self, channel: str, comp: str | None) -> np.ndarray:
@@ -191,13 +228,11 @@ class GateContext:
         ref = self.comp_ref(comp)
         key = ("raw", channel, ref)
         if key not in self._values:
-            cols = self.compensated(ref)
-            if cols is not None and channel in cols and channel not in self.sample.channels:
-                v = cols[channel]  # a fluorochrome of a spectrum matrix
+            out = self._comp_output(ref, channel)
+            if out is None:
+                v = self.linear(self.index(channel))
             else:
-                i = self.index(channel)
-                name = self.sample.channels[i]
-                v = cols[name] if cols is not None and name in cols else self.linear(i)
+                v = self._comp_values(ref, [out], None)[out]
             self._values[key] = v
         return self._values[key]
 
@@ -206,10 +241,10 @@ class GateContext:
     ) -> np.ndarray:
         """:meth:`raw_value` at the events ``idx`` (all events when ``None``).
 
-        With ``subset`` (the name of the population whose rows ``idx`` are), uncompensated linear
-        channels are read straight from the event block at those rows, every channel the
-        subset's children gate on in one pass, and cached for the siblings; the values are
-        bit-identical to ``raw_value(...)[idx]``.
+        With ``subset`` (the name of the population whose rows ``idx`` are), the values are
+        computed straight from the event block at those rows, every channel the subset's
+        children gate on in one pass (compensated ones only for the outputs used), and cached
+        for the siblings; the values are bit-identical to ``raw_value(...)[idx]``.
         """
         if idx is None:
             return self.raw_value(channel, comp)
@@ -218,7 +253,10 @@ class GateContext:
             return self.raw_value(channel, comp)[idx]
         key = ("raw", channel, ref, "at", subset)
         if key not in self._values:
-            if self.compensated(ref) is None:
+            full = self._values.get(("raw", channel, ref))
+            if full is not None:
+                self._values[key] = full[idx]
+            else:
                 self._gather_subset(ref, idx, subset)
             if key not in self._values:
                 self._values[key] = self.raw_value(channel, comp)[idx]
@@ -238,9 +276,11 @@ class GateContext:
             if type(d) is not Dim or d.transform is not None:
                 return None
             ref = self.comp_ref(d.compensation)
-            if ("raw", d.channel, ref) in self._values or self.compensated(ref) is not None:
+            if ("raw", d.channel, ref) in self._values:
                 return None
             try:
+                if self._comp_output(ref, d.channel) is not None:
+                    return None
                 i = self.index(d.channel)
             except CytophenError:
                 return None
@@ -250,13 +290,13 @@ class GateContext:
         return views
 
     def _gather_subset(self, ref: str, idx: np.ndarray, subset: str) -> None:
-        """Read, at the rows ``idx`` of population ``subset``, every uncompensated (``ref``)
-        linear channel its child gates use, in one pass over the event block."""
-        if not _convert.gatherable(self.sample.events):
-            return
+        """Compute, at the rows ``idx`` of population ``subset``, the values (compensated as
+        ``ref`` says) of every channel its child gates use: the compensated outputs in one pass
+        over the block, the uncompensated linear channels in another."""
         if self._factors is None:
             self._factors = self.sample.scale_factors()
         names: dict[str, int] = {}
+        comp: dict[str, str] = {}
         for p in self.template.populations:
             if p.parent != subset:
                 continue
@@ -266,21 +306,90 @@ class GateContext:
                 chans = (d.numerator, d.denominator) if isinstance(d, RatioDim) else (d.channel,)
                 for name in chans:
                     try:
-                        i = self.index(name)
+                        out = self._comp_output(ref, name)
+                        i = self.index(name) if out is None else -1
                     except CytophenError:  # reported where the value is needed
+                        continue
+                    if out is not None:
+                        comp[name] = out
                         continue
                     # log amplification: np.power on a subset could round differently; take
                     # the full column's values (one code path), as for compensated channels
                     if self._factors[i][0] == "log":
                         continue
                     names[name] = i
-        if not names:
+        if comp:
+            for name, v in self._comp_at(ref, idx, subset, comp).items():
+                self._values[("raw", name, ref, "at", subset)] = v
+        if not names or not _convert.gatherable(self.sample.events):
             return
         cols = sorted(set(names.values()))
         block = _convert.rows_as_float64(self.sample.events, idx, cols)
         rows = {i: scale_in_place(block[r], *self._factors[i]) for r, i in enumerate(cols)}
         for name, i in names.items():
             self._values[("raw", name, ref, "at", subset)] = rows[i]
+
+    def _within(self, pop: str, ancestor: str) -> bool:
+        """Whether population ``pop`` is ``ancestor`` or below it."""
+        if self._parents is None:
+            self._parents = {p.name: p.parent for p in self.template.populations}
+        while pop is not None:
+            if pop == ancestor:
+                return True
+            pop = self._parents.get(pop)
+        return False
+
+    def _comp_at(self, ref: str, idx: np.ndarray, subset: str, wanted: dict[str, str]):
+        """Compensated values (``{name: values}`` for ``wanted``: name -> output) at the rows
+        ``idx`` of population ``subset``.
+
+        The first population below which compensated channels are gated becomes an anchor:
+        every output that its whole subtree gates on is computed once at its rows, and the
+        populations below it take their rows from those values instead of reading all the
+        detectors again."""
+        got: dict[str, np.ndarray] = {}
+        for anchor in self._anchors.get(ref, ()):
+            if not self._within(subset, anchor["pop"]):
+                continue
+            take = None
+            for name, out in wanted.items():
+                if name in got or out not in anchor["values"]:
+                    continue
+                if anchor["pop"] == subset:
+                    got[name] = anchor["values"][out]
+                    continue
+                if take is None:
+                    if anchor["pos"] is None:
+                        pos = np.empty(self.sample.n_events, dtype=np.int64)
+                        pos[anchor["rows"]] = np.arange(anchor["rows"].shape[0])
+                        anchor["pos"] = pos
+                    take = anchor["pos"][idx]
+                got[name] = anchor["values"][out][take]
+        missing = {name: out for name, out in wanted.items() if name not in got}
+        if missing:
+            outs = set(missing.values())
+            for p in self.template.populations:  # everything the subtree below gates on
+                if p.parent is None or not self._within(p.parent, subset):
+                    continue
+                for d in getattr(p.gate, "dims", ()):
+                    if self.comp_ref(d.compensation) != ref:
+                        continue
+                    chans = (
+                        (d.numerator, d.denominator) if isinstance(d, RatioDim) else (d.channel,)
+                    )
+                    for name in chans:
+                        try:
+                            out = self._comp_output(ref, name)
+                        except CytophenError:
+                            continue
+                        if out is not None:
+                            outs.add(out)
+            values = self._comp_values(ref, sorted(outs), idx)
+            self._anchors.setdefault(ref, []).append(
+                {"pop": subset, "rows": idx, "values": values, "pos": None}
+            )
+            got.update({name: values[out] for name, out in missing.items()})
+        return got
 
     def value(
         self, dim: Dim | RatioDim, idx: np.ndarray | None = None, subset: str | None = None
@@ -332,6 +441,14 @@ class GateContext:
                     except MarkerError:
                         missing.append(n)
         return missing
+
+
+#: How a detector's stored value becomes linear (:meth:`Sample.scale_factors` kinds).
+_SCALE_MODE = {
+    "none": _comp_kernel.SCALE_NONE,
+    "gain": _comp_kernel.SCALE_DIVIDE,
+    "time": _comp_kernel.SCALE_MULTIPLY,
+}
 
 
 def _fit(gate_: DataDrivenGate, values: np.ndarray, seed: int) -> FitOutcome:
@@ -403,7 +520,9 @@ def gate(
         if missing:
             members[pop.name] = np.zeros(n, dtype=np.bool_)
             measured[pop.name] = False
-            notes[pop.name] = f"not measured: optional marker(s) {', '.join(missing)} absent from the file"
+            notes[pop.name] = (
+                f"not measured: optional marker(s) {', '.join(missing)} absent from the file"
+            )
             continue
         if isinstance(g, BooleanGate):
             bad = [op for op, _ in g.operands if not measured.get(op, False)]
@@ -413,7 +532,11 @@ def gate(
                 notes[pop.name] = f"not measured: operand(s) {', '.join(bad)} not measured"
                 continue
             m = g.combine(members) & parent_mask
-            gates_used[pop.name] = {"population": pop.name, "geometry": g.geometry(), "data_driven": False}
+            gates_used[pop.name] = {
+                "population": pop.name,
+                "geometry": g.geometry(),
+                "data_driven": False,
+            }
         else:
             if isinstance(g, DataDrivenGate):
                 key = id(g)
@@ -422,7 +545,13 @@ def gate(
                     if gkey in fitted:
                         fits[key] = fitted[gkey]
                     else:
-                        vals = ctx.matrix_of(g.dims)[parent_mask]
+                        if pop.parent is None:
+                            vals = ctx.matrix_of(g.dims)
+                        else:  # the parent's rows only, shared with its gates' evaluation
+                            idx = parent_rows.get(pop.parent)
+                            if idx is None:
+                                idx = parent_rows[pop.parent] = np.flatnonzero(parent_mask)
+                            vals = ctx.matrix_of(g.dims, idx, pop.parent)
                         try:
                             fits[key] = _fit(g, vals, seed)
                         except CytophenError:
@@ -534,7 +663,9 @@ def _gate_key(pop: Population, template: Template) -> str:
     return pop.name
 
 
-def _used(pop: Population, placed: Gate | None, spec: DataDrivenGate | None, outcome: FitOutcome | None):
+def _used(
+    pop: Population, placed: Gate | None, spec: DataDrivenGate | None, outcome: FitOutcome | None
+):
     d: dict[str, Any] = {
         "population": pop.name,
         "quadrant": pop.quadrant,
@@ -576,51 +707,67 @@ def _statistic(values: np.ndarray, stat: str) -> float:
 
 
 def _table(sample, template, ctx, members, measured, notes, sample_id) -> pd.DataFrame:
+    """The tidy population table, built column by column (one DataFrame per sample is made in
+    every batch: a list of row dicts costs several times more)."""
     n = sample.n_events
-    rows = []
+    pops = template.populations
     counts = {k: int(np.count_nonzero(v)) for k, v in members.items()}
     short_hash = template.short_hash  # hashing the template is not free: once per table
-    for pop in template.populations:
+    nan = float("nan")
+    count, parent_count, pct_parent, pct_total = [], [], [], []
+    extra: dict[str, list[float]] = {}  # percent_of_<ancestor> and statistics, first-seen order
+    base = {"percent_of_parent": pct_parent, "percent_of_total": pct_total}
+    for row, pop in enumerate(pops):
         ok = measured[pop.name]
         pc = n if pop.parent is None else counts[pop.parent]
         parent_ok = pop.parent is None or measured[pop.parent]
         c = counts[pop.name]
-        row: dict[str, Any] = {
-            "sample": sample_id or sample.id,
-            "file": str(sample.path) if sample.path is not None else "",
-            "population": pop.name,
-            "parent": pop.parent if pop.parent is not None else "root",
-            "path": template.path(pop.name),
-            "count": c if ok else pd.NA,
-            "parent_count": pc if parent_ok else pd.NA,
-            "percent_of_parent": (100.0 * c / pc if pc else float("nan")) if ok else float("nan"),
-            "percent_of_total": (100.0 * c / n if n else float("nan")) if ok else float("nan"),
-        }
+        count.append(c if ok else pd.NA)
+        parent_count.append(pc if parent_ok else pd.NA)
+        pct_parent.append((100.0 * c / pc if pc else nan) if ok else nan)
+        pct_total.append((100.0 * c / n if n else nan) if ok else nan)
+        values: dict[str, float] = {}
         for anc in pop.report.percent_of:
             ac = counts.get(anc, 0)
-            row[f"percent_of_{anc}"] = (
-                100.0 * c / ac if ok and measured.get(anc) and ac else float("nan")
-            )
+            values[f"percent_of_{anc}"] = 100.0 * c / ac if ok and measured.get(anc) and ac else nan
         for stat, marker in pop.report.statistics:
             col = f"{stat}_{marker}"
             if not ok or c == 0:
-                row[col] = float("nan")
+                values[col] = nan
                 continue
             try:
                 vals = ctx.raw_value(marker, None)
             except MarkerError:
-                row[col] = float("nan")
+                values[col] = nan
                 continue
-            row[col] = _statistic(vals[members[pop.name]], stat)
-        row["measured"] = ok
-        row["note"] = notes.get(pop.name, "")
-        row["template"] = template.name
-        row["template_version"] = template.version
-        row["template_hash"] = short_hash
-        rows.append(row)
-    df = pd.DataFrame(rows)
-    tail = ["measured", "note", "template", "template_version", "template_hash"]
-    df = df[[c for c in df.columns if c not in tail] + tail]
-    df["count"] = df["count"].astype("Int64")
-    df["parent_count"] = df["parent_count"].astype("Int64")
-    return df
+            values[col] = _statistic(vals[members[pop.name]], stat)
+        for col, v in values.items():
+            if col in base:  # e.g. a population named 'parent': its value wins, as in a row dict
+                base[col][row] = v
+                continue
+            if col not in extra:
+                extra[col] = [nan] * row
+            extra[col].append(v)
+        for vs in extra.values():
+            if len(vs) == row:
+                vs.append(nan)
+    k = len(pops)
+    data: dict[str, Any] = {
+        "sample": [sample_id or sample.id] * k,
+        "file": [str(sample.path) if sample.path is not None else ""] * k,
+        "population": [p.name for p in pops],
+        "parent": [p.parent if p.parent is not None else "root" for p in pops],
+        "path": [template.path(p.name) for p in pops],
+        "count": pd.array(count, dtype="Int64"),
+        "parent_count": pd.array(parent_count, dtype="Int64"),
+        "percent_of_parent": np.array(pct_parent, dtype=np.float64),
+        "percent_of_total": np.array(pct_total, dtype=np.float64),
+    }
+    for col, vs in extra.items():
+        data[col] = np.array(vs, dtype=np.float64)
+    data["measured"] = np.array([bool(measured[p.name]) for p in pops], dtype=bool)
+    data["note"] = [notes.get(p.name, "") for p in pops]
+    data["template"] = [template.name] * k
+    data["template_version"] = [template.version] * k
+    data["template_hash"] = [short_hash] * k
+    return pd.DataFrame(data)
