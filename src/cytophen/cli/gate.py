@@ -107,6 +107,9 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
     t0 = time.perf_counter()
     tune_malloc()  # this process is ours: reuse freed sample arrays instead of re-faulting them
     preload_cython_blas()  # and skip scipy.linalg in numba's kernel loading
+    from cytophen.pipeline.executors import allow_fork_workers
+
+    allow_fork_workers()  # and may fork its batch workers from itself
     if not paths and manifest is None:
         raise _Invalid("no inputs: give FCS files, folders or a manifest CSV (--manifest)")
     try:

@@ -248,6 +248,10 @@ def _progress_bar(total: int, progress: bool):
         return _NoBar()
     from tqdm.auto import tqdm
 
+    from cytophen.pipeline.executors import _FORK
+
+    if _FORK["allowed"]:  # the cytophen command: no monitor thread, workers are forked from here
+        tqdm.monitor_interval = 0
     return tqdm(total=total, unit="file", desc="gating", disable=not enabled, dynamic_ncols=True)
 
 
@@ -344,7 +348,11 @@ def gate_files(
     """
     t_start = time.perf_counter()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    versions = _Background(_versions, False)  # file look-ups: done while samples are gated
+    from cytophen.pipeline.executors import _FORK
+
+    # file look-ups, done while samples are gated; when workers may be forked from this process,
+    # started only once they are (no other thread may be alive at fork time)
+    versions = None if _FORK["allowed"] else _Background(_versions, False)
     # -- validate everything before writing anything ----------------------------------------
     if not hasattr(template, "populations"):
         from cytophen import load_template
@@ -435,6 +443,8 @@ def gate_files(
         bar.update(len(done))
         try:
             for task, rec in runner.run(tasks):
+                if versions is None:
+                    versions = _Background(_versions, False)
                 table = rec.pop("table", None)
                 rec["computed"] = True
                 if rec["status"] == "ok":
@@ -490,7 +500,9 @@ def gate_files(
     run = {
         "cytophen": __version__,
         "versions": (
-            _versions(True) if getattr(runner, "kind", "") == "dask" else versions.result()
+            _versions(True)
+            if getattr(runner, "kind", "") == "dask"
+            else (versions.result() if versions is not None else _versions(False))
         ),
         "platform": platform.platform(),
         "started": started,

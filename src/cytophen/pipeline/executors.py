@@ -31,6 +31,61 @@ _PRELOAD = [
 ]
 
 
+#: Set by :func:`allow_fork_workers` in processes cytophen runs itself (the ``cytophen`` command).
+_FORK = {"allowed": False}
+#: What a worker forked from this process gates with (inherited through fork, never pickled).
+_FORKED: dict[str, Any] = {}
+
+
+def allow_fork_workers() -> None:
+    """Let this process fork its batch workers from itself (see :class:`PoolRunner`).
+
+    Only for a process cytophen owns from start to end: forking a notebook's kernel or another
+    program's process would copy state that is not ours to copy."""
+    _FORK["allowed"] = True
+
+
+def _fork_ok() -> bool:
+    """Whether workers can be forked from this process now: allowed, a POSIX ``fork`` start
+    method, and no other thread alive (a lock held by another thread at fork time would stay held
+    in the child) and no numba thread pool started yet (GNU OpenMP cannot be used after fork)."""
+    if not _FORK["allowed"] or sys.platform not in ("linux",):
+        return False
+    import multiprocessing as mp
+
+    if "fork" not in mp.get_all_start_methods() or threading.active_count() != 1:
+        return False
+    try:
+        from numba.np.ufunc import parallel
+
+        return not parallel._is_initialized
+    except Exception:  # pragma: no cover - a numba without this attribute: do not risk it
+        return False
+
+
+def _forked_worker_init(parent: int) -> None:
+    """First thing in a forked worker: die with the batch process (a ``kill -9`` of ``cytophen``
+    must not leave its workers waiting for work forever) and leave Ctrl-C to it (it stops the
+    workers itself; no traceback from every worker)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:  # pragma: no cover - not glibc/Linux: the pipe's end still stops them
+        pass
+    if os.getppid() != parent:  # the batch process died before the line above
+        os._exit(1)
+
+
+def _run_forked(task: dict[str, Any]) -> dict[str, Any]:
+    """:func:`run_sample` in a worker forked from the batch process (template and options are
+    the parent's, inherited)."""
+    return run_sample(task, _FORKED["template"], _FORKED["options"])
+
+
 def default_jobs() -> int:
     """All cores this process may use."""
     try:
@@ -148,6 +203,7 @@ class PoolRunner(Runner):
         self._ctx = None
         self._starter: threading.Thread | None = None
         self._ready_futures: list = []
+        self.forked_workers = False  # workers forked straight from this process
 
     def __enter__(self):
         return self  # multiprocessing is imported only if a pool is started (see _new_pool)
@@ -205,8 +261,10 @@ class PoolRunner(Runner):
         if self._starter is not None:
             self._starter.join()
         if exc_type is not None:  # interrupted: stop now, finished samples are already stored
+            # (taken before shutdown(), which forgets them)
+            procs = list((getattr(pool, "_processes", None) or {}).values())
             pool.shutdown(wait=False, cancel_futures=True)
-            for p in list((getattr(pool, "_processes", None) or {}).values()):
+            for p in procs:
                 try:
                     p.terminate()
                 except Exception:  # pragma: no cover
@@ -217,7 +275,10 @@ class PoolRunner(Runner):
 
     def run(self, tasks):
         pending = list(tasks)
-        if not self.gate_while_starting:
+        forked = False
+        if _fork_ok():
+            self._pool, forked = self._fork_pool(), True
+        elif not self.gate_while_starting:
             self._start()
         else:
             yield from self._run_here(pending)
@@ -227,9 +288,13 @@ class PoolRunner(Runner):
         from concurrent.futures.process import BrokenProcessPool
 
         try:
-            futures = {
-                self._pool.submit(run_sample, t, self.template, self.options): t for t in pending
-            }
+            if forked:
+                futures = {self._pool.submit(_run_forked, t): t for t in pending}
+            else:
+                futures = {
+                    self._pool.submit(run_sample, t, self.template, self.options): t
+                    for t in pending
+                }
         except BrokenProcessPool:
             # the workers could not even start (e.g. a __main__ they cannot re-import, such as
             # `python -` from stdin): gate the rest here rather than lose the batch
@@ -290,6 +355,24 @@ class PoolRunner(Runner):
         finally:
             ex.shutdown(wait=True, cancel_futures=True)
 
+    def _fork_pool(self):
+        """A pool whose ``workers`` processes are forked from this one as it is now (modules
+        imported, template loaded): no interpreter start-up, no pickled template per sample.
+        Forked processes share no Python lock with this one, so every sample really runs in
+        parallel (threads of one process share the GIL), and a sample that crashes its process
+        costs only itself (the pool is rebuilt, see :meth:`_retry`)."""
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        _FORKED.update(template=self.template, options=self.options)
+        self.forked_workers = True
+        return ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=mp.get_context("fork"),
+            initializer=_forked_worker_init,
+            initargs=(os.getpid(),),
+        )
+
     def _new_pool(self, workers: int):
         from concurrent.futures import ProcessPoolExecutor
 
@@ -345,6 +428,7 @@ class PoolRunner(Runner):
             "workers": self.workers,
             "samples_gated_in_main_process": self.inline_samples,
             "threads_in_main_process": self.threads,
+            "workers_forked_from_main_process": self.forked_workers,
             "pool_restarts_after_worker_death": self.restarts,
         }
 
