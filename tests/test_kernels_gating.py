@@ -255,6 +255,25 @@ def test_polygon_large_input_parallel_and_raster_match_flowutils():
     np.testing.assert_array_equal(kg.points_in_polygon(p[:, 0], p[:, 1], v[:, 0], v[:, 1]), exp)
 
 
+
+def test_prepared_polygon_switches_to_its_raster_once_it_pays_with_the_same_answers():
+    """A gate reused sample after sample: small calls start exact, and once the polygon has
+    tested 2 x RASTER_MIN events they use one raster built once; answers never change (lattice
+    points on the edges and vertices included)."""
+    rng = np.random.default_rng(11)
+    v = np.array([[0, 0], [8, 0], [8, 4], [4, 8], [0, 4]], dtype=float)
+    prepared = kg.PreparedPolygon(v[:, 0], v[:, 1])
+    n = kg.RASTER_MIN // 4
+    for call in range(10):
+        p = rng.uniform(-1, 9, size=(n, 2))
+        p[::7] = np.round(p[::7])  # on the lattice: edges and vertices
+        exp = fu_polygon(p[:, 0], p[:, 1], v[:, 0], v[:, 1])
+        got = kg.points_in_polygon(p[:, 0], p[:, 1], v[:, 0], v[:, 1], prepared=prepared)
+        np.testing.assert_array_equal(got, exp)
+        # exact until 2 x RASTER_MIN events have been tested (the 8th call), the raster after
+        assert (256 in prepared._rasters) == (call >= 7), call
+
+
 coord = st.integers(min_value=-5, max_value=5).map(float)
 
 

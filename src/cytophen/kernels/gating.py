@@ -430,9 +430,16 @@ def _grid_ok(bbox: np.ndarray, g: int) -> bool:
     return bool(np.all(np.isfinite(scale)))
 
 
-def _grid_size(n: int, bbox: np.ndarray, grid: int | None) -> int:
+#: Calls with at least this many events use the raster (building it costs about as much as
+#: testing 200 k events exactly); so do all calls of a polygon once it has tested twice as many.
+RASTER_MIN = 100_000
+
+
+def _grid_size(n: int, bbox: np.ndarray, grid: int | None, pays: bool | None = None) -> int:
     """Raster resolution: none for small inputs or a degenerate bounding box, else 256 x 256."""
-    g = (256 if n >= 100_000 else 0) if grid is None else int(grid)
+    if pays is None:
+        pays = n >= RASTER_MIN
+    g = (256 if pays else 0) if grid is None else int(grid)
     return g if g > 0 and _grid_ok(bbox, g) else 0
 
 
@@ -448,6 +455,14 @@ class PreparedPolygon:
         self.vy = np.ascontiguousarray(vy, dtype=np.float64).reshape(-1)
         self.slabs = _polygon_slabs(self.vx, self.vy)
         self._rasters: dict[int, np.ndarray] = {}
+        self._tested = 0  # events tested against this polygon so far
+
+    def raster_pays(self, n: int) -> bool:
+        """Whether a raster is worth using for a call with ``n`` events: a large call, or a
+        polygon that has already tested enough events (a gate applied to sample after sample of
+        a batch) for one raster, built once, to pay for itself over the calls to come."""
+        self._tested += n
+        return n >= RASTER_MIN or self._tested >= 2 * RASTER_MIN
 
     def raster(self, g: int) -> np.ndarray:
         if g not in self._rasters:
@@ -517,7 +532,8 @@ def points_in_polygon(
     if prepared is None:
         prepared = PreparedPolygon(vx, vy)
     bbox, ys, ptr, edges = prepared.slabs
-    raster = prepared.raster(_grid_size(x.shape[0], bbox, grid))
+    pays = prepared.raster_pays(x.shape[0]) if grid is None else None
+    raster = prepared.raster(_grid_size(x.shape[0], bbox, grid, pays))
     if parallel_ok(x.shape[0], PARALLEL_MIN):
         _dynamic(_poly_parallel, x, y, vx, vy, bbox, ys, ptr, edges, raster, out)
     else:
