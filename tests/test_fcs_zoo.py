@@ -276,3 +276,21 @@ def test_every_zoo_file_gives_sample_or_cytophen_error():
             _read(path)
         except CytophenError as exc:
             assert row["path"] in UNREADABLE, exc
+
+
+def test_keyword_lookup_is_case_insensitive_and_follows_changes():
+    """Sample.keyword: exact spelling first, else the first spelling of the same key in any case;
+    its index follows keywords added, removed or renamed after the first look-up."""
+    import numpy as np
+
+    from cytophen.io.sample import Sample
+
+    s = Sample(np.zeros((2, 2)), ["a", "b"], ["", ""], {"$TOT": "2", "$tot": "3", "Foo": "x"})
+    assert s.keyword("$tot") == "3" and s.keyword("$Tot") == "2" and s.keyword("FOO") == "x"
+    assert s.keyword("$P9G") is None and s.keyword("$P9G", "1") == "1"
+    s.keywords["$P9G"] = "2.5"
+    assert s.keyword("$p9g") == "2.5"
+    del s.keywords["Foo"]
+    assert s.keyword("foo") is None
+    s.keywords["$TOT"] = "9"  # a new value under a known key
+    assert s.keyword("$ToT") == "9"

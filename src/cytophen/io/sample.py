@@ -69,13 +69,18 @@ class Sample:
 
     def keyword(self, key: str, default: str | None = None) -> str | None:
         """A keyword value, looked up case-insensitively (``$tot`` finds ``$TOT``)."""
-        if key in self.keywords:
-            return self.keywords[key]
-        up = key.upper()
-        for k, v in self.keywords.items():
-            if k.upper() == up:
-                return v
-        return default
+        kw = self.keywords
+        if key in kw:
+            return kw[key]
+        keys = tuple(kw)  # the index below is rebuilt whenever the keys change
+        cached = self.__dict__.get("_upper_keys")
+        if cached is None or cached[0] != keys:
+            upper: dict[str, str] = {}
+            for k in keys:
+                upper.setdefault(k.upper(), k)  # the first spelling wins, as the scan did
+            cached = self.__dict__["_upper_keys"] = (keys, upper)
+        k = cached[1].get(key.upper())
+        return kw[k] if k is not None else default
 
     def scale_factors(self) -> list[tuple[str, float, float]]:
         """Per channel, how stored values become linear values: ``(kind, a, b)``.
