@@ -195,3 +195,39 @@ def test_threads_hand_over_to_the_pool_exactly(tmp_path, monkeypatch):
         if rec["status"] == "ok":
             pd.testing.assert_frame_equal(both[sid]["table"], rec["table"], check_exact=True)
             assert both[sid]["gates"] == rec["gates"]
+
+
+def test_light_numba_cache_loads_gate_exactly_and_skip_the_registries(tmp_path, monkeypatch):
+    """In a process of ours, kernels come from numba's cache without numba installing its
+    compiler registries first; every count (serial and parallel kernels, a compensated tree)
+    equals gating in this process, and a kernel that is not cached is still compiled."""
+    monkeypatch.setenv("CYTOPHEN_PARALLEL", "always")
+    make_batch(tmp_path / "in", n_good=2, bad=False, n_events_scale=150)  # > PARALLEL_MIN events
+    files = sorted((tmp_path / "in").glob("*.fcs"))
+    template = make_template()
+    want = [cytophen.gate(cytophen.read_fcs(f), template).table["count"].tolist() for f in files]
+    code = f"""
+import sys, json
+sys.path.insert(0, {str(ROOT / "tests")!r})
+from cytophen.pipeline._fast_start import light_numba_cache_loads
+assert light_numba_cache_loads() and light_numba_cache_loads()
+import cytophen
+from test_batch_support import make_template
+t = make_template()
+counts = [cytophen.gate(cytophen.read_fcs(f), t).table["count"].tolist() for f in {list(map(str, files))!r}]
+light = "numba.np.arraymath" not in sys.modules
+import numba  # a kernel numba has never seen: compiled, with the full registries
+@numba.njit
+def twice(x):
+    return 2 * x
+print(json.dumps({{"counts": counts, "light": light, "compiled": twice(21)}}))
+"""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(ROOT / ".numba_cache"), CYTOPHEN_PARALLEL="always")
+    r = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert got["counts"] == want
+    assert got["light"] is True
+    assert got["compiled"] == 42

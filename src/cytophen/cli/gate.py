@@ -102,11 +102,16 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
       cytophen gate samples/ --template gating_templates/bcell.yaml --out results/
     """
     from cytophen.errors import CytophenError
-    from cytophen.pipeline._fast_start import preload_cython_blas, tune_malloc
+    from cytophen.pipeline._fast_start import (
+        light_numba_cache_loads,
+        preload_cython_blas,
+        tune_malloc,
+    )
 
     t0 = time.perf_counter()
     tune_malloc()  # this process is ours: reuse freed sample arrays instead of re-faulting them
     preload_cython_blas()  # and skip scipy.linalg in numba's kernel loading
+    light_numba_cache_loads()  # and numba's compiler registries when kernels come from its cache
     from cytophen.pipeline.executors import allow_fork_workers
 
     allow_fork_workers()  # and may fork its batch workers from itself

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["preload_cython_blas", "tune_malloc"]
+__all__ = ["preload_cython_blas", "tune_malloc", "light_numba_cache_loads"]
 
 _NAME = "scipy.linalg.cython_blas"
 
@@ -102,3 +102,42 @@ def tune_malloc() -> bool:
         return bool(ok)
     except Exception:  # pragma: no cover - an unusual C library
         return False
+
+
+def light_numba_cache_loads() -> bool:
+    """Load cached numba kernels without first installing every numba implementation registry.
+
+    Before loading a kernel from the on-disk cache, numba refreshes its target context: it
+    imports and installs the implementations of everything numba can compile (lists, dicts,
+    unicode, random, linalg, datetime ...), 0.1-0.25 s, once per process, the largest part of a
+    ``cytophen gate`` start-up after the imports themselves. Loading a compiled kernel needs only
+    numba's runtime (NRT) to be initialised; the registries are for compiling. Here a cached load
+    initialises the runtime and loads the kernel; should that fail for any reason, or should a
+    kernel need compiling (a cache miss: numba's compiler refreshes the context itself), the full
+    refresh happens as before. Only done in processes cytophen runs itself.
+
+    Returns
+    -------
+    bool
+        ``True`` when the lighter load is in place (now or before).
+    """
+    try:
+        from numba.core import caching
+        from numba.core.runtime import rtsys
+    except Exception:  # pragma: no cover - a numba without these modules: leave it alone
+        return False
+    original = caching.Cache.load_overload
+    if getattr(original, "_cytophen_light", False):
+        return True
+
+    def load_overload(self, sig, target_context):
+        try:
+            rtsys.initialize(target_context)
+            with self._guard_against_spurious_io_errors():
+                return self._load_overload(sig, target_context)
+        except Exception:  # noqa: BLE001 - anything unexpected: numba's own full path
+            return original(self, sig, target_context)
+
+    load_overload._cytophen_light = True
+    caching.Cache.load_overload = load_overload
+    return True
