@@ -45,10 +45,30 @@ def machine_busy() -> bool:
     return bool(_LOAD["busy"])
 
 
+#: Set while a process must not start numba's thread pool (see :func:`serial_only`).
+_SERIAL_ONLY = {"on": False}
+
+
 def parallel_ok(n: int, minimum: int) -> bool:
     """Whether a kernel over ``n`` events should run its parallel version: at least ``minimum``
     events, more than one numba thread, and cores to spare (:func:`machine_busy`)."""
+    if _SERIAL_ONLY["on"]:
+        return False
     return n >= minimum and nb.get_num_threads() > 1 and not machine_busy()
+
+
+class serial_only:
+    """Within this block every kernel runs its serial version and numba's thread pool is not
+    started (not even asked for its size): a process about to fork must not have it."""
+
+    def __enter__(self):
+        self._prev = _SERIAL_ONLY["on"]
+        _SERIAL_ONLY["on"] = True
+        return self
+
+    def __exit__(self, *exc):
+        _SERIAL_ONLY["on"] = self._prev
+        return False
 
 
 def run_dynamic(kernel, *args) -> None:

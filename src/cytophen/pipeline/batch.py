@@ -443,7 +443,9 @@ def gate_files(
         bar.update(len(done))
         try:
             for task, rec in runner.run(tasks):
-                if versions is None:
+                if versions is None and (
+                    getattr(runner, "forked_workers", False) or runner.kind != "processes"
+                ):  # no thread may be started before the workers are forked
                     versions = _Background(_versions, False)
                 table = rec.pop("table", None)
                 rec["computed"] = True

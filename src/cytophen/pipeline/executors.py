@@ -277,7 +277,11 @@ class PoolRunner(Runner):
         pending = list(tasks)
         forked = False
         if _fork_ok():
-            self._pool, forked = self._fork_pool(), True
+            self._warm_up()
+            if _fork_ok():
+                self._pool, forked = self._fork_pool(), True
+            else:  # pragma: no cover - warming up started a thread: no fork after all
+                yield from self._run_here(pending)
         elif not self.gate_while_starting:
             self._start()
         else:
@@ -354,6 +358,19 @@ class PoolRunner(Runner):
                         self._start()
         finally:
             ex.shutdown(wait=True, cancel_futures=True)
+
+    def _warm_up(self) -> None:
+        """Load the common kernels here, on synthetic data, before forking the workers: they
+        inherit them loaded instead of each loading them. No sample is gated in this process
+        (a sample that crashes its process must cost only itself), serial kernels only and
+        numba's thread count left alone, so that no thread pool exists at fork time."""
+        from cytophen.kernels._parallel import serial_only
+
+        try:
+            with serial_only():
+                from cytophen.pipeline._warm import _gate_synthetic, warm  # noqa: F401
+        except Exception:  # noqa: BLE001 - warming up is an optimisation, never a failure
+            pass
 
     def _fork_pool(self):
         """A pool whose ``workers`` processes are forked from this one as it is now (modules
