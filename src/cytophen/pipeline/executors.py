@@ -78,6 +78,9 @@ def _forked_worker_init(parent: int) -> None:
         pass
     if os.getppid() != parent:  # the batch process died before the line above
         os._exit(1)
+    from cytophen.kernels._parallel import _SERIAL_ONLY
+
+    _SERIAL_ONLY["on"] = True  # one sample at a time per worker, on one core: no numba pool
 
 
 def _run_forked(task: dict[str, Any]) -> dict[str, Any]:
@@ -369,6 +372,13 @@ class PoolRunner(Runner):
         try:
             with serial_only():
                 from cytophen.pipeline._warm import _gate_synthetic, warm  # noqa: F401
+            from cytophen.gates import DataDrivenGate
+            from cytophen.pipeline.worker import _blas_controller
+
+            _blas_controller()  # threadpoolctl's scan of the loaded libraries, done once here
+
+            if any(isinstance(p.gate, DataDrivenGate) for p in self.template.populations):
+                import cytophen.datadriven  # noqa: F401 - the estimators, scikit-learn, scipy
         except Exception:  # noqa: BLE001 - warming up is an optimisation, never a failure
             pass
 

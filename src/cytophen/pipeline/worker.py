@@ -102,7 +102,9 @@ def _numba_threads(n: int | None):
     """Run numba's parallel kernels on ``n`` threads in this thread (restored afterwards): a batch
     is parallel across files, so threads inside each file only contend for the same cores."""
     numba = sys.modules.get("numba")
-    if not n or numba is None:
+    from cytophen.kernels._parallel import _SERIAL_ONLY
+
+    if not n or numba is None or _SERIAL_ONLY["on"]:  # serial kernels only: no pool to size
         yield
         return
     try:
