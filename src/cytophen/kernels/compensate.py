@@ -21,6 +21,7 @@ import numba as nb
 import numpy as np
 
 from cytophen.kernels._parallel import parallel_ok, run_dynamic
+from cytophen.kernels.convert import gatherable
 
 __all__ = ["compensated_rows", "product", "SCALE_NONE", "SCALE_DIVIDE", "SCALE_MULTIPLY"]
 
@@ -102,15 +103,6 @@ def _product_serial(block, m, out):
         _dot_chunk(block[:, start : start + width], m, out, start, width)
 
 
-def _readable(events: np.ndarray) -> bool:
-    return (
-        events.ndim == 2
-        and events.dtype in (np.float32, np.float64)
-        and events.dtype.isnative
-        and events.flags.c_contiguous
-    )
-
-
 def compensated_rows(
     events: np.ndarray,
     rows: np.ndarray | None,
@@ -140,7 +132,7 @@ def compensated_rows(
         One contiguous row of values per output; ``None`` when the block cannot be read by the
         kernel (the caller builds the detector block itself and uses :func:`product`).
     """
-    if not _readable(events):
+    if not gatherable(events):
         return None
     det = np.ascontiguousarray(det, dtype=np.int64)
     mode = np.ascontiguousarray(mode, dtype=np.int64)
