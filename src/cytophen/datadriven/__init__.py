@@ -15,6 +15,7 @@ mixture_1d     1-D cut between mixture components (t or Gaussian)
 mixture_ellipse ellipse of the mixture component nearest a target
 transitional   openCyto's transitional polygon (CD24hi CD38hi, CD25+ CD127lo)
 anchored_transitional  small hi-hi cloud beyond a robust main one: line at the posterior
+mixture_halfspace  side of a Fisher hyperplane between two t components started from a 1-D cut
 singlet        FSC-A/FSC-H robust regression band (polygon)
 boundary       rectangle removing saturated / off-scale events
 quadrant       four named rectangles from two 1-D cuts (optionally sequential)
@@ -34,6 +35,7 @@ from cytophen.datadriven._anchored import AnchoredTransitional
 from cytophen.datadriven._api import DEFAULT_MAX_FIT_EVENTS, build_estimator, fit_gate
 from cytophen.datadriven._base import CutEstimator, FitDeclined, GateEstimator
 from cytophen.datadriven._cuts import MinDensity, Mixture1D, PeakOffset, QuantileGate, TailGate
+from cytophen.datadriven._halfspace import MixtureHalfspace
 from cytophen.datadriven._kde import density
 from cytophen.datadriven._pooled import fit_groups, fit_pooled, freeze, gate_pooled
 from cytophen.datadriven._quadrant import BoxEstimator, PairEstimator, QuadrantEstimator
@@ -53,6 +55,7 @@ for _cls in (
     BoundaryGate,
     QuadrantEstimator,
     BoxEstimator,
+    MixtureHalfspace,
 ):
     register(_cls)
 del _cls
@@ -81,6 +84,7 @@ __all__ = [
     "MixtureEllipse",
     "Transitional",
     "AnchoredTransitional",
+    "MixtureHalfspace",
     "SingletGate",
     "BoundaryGate",
     "QuadrantEstimator",
