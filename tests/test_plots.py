@@ -196,6 +196,38 @@ def test_three_d_ellipsoid_is_drawn_as_its_shadow():
     assert any("projection" in t.get_text() for t in ax.texts)
 
 
+def test_half_space_gate_is_drawn_as_its_boundary_across_the_data():
+    """mixture_halfspace's gate is a ball 10^4 times the data's span: the view follows the data and
+    the drawn line is where the gate's membership changes (in the slice at the median of the
+    third dimension), not a projection of the ball."""
+    from cytophen.datadriven import MixtureHalfspace
+    from cytophen.gates import Dim
+
+    rng = np.random.default_rng(5)
+    neg = rng.normal([0.2, 0.55, 0.5], 0.05, (3000, 3))
+    pos = rng.normal([0.55, 0.68, 0.36], 0.05, (500, 3))
+    x = np.vstack([neg, pos])
+    est = MixtureHalfspace().fit(x)
+    g = est.to_gate((Dim("CD27"), Dim("CD24"), Dim("CD38")))
+    geom = g.geometry()
+    ax = plot_gate(x, geom, dims=["CD27", "CD24", "CD38"])
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    assert x1 - x0 < 2.0 and y1 - y0 < 2.0  # the data's range, not the ball's
+    assert any("half-space" in t.get_text() for t in ax.texts)
+    segs = [p for c in ax.collections for p in c.get_paths()]
+    pts = np.vstack([p.vertices for p in segs])
+    assert len(pts) > 10
+    # along the drawn line the gate changes: points just either side of it (in the slice at the
+    # third dimension's median) are inside on one side and outside on the other
+    z = np.median(x[:, 2])
+    normal = np.asarray(geom["mean"][:2]) - pts  # the ball's centre lies inside, far away
+    normal /= np.linalg.norm(normal, axis=1)[:, None]
+    eps = 1e-3 * (x1 - x0)
+    inside = g.contains(np.column_stack([pts + eps * normal, np.full(len(pts), z)]))
+    outside = g.contains(np.column_stack([pts - eps * normal, np.full(len(pts), z)]))
+    assert inside.mean() > 0.95 and outside.mean() < 0.05
+
+
 def test_quadrants_are_drawn_at_their_cuts_with_one_label_each(cloud):
     geom = {
         "kind": "quadrant",

@@ -58,7 +58,12 @@ def test_study_template_names_and_reporting(name):
     extra = set(t.names) - set(NAMES[name])
     # non_plasmablast_b: the B cells the quadrants are drawn on; lineage_neg, cd19_pos and
     # plasmablast_region: the CD3- helpers b_cells is the union of (CD19-low plasmablasts)
-    assert extra <= {"non_plasmablast_b", "lineage_neg", "cd19_pos", "plasmablast_region"}, extra
+    # igd_pos/igd_neg, unswitched_region/switched_region, dn_cd21neg/dn_cd11c_pos: the IgD sides
+    # and the multi-marker regions naive/unswitched/switched/dn and dn2 are combined from
+    helpers = {"igd_pos", "igd_neg", "unswitched_region", "switched_region", "dn_cd21neg",
+               "dn_cd11c_pos"}  # fmt: skip
+    assert extra <= {"non_plasmablast_b", "lineage_neg", "cd19_pos", "plasmablast_region",
+                     *helpers}, extra  # fmt: skip
     ref = REFERENCE[name]
     for p in t.populations:
         assert p.description, f"{p.name} does not say how it is defined"
@@ -75,15 +80,19 @@ def test_bcell_structure():
     t = load("bcell")
     assert t.population("b_cells").parent == "live"
     assert t.population("plasmablasts").parent == "b_cells"
-    quads = {p.name: p for p in t.populations if p.quadrant is not None}
-    assert {n: q.quadrant for n, q in quads.items()} == {
-        "naive": "+-",
-        "unswitched_memory": "++",
-        "switched_memory": "-+",
-        "dn": "--",
+    gates = {
+        n: t.population(n).gate for n in ("naive", "unswitched_memory", "switched_memory", "dn")
     }
-    assert [d.channel for d in quads["naive"].gate.dims] == ["IgD", "CD27"]
-    parent = quads["naive"].parent
+    assert {n: g.kind for n, g in gates.items()} == dict.fromkeys(gates, "boolean")
+    assert (
+        t.population("igd_pos").gate.method == t.population("igd_neg").gate.method == "mindensity"
+    )
+    assert [d.channel for d in t.population("igd_pos").gate.dims] == ["IgD"]
+    for region in ("unswitched_region", "switched_region"):
+        g = t.population(region).gate
+        assert g.method == "mixture_halfspace"
+        assert [d.channel for d in g.dims] == ["CD27", "CD24", "CD38"]
+    parent = t.population("naive").parent
     assert parent != "b_cells" and "b_cells" in t.ancestors("naive")
     assert "plasmablasts" not in t.ancestors("naive")  # plasmablasts are gated out before
     assert t.population("dn1").parent == t.population("dn2").parent == "dn"

@@ -393,6 +393,63 @@ def ellipse_parameters(
     return (float(mean[0]), float(mean[1])), width, height, angle
 
 
+#: An ellipsoid whose slice through the view is larger than this many times the data's span on an
+#: axis is drawn as its boundary line across the view (e.g. ``mixture_halfspace``'s ball).
+_UNBOUNDED_SPAN = 50.0
+
+
+def _kind_of(geometry: dict | None) -> str | None:
+    return geometry.get("kind") if geometry else None
+
+
+def _ellipsoid_slice(geometry: dict, values: np.ndarray):
+    """The 2-D slice of an ellipsoid gate through the first two axes, at the events' median of the
+    other dimensions: ``(centre, precision, r2)`` with ``(a - centre)' precision (a - centre) <=
+    r2`` inside, or ``None`` when the slice is empty."""
+    mean = np.asarray(geometry["mean"], dtype=float)
+    cov = np.asarray(geometry["covariance"], dtype=float)
+    r2 = float(geometry["distance_square"])
+    prec = np.linalg.inv(cov)
+    if mean.size == 2:
+        return mean, prec, r2
+    rest = values[:, 2:]
+    b = np.array([np.nanmedian(rest[:, j]) if np.isfinite(rest[:, j]).any() else mean[2 + j]
+                  for j in range(rest.shape[1])])  # fmt: skip
+    db = b - mean[2:]
+    paa, pab = prec[:2, :2], prec[:2, 2:]
+    centre = mean[:2] - np.linalg.solve(paa, pab @ db)
+    # the quadratic form at b, minimised over the plotted axes
+    r2_slice = r2 - float(db @ np.linalg.solve(cov[2:, 2:], db))
+    return (centre, paa, r2_slice) if r2_slice > 0 else None
+
+
+def _unbounded_in_view(slice_, xlim, ylim) -> bool:
+    """Whether the slice's ellipse is far larger than the view (its boundary is a line there)."""
+    if slice_ is None:
+        return False
+    _, prec, r2 = slice_
+    w = np.linalg.eigvalsh(prec)
+    if w.min() <= 0:
+        return True
+    semi = math.sqrt(r2 / w.min())  # the longest semi-axis
+    span = max(xlim[1] - xlim[0], ylim[1] - ylim[0])
+    return semi > _UNBOUNDED_SPAN * span
+
+
+def _draw_ellipse_slice(ax, slice_, xlim, ylim, colour, ls) -> None:
+    """The boundary of a slice ellipse within the view, from its quadratic form on a grid
+    (a matplotlib Ellipse of radius 10^4 x the view is drawn with Bezier arcs whose error exceeds
+    the view itself)."""
+    centre, prec, r2 = slice_
+    gx = np.linspace(xlim[0], xlim[1], 241)
+    gy = np.linspace(ylim[0], ylim[1], 241)
+    xx, yy = np.meshgrid(gx - centre[0], gy - centre[1])
+    q = prec[0, 0] * xx * xx + 2.0 * prec[0, 1] * xx * yy + prec[1, 1] * yy * yy
+    # scaled so the zero level is well conditioned whatever the ellipse's size
+    ax.contour(gx, gy, (q - r2) / r2, levels=[0.0], colors=[colour], linestyles=[ls],
+               linewidths=1.2)  # fmt: skip
+
+
 def plot_gate(
     values: np.ndarray,
     geometry: dict | None,
@@ -464,13 +521,19 @@ def plot_gate(
     geometry = geometry or None
     kind = geometry.get("kind") if geometry else None
     naxes = 1 if d == 1 else 2
+    slice_ = None
+    unbounded = False
+    if kind == "ellipsoid" and naxes == 2:
+        slice_ = _ellipsoid_slice(geometry, values)
+        data_lims = [_limits(values[:, i], transforms[i], []) for i in range(2)]
+        unbounded = _unbounded_in_view(slice_, *data_lims)
     lims = []
     for i in range(naxes):
         given = limits[i] if limits is not None and i < len(limits) else None
+        # a half-space's ball is far larger than the data: the view follows the data
+        coords = [] if unbounded else _gate_coords(geometry, i)
         lims.append(
-            tuple(given)
-            if given is not None
-            else _limits(values[:, i], transforms[i], _gate_coords(geometry, i))
+            tuple(given) if given is not None else _limits(values[:, i], transforms[i], coords)
         )
     xlim = lims[0]
     text = name if name else ""
@@ -506,6 +569,15 @@ def plot_gate(
             top = verts[np.argmax(verts[:, 1])]
             if text:
                 _label(ax, top[0], top[1], text, colour)
+        elif kind == "ellipsoid" and unbounded:
+            _draw_ellipse_slice(ax, slice_, xlim, ylim, colour, ls)
+            if text:
+                _label(ax, xlim[0] + 0.05 * (xlim[1] - xlim[0]), ylim[1], text, colour, va="top")
+            note = "half-space boundary"
+            if len(geometry["mean"]) > 2:
+                others = ", ".join(dims[2:]) if len(dims) > 2 else "other dims"
+                note += f" at median {others}"
+            ax.text(0.02, 0.02, note, transform=ax.transAxes, fontsize=6, color="dimgray")
         elif kind == "ellipsoid":
             centre, w, h, ang = ellipse_parameters(
                 geometry["mean"], geometry["covariance"], geometry["distance_square"]
@@ -775,11 +847,13 @@ def _draw_panel(
     dims = list(getattr(g, "dims", ()))
     if geometry is not None and geometry.get("kind") == "ellipsoid":
         dims = dims[: len(geometry["mean"])]
-    vals = np.column_stack([ctx.value(d) for d in dims[:2]])
+    # an n-D ellipsoid is drawn as its slice at the other dimensions' median: all its dimensions
+    shown = dims if _kind_of(geometry) == "ellipsoid" else dims[:2]
+    vals = np.column_stack([ctx.value(d) for d in shown])
     if panel.parent is not None:
         vals = vals[result.membership(panel.parent)]
-    labels = [_axis_label(ctx, d) for d in dims[:2]]
-    transforms = [getattr(d, "transform", None) for d in dims[:2]]
+    labels = [_axis_label(ctx, d) for d in shown]
+    transforms = [getattr(d, "transform", None) for d in shown]
     kw: dict[str, Any] = {}
     kind = geometry.get("kind") if geometry else None
     if kind == "quadrant":
