@@ -7,10 +7,10 @@ population is known) and from gating each file alone with cytophen.gate.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
+import blake3
 import numpy as np
 import pandas as pd
 import pytest
@@ -127,7 +127,7 @@ def test_outputs_written(batch, pool_run):
     assert run["template"]["hash"] == tmpl.hash and run["template"]["name"] == "batch-test"
     by_sample = {i["sample"]: i for i in run["inputs"]}
     g1 = root / "in" / "g1.fcs"
-    assert by_sample["g1"]["sha256"] == hashlib.sha256(g1.read_bytes()).hexdigest()
+    assert by_sample["g1"]["blake3"] == blake3.blake3(g1.read_bytes()).hexdigest()
     assert run["options"]["executor"] == "processes" and run["options"]["workers"] == 2
     assert run["versions"]["numpy"] == np.__version__
 
@@ -400,7 +400,7 @@ def test_pool_workers_gate_in_their_own_processes(batch):
     assert all(rec["worker"].endswith(me) for rec in inline.values())
     for sid, rec in inline.items():
         other = pooled[sid]
-        assert other["status"] == rec["status"] and other["sha256"] == rec["sha256"]
+        assert other["status"] == rec["status"] and other["blake3"] == rec["blake3"]
         if rec["status"] == "ok":
             pd.testing.assert_frame_equal(other["table"], rec["table"])
             assert other["gates"] == rec["gates"]

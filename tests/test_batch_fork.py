@@ -44,7 +44,7 @@ me = ":%d" % os.getpid()
 out = {{"info": info, "samples": {{}}}}
 for sid, rec in inline.items():
     other = pooled[sid]
-    same = other["status"] == rec["status"] and other["sha256"] == rec["sha256"]
+    same = other["status"] == rec["status"] and other["blake3"] == rec["blake3"]
     if rec["status"] == "ok" and other["status"] == "ok":
         same = same and other["table"].equals(rec["table"]) and other["gates"] == rec["gates"]
     elif rec["status"] != "ok" and other["status"] != "ok":

@@ -49,7 +49,7 @@ def test_threads_gate_exactly_like_one_thread(tmp_path):
     assert all(rec["worker"].endswith(me) for rec in threaded.values())
     for sid, rec in inline.items():
         other = threaded[sid]
-        assert (other["status"], other["sha256"]) == (rec["status"], rec["sha256"])
+        assert (other["status"], other["blake3"]) == (rec["status"], rec["blake3"])
         if rec["status"] == "ok":
             pd.testing.assert_frame_equal(other["table"], rec["table"], check_exact=True)
             assert other["gates"] == rec["gates"]
@@ -108,7 +108,13 @@ def test_store_table_round_trip_is_exact(tmp_path):
 
 
 def test_resume_reads_the_two_file_store_of_earlier_versions(tmp_path):
-    make_batch(tmp_path / "in", n_good=3, bad=False)
+    """Earlier versions stored <id>.parquet + <id>.json and hashed inputs with SHA-256: such a store
+    is resumed (its hashes checked with SHA-256), and a file changed since is recomputed."""
+    import hashlib
+
+    from cytophen.pipeline.worker import file_blake3
+
+    make_batch(tmp_path / "in", n_good=4, bad=False)
     template = make_template()
     out = tmp_path / "out"
     first = cytophen.gate_files(tmp_path / "in", template, jobs=1, out=out, progress=False)
@@ -117,12 +123,18 @@ def test_resume_reads_the_two_file_store_of_earlier_versions(tmp_path):
         rec = json.loads(p.read_text())
         table = decode_table(rec.pop("table"))
         table.to_parquet(p.with_suffix(".parquet"), index=False)
+        del rec["blake3"]
+        rec["sha256"] = hashlib.sha256(Path(rec["file"]).read_bytes()).hexdigest()
         p.write_text(json.dumps(rec))
+    changed = sorted((tmp_path / "in").glob("*.fcs"))[0]
+    changed.write_bytes(changed.read_bytes() + b" ")  # same events, other bytes
     again = cytophen.gate_files(
         tmp_path / "in", template, jobs=1, out=out, resume=True, progress=False
     )
-    assert again.run["counts"]["resumed"] == 3 and again.run["counts"]["computed"] == 0
+    assert again.run["counts"]["resumed"] == 3 and again.run["counts"]["computed"] == 1
     pd.testing.assert_frame_equal(again.populations, first.populations, check_exact=True)
+    for item in again.run["inputs"]:  # run.json carries the BLAKE3 of every input, resumed or not
+        assert item["blake3"] == file_blake3(item["file"])
 
 
 def test_preload_cython_blas_keeps_scipy_linalg_out_of_kernel_loading():

@@ -308,7 +308,7 @@ def gate_files(
         Output folder (populations.csv/.parquet, populations_wide.csv, gates.json, errors.csv,
         run.json; finished samples are kept in ``out/.cytophen/samples``). ``None``: nothing written.
     resume
-        Skip samples already finished in ``out`` with the same file sha256, template hash and
+        Skip samples already finished in ``out`` with the same file content (BLAKE3), template hash and
         compensation (needs ``out``).
     progress
         Show a progress bar (a widget in notebooks, text on a terminal, nothing otherwise).
@@ -540,7 +540,7 @@ def gate_files(
                 "sample": s.sample,
                 "file": str(s.path),
                 "safe_id": s.safe_id,
-                "sha256": records.get(s.safe_id, {}).get("sha256"),
+                "blake3": records.get(s.safe_id, {}).get("blake3"),
                 "n_events": records.get(s.safe_id, {}).get("n_events"),
                 "status": records.get(s.safe_id, {}).get("status"),
                 "resumed": s.safe_id in done,
@@ -603,10 +603,10 @@ def _finished(
     *,
     plots: bool = False,
 ) -> dict[str, dict[str, Any]]:
-    """Samples whose stored result can be reused: same file sha256, template hash and options."""
+    """Samples whose stored result can be reused: same file content, template hash and options."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from cytophen.pipeline.worker import file_sha256
+    from cytophen.pipeline.worker import file_blake3, file_sha256
 
     candidates = []
     for s in samples:
@@ -624,7 +624,13 @@ def _finished(
     def check(item):
         s, rec = item
         try:
-            return item if file_sha256(s.path) == rec.get("sha256") else None
+            if "blake3" in rec:
+                return item if file_blake3(s.path) == rec["blake3"] else None
+            # a store written by a version that hashed inputs with SHA-256
+            if rec.get("sha256") is None or file_sha256(s.path) != rec["sha256"]:
+                return None
+            rec["blake3"] = file_blake3(s.path)
+            return item
         except OSError:
             return None
 

@@ -125,7 +125,7 @@ def _worker_failure(task: dict[str, Any], exc: BaseException) -> dict[str, Any]:
         "status": "failed",
         "stage": "worker",
         "message": f"the worker process gating this sample died ({type(exc).__name__}: {exc})",
-        "sha256": None,
+        "blake3": None,
         "n_events": None,
         "timings": {},
     }

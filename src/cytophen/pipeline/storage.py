@@ -4,7 +4,7 @@ Every file is written to a temporary file in the same folder, flushed to disk an
 target with :func:`os.replace`, so a reader (or a crash) only ever sees the old file or the new one.
 
 The store keeps each finished sample in one file, ``<out>/.cytophen/samples/<safe_id>.json``: its
-record (id, file, sha256, template hash, options key, gate geometry, timings) and its population
+record (id, file, BLAKE3 content hash, template hash, options key, gate geometry, timings) and its population
 table (columns, dtypes and values, read back exactly), written atomically, so its presence means
 the sample is complete. One small JSON per sample costs a fraction of a Parquet file plus a JSON
 (which is what earlier versions wrote, and what is still written, and read, for a table whose
