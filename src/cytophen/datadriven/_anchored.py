@@ -88,6 +88,35 @@ def _maha(X: np.ndarray, mu: np.ndarray, cov: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->j", z, z)
 
 
+def posterior_crossing(mu0, scale0, mu1, scale1, w1, nu, posterior, *, main_factor=1.0):
+    """First point of the segment μ₀→μ₁ where the posterior of component 1 (weight ``w1``,
+    t_ν(μ₁, scale1)) against component 0 (weight ``1 − w1``, ``main_factor`` × t_ν(μ₀, scale0))
+    reaches ``posterior``: a grid of 401 steps, then Brent's method in the first step that reaches
+    it. ``None`` when it is never reached; μ₀ when it is reached there already."""
+    lp = np.log(posterior) - np.log1p(-posterior)
+
+    def logit(s: float | np.ndarray) -> np.ndarray:
+        P = mu0 + np.atleast_1d(s)[:, None] * (mu1 - mu0)
+        return (
+            np.log(w1)
+            + _t_logpdf(P, mu1, scale1, nu)
+            - np.log1p(-w1)
+            - np.log(main_factor)
+            - _t_logpdf(P, mu0, scale0, nu)
+            - lp
+        )
+
+    s = np.linspace(0.0, 1.0, 401)
+    above = np.flatnonzero(logit(s) >= 0)
+    if above.size == 0:
+        return None
+    i = int(above[0])
+    if i == 0:
+        return mu0.copy()
+    root = optimize.brentq(lambda t: float(logit(t)[0]), s[i - 1], s[i], xtol=1e-10)
+    return mu0 + root * (mu1 - mu0)
+
+
 def _t_logpdf(X: np.ndarray, mu: np.ndarray, scale: np.ndarray, nu: float) -> np.ndarray:
     """Log density of a multivariate Student-t with scale matrix ``scale``."""
     d = X.shape[1]
@@ -334,30 +363,9 @@ class AnchoredTransitional(GateEstimator):
         return mu1, scale1, float(w1), n_iter, conv
 
     def _crossing(self, mu0, scale0, mu1, scale1, w1, nu):
-        """First point of the segment μ₀→μ₁ where the small posterior reaches ``posterior``."""
-        lp = np.log(self.posterior) - np.log1p(-self.posterior)
-
-        def logit(s: float | np.ndarray) -> np.ndarray:
-            P = mu0 + np.atleast_1d(s)[:, None] * (mu1 - mu0)
-            return (
-                np.log(w1)
-                + _t_logpdf(P, mu1, scale1, nu)
-                - np.log1p(-w1)
-                - np.log(2.0)
-                - _t_logpdf(P, mu0, scale0, nu)
-                - lp
-            )
-
-        s = np.linspace(0.0, 1.0, 401)
-        g = logit(s)
-        above = np.flatnonzero(g >= 0)
-        if above.size == 0:
-            return None
-        i = int(above[0])
-        if i == 0:
-            return mu0.copy()
-        root = optimize.brentq(lambda t: float(logit(t)[0]), s[i - 1], s[i], xtol=1e-10)
-        return mu0 + root * (mu1 - mu0)
+        """First point of the segment μ₀→μ₁ where the small posterior reaches ``posterior``
+        (the main density is twice a t density: only the half beyond μ₀ is modelled)."""
+        return posterior_crossing(mu0, scale0, mu1, scale1, w1, nu, self.posterior, main_factor=2.0)
 
     def to_gate(self, dims, side: str | None = None) -> Gate:
         if side not in (None, "+"):

@@ -13,11 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import optimize
 from scipy.linalg import solve_triangular
 from scipy.special import gammaln
 
-from cytophen.datadriven._anchored import _t_logpdf
+from cytophen.datadriven._anchored import posterior_crossing
 from cytophen.datadriven._base import GateEstimator
 from cytophen.errors import GateError
 from cytophen.gates import EllipsoidGate, Gate
@@ -237,28 +236,7 @@ class MixtureHalfspace(GateEstimator):
 
     def _crossing(self, mu0, s0, mu1, s1, w1):
         """First point of the segment μ₀→μ₁ where the positive posterior reaches ``posterior``."""
-        nu = float(self.nu)
-        lp = np.log(self.posterior) - np.log1p(-self.posterior)
-
-        def logit(s):
-            P = mu0 + np.atleast_1d(s)[:, None] * (mu1 - mu0)
-            return (
-                np.log(w1)
-                + _t_logpdf(P, mu1, s1, nu)
-                - np.log1p(-w1)
-                - _t_logpdf(P, mu0, s0, nu)
-                - lp
-            )
-
-        s = np.linspace(0.0, 1.0, 401)
-        above = np.flatnonzero(logit(s) >= 0)
-        if above.size == 0:
-            return None
-        i = int(above[0])
-        if i == 0:
-            return mu0.copy()
-        root = optimize.brentq(lambda t: float(logit(t)[0]), s[i - 1], s[i], xtol=1e-10)
-        return mu0 + root * (mu1 - mu0)
+        return posterior_crossing(mu0, s0, mu1, s1, w1, float(self.nu), self.posterior)
 
     def to_gate(self, dims, side: str | None = None) -> Gate:
         d = self.normal_.size
