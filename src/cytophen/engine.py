@@ -215,13 +215,6 @@ class GateContext:
             out = _comp_kernel.product(block, m)
         return {o: out[j] for j, o in enumerate(outputs)}
 
-    def compensated(self, ref: str) -> dict[str, np.ndarray] | None:
-        """Every output of matrix ``ref`` over all events (``None`` for uncompensated values)."""
-        info = self._comp_info(ref)
-        if info is None:
-            return None
-        return self._comp_values(ref, info["outputs"], None)
-
     # -- values ------------------------------------------------------------------------------
     def raw_value(self, channel: str, comp: str | None) -> np.ndarray:
         """Compensated (as ``comp`` says), untransformed values of one channel, float64."""
