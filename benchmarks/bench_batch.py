@@ -10,12 +10,13 @@ the equivalent FlowKit GatingStrategy. Then, side by side in one run (median of 
    write the report CSV), for 1 and 2 jobs (FlowKit: ``use_mp`` False / True); wall time and the
    peak RSS of the largest process (/usr/bin/time -v, else getrusage);
 2. throughput on a big batch (default 200 files x 200 k events): cytophen on all of them, FlowKit
-   on --fk-big-files of them (it is ~slow; events/s is compared), 2 jobs each.
+   on --fk-big-files of them (it is ~slow; events/s is compared), 2 jobs each, median of
+   --big-repeats runs, after one read of every file (both tools read from the page cache).
 
 Also checks that cytophen's counts equal FlowKit's for every sample and gate.
 
 Usage: ``.venv/bin/python benchmarks/bench_batch.py [--dir D] [--repeats R] [--big-files N]
-[--big-events N] [--fk-big-files N] [--skip-big]``
+[--big-events N] [--fk-big-files N] [--big-repeats N] [--skip-big]``
 """
 
 from __future__ import annotations
@@ -269,6 +270,7 @@ def main() -> int:
     ap.add_argument("--big-files", type=int, default=200)
     ap.add_argument("--big-events", type=int, default=200_000)
     ap.add_argument("--fk-big-files", type=int, default=20, help="FlowKit's share of the big batch")
+    ap.add_argument("--big-repeats", type=int, default=3, help="runs of each big-batch command")
     ap.add_argument("--skip-big", action="store_true")
     args = ap.parse_args()
 
@@ -370,9 +372,10 @@ def main() -> int:
         )
         big = make_data(d / "big", args.big_files, args.big_events, spec)
         (d / "big_fk.txt").write_text("\n".join(map(str, big[: args.fk_big_files])))
+        for f in big:  # both tools read from the page cache, not from disk
+            f.read_bytes()
         out = d / "out_cy_big"
-        shutil.rmtree(out, ignore_errors=True)
-        cy_w, cy_m, cy_cpu = measure(
+        cy_w, cy_m, cy_cpu = median_of(
             [
                 cytophen_bin,
                 "gate",
@@ -386,9 +389,11 @@ def main() -> int:
                 "-q",
             ],
             env,
+            args.big_repeats,
+            before=lambda: shutil.rmtree(out, ignore_errors=True),
         )
         fk_csv = d / "fk_big.csv"
-        fk_w, fk_m, fk_cpu = measure(
+        fk_w, fk_m, fk_cpu = median_of(
             [
                 sys.executable,
                 str(fk_script),
@@ -398,12 +403,13 @@ def main() -> int:
                 "1",
             ],
             env,
+            args.big_repeats,
         )
         n_cmp, n_diff = check_counts(out / "populations.csv", fk_csv)
         cy_rate = args.big_files * args.big_events / cy_w
         fk_rate = args.fk_big_files * args.big_events / fk_w
         print(
-            f"\nthroughput, {args.big_events // 1000}k-event files, 2 jobs (single run each, whole process):"
+            f"\nthroughput, {args.big_events // 1000}k-event files, 2 jobs (median of {args.big_repeats} runs each, whole process, files in the page cache):"
         )
         print(
             f"  cytophen: {args.big_files} files in {cy_w:.1f} s = {cy_rate / 1e6:.2f} M events/s ({args.big_files / cy_w:.1f} files/s), peak {cy_m:.0f} MB, {cy_cpu:.1f} CPU s"
