@@ -43,8 +43,8 @@ class _Invalid(click.ClickException):
     "--jobs",
     type=click.IntRange(min=1),
     default=None,
-    help="Samples gated at a time: threads of this process, worker processes for long batches "
-    "(default: all cores; 1 = one at a time).",
+    help="Samples gated at a time, each in a worker process forked from this one "
+    "(default: all cores; 1 = one at a time in this process).",
 )
 @click.option(
     "--resume",
