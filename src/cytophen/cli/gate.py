@@ -43,7 +43,8 @@ class _Invalid(click.ClickException):
     "--jobs",
     type=click.IntRange(min=1),
     default=None,
-    help="Samples gated at a time, each in a worker process forked from this one "
+    help="Samples gated at a time, in worker processes forked from this one (Linux; threads "
+    "elsewhere) "
     "(default: all cores; 1 = one at a time in this process).",
 )
 @click.option(
