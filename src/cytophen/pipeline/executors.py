@@ -371,7 +371,7 @@ class PoolRunner(Runner):
 
         try:
             with serial_only():
-                from cytophen.pipeline._warm import _gate_synthetic, warm  # noqa: F401
+                import cytophen.pipeline._warm  # noqa: F401 - its import runs the warm-up once
             from cytophen.gates import DataDrivenGate
             from cytophen.pipeline.worker import _blas_controller
 
