@@ -111,7 +111,14 @@ def speed(events: int, repeats: int, template_path: Path) -> int:
     return 0 if not mism and same else 1
 
 
-def accuracy(out_dir: str, events: int, templates: Path, seed: int = 0) -> int:
+def accuracy(
+    out_dir: str,
+    events: int,
+    templates: Path,
+    seed: int = 0,
+    panels: tuple[str, ...] = ("bcell", "treg"),
+    rescore: bool = False,
+) -> int:
     import pandas as pd
 
     import cytophen
@@ -119,10 +126,13 @@ def accuracy(out_dir: str, events: int, templates: Path, seed: int = 0) -> int:
     from cytophen.simulate.files import read_truth
     from cytophen.simulate.scoring import score
 
-    cohort = simulate_cohort(out_dir, seed=seed, events=events, jobs=2)
-    man = cohort.manifest
+    manifest = Path(out_dir) / "manifest.csv"
+    if rescore and manifest.exists():
+        man = pd.read_csv(manifest)  # gate the cohort already written there, as it is
+    else:
+        man = simulate_cohort(out_dir, seed=seed, events=events, jobs=2).manifest
     frames = []
-    for panel in ("bcell", "treg"):
+    for panel in panels:
         t = cytophen.load_template(templates / f"{panel}.yaml")
         for f in man.loc[man["panel"] == panel, "file"]:
             path = Path(out_dir) / f
@@ -133,7 +143,11 @@ def accuracy(out_dir: str, events: int, templates: Path, seed: int = 0) -> int:
             frames.append(sc)
     df = pd.concat(frames)
     print(_markdown(score_table(df)))
-    df.to_csv(Path(out_dir) / "scores.csv", index=False)
+    scores = Path(out_dir) / "scores.csv"
+    if len(panels) < 2 and scores.exists():  # keep the other panel's rows
+        old = pd.read_csv(scores)
+        df = pd.concat([old[~old["panel"].isin(panels)], df])
+    df.to_csv(scores, index=False)
     return 0
 
 
@@ -215,6 +229,14 @@ def main(argv: list[str]) -> int:
     )
     ap.add_argument("--seed", type=int, default=0, help="cohort seed for --accuracy")
     ap.add_argument(
+        "--panel", choices=("bcell", "treg"), default=None, help="score one panel only"
+    )
+    ap.add_argument(
+        "--rescore",
+        action="store_true",
+        help="gate the cohort already in the --accuracy folder instead of simulating it again",
+    )
+    ap.add_argument(
         "--summary",
         nargs="+",
         metavar="DIR",
@@ -224,7 +246,10 @@ def main(argv: list[str]) -> int:
     if args.summary:
         return seed_summary(args.summary)
     if args.accuracy:
-        return accuracy(args.accuracy, args.events or 30_000, args.templates, args.seed)
+        panels = (args.panel,) if args.panel else ("bcell", "treg")
+        return accuracy(
+            args.accuracy, args.events or 30_000, args.templates, args.seed, panels, args.rescore
+        )
     return speed(args.events or 1_000_000, args.repeats, args.template)
 
 
