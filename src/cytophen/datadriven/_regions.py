@@ -88,6 +88,16 @@ class MixtureEllipse(_MixtureRegion):
         Merge every component whose mean lies inside the chosen ellipse into it (moment
         matching) before drawing the contour: a heavy-tailed cloud fitted as a core plus a broad
         component is then gated as one population.
+    dead_scale, dead_quantile
+        Also take in the component's dead cells: on **linear** area scales dying cells of the same
+        kind are smaller and more granular, their cloud centred on ``Dμ`` with covariance ``DΣD``
+        for ``D = diag(dead_scale)`` (e.g. ``[0.72, 1.25]``: FSC x0.72, SSC x1.25). When both are
+        given, the gate is the union (a polygon) of the region above (ellipse, or hull with the
+        doublet ellipse) and the convex hull of the ellipse and that ellipse at probability
+        ``dead_quantile``. A lymphocyte gate whose population counts the dead
+        lymphocytes (removed later by the viability gate) uses it: without it the dead cells at
+        the cloud's low-FSC edge are cut off and the live share of the singlets is too high.
+        The ratio is that of the component's own mean, so it follows scatter gains file by file.
     """
 
     name = "mixture_ellipse"
@@ -102,8 +112,12 @@ class MixtureEllipse(_MixtureRegion):
         random_state: int = 0,
         doublets_quantile: float | None = None,
         merge: bool = False,
+        dead_scale: list[float] | None = None,
+        dead_quantile: float | None = None,
     ):
         self.merge = merge
+        self.dead_scale = dead_scale
+        self.dead_quantile = dead_quantile
         self.K = K
         self.target = target
         self.quantile = quantile
@@ -139,27 +153,79 @@ class MixtureEllipse(_MixtureRegion):
             cov = np.einsum("i,ijk->jk", w, mix.covariances[inside]) + (dd * w[:, None]).T @ dd
             self.merged_components_ = np.flatnonzero(inside)
             self.mean_, self.covariance_ = mu, cov
-        if self.doublets_quantile is not None:
-            if d != 2 or not 0.0 < self.doublets_quantile < 1.0:
+        dead = self.dead_scale is not None or self.dead_quantile is not None
+        if dead:
+            scale = np.asarray(self.dead_scale if self.dead_scale is not None else [], float)
+            q = self.dead_quantile
+            if d != 2 or scale.shape != (2,) or np.any(scale <= 0) or q is None or not 0 < q < 1:
+                raise GateError(
+                    self.name,
+                    "dead_scale (2 positive factors) and dead_quantile (within (0, 1)) go "
+                    "together, on 2 dimensions",
+                )
+        if self.doublets_quantile is not None or dead:
+            if self.doublets_quantile is not None and (
+                d != 2 or not 0.0 < self.doublets_quantile < 1.0
+            ):
                 raise GateError(
                     self.name, "doublets_quantile needs 2 dimensions and a value within (0, 1)"
                 )
             from scipy.spatial import ConvexHull
 
-            pts = np.r_[
-                _ellipse_points(self.mean_, self.covariance_, self.distance_square_),
-                _ellipse_points(
-                    2 * self.mean_, 2 * self.covariance_, contour(self.doublets_quantile)
-                ),
-            ]
-            self.vertices_ = pts[ConvexHull(pts).vertices]
+            core = _ellipse_points(self.mean_, self.covariance_, self.distance_square_)
+            pts = core
+            if self.doublets_quantile is not None:
+                pts = np.r_[
+                    core,
+                    _ellipse_points(
+                        2 * self.mean_, 2 * self.covariance_, contour(self.doublets_quantile)
+                    ),
+                ]
+            hull = pts[ConvexHull(pts).vertices]
+            if dead:
+                # union (not hull) of the two hulls: one hull of all three ellipses would add a
+                # wedge above the cloud, between the dead and the doublet ellipses
+                D = np.diag(scale)
+                self.dead_mean_ = D @ self.mean_
+                pts = np.r_[
+                    core, _ellipse_points(self.dead_mean_, D @ self.covariance_ @ D, contour(q))
+                ]
+                hull = _star_union([hull, pts[ConvexHull(pts).vertices]], self.mean_)
+            self.vertices_ = hull
         return self
 
     def to_gate(self, dims, side: str | None = None) -> Gate:
         _region_side(self.name, side)
-        if self.doublets_quantile is not None:
+        if self.doublets_quantile is not None or self.dead_quantile is not None:
             return PolygonGate(dims, self.vertices_)
         return EllipsoidGate(dims, self.mean_, self.covariance_, self.distance_square_)
+
+
+def _radial_extent(poly: np.ndarray, center: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """Distance from ``center`` (inside the convex polygon ``poly``) to its boundary along each
+    direction ``theta``."""
+    u = np.c_[np.cos(theta), np.sin(theta)][:, None, :]
+    a = (poly - center)[None, :, :]
+    e = (np.roll(poly, -1, axis=0) - poly)[None, :, :]
+
+    def cross(p, q):
+        return p[..., 0] * q[..., 1] - p[..., 1] * q[..., 0]
+
+    den = cross(u, e)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = cross(a, e) / den  # along the ray
+        s = cross(a, u) / den  # along the edge
+    hit = (den != 0) & (s >= -1e-12) & (s <= 1 + 1e-12) & (t > 0)
+    return np.where(hit, t, np.inf).min(axis=1)
+
+
+def _star_union(polys: list[np.ndarray], center: np.ndarray, n: int = 360) -> np.ndarray:
+    """Polygon of the union of convex polygons that all contain ``center``: the union is
+    star-shaped around it, its boundary the largest extent of any of them in each of ``n``
+    directions."""
+    theta = np.linspace(0.0, 2 * np.pi, n, endpoint=False)
+    r = np.max([_radial_extent(p, center, theta) for p in polys], axis=0)
+    return center + r[:, None] * np.c_[np.cos(theta), np.sin(theta)]
 
 
 def _ellipse_points(mean: np.ndarray, cov: np.ndarray, c: float, n: int = 72) -> np.ndarray:
