@@ -16,9 +16,11 @@ gating_templates/treg.yaml):
   the fitted variances and the cut wanders (errors of several pp on some files).
 
 Live: on a simulated file the Viability cut misclassifies a handful of the ~14 000 real singlets
-of its parent; live's ~1.5 pp excess over the truth is the parent's composition (the scatter gate
-keeps ~75 % of the dead lymphocytes, whose FSC is lower and SSC higher, but ~99 % of the live
-ones), which no Viability cut can remove.
+of its parent; live's excess over the truth is the parent's composition, which no Viability cut
+can remove: a plain lymphocyte ellipse kept ~75 % of the dead lymphocytes (FSC lower, SSC higher)
+but ~99 % of the live ones, and live was ~1.5 pp too high on every file. The shipped lymphocyte
+gate also takes in the dead cells' scatter cloud (``dead_scale``): ~86 % of them, and live is
+within ~0.9 pp.
 """
 
 from __future__ import annotations
@@ -109,5 +111,10 @@ def test_live_cut_is_right_on_its_parent_and_the_percent_error_is_the_parents(tm
     pct_true = 100.0 * true_live.sum() / true_singlet.sum()
     pct_gated = 100.0 * live.sum() / singlets.sum()
     pct_parent = 100.0 * (true_live & real).sum() / real.sum()  # perfect cut on the gated parent
-    assert abs(pct_gated - pct_true) < 2.0
     assert abs(pct_gated - pct_parent) < 0.2  # the cut adds (almost) nothing to the error
+    # the parent: the lymphocyte gate keeps most dead single lymphocytes, not only the live ones
+    lymph = np.asarray(r.membership("lymphocytes"), bool)
+    dead = true_singlet & ~true_live
+    assert lymph[dead].mean() > 0.8, f"lymphocytes keep {lymph[dead].mean():.0%} of the dead"
+    assert lymph[true_live].mean() > 0.98
+    assert abs(pct_gated - pct_true) < 1.2

@@ -58,10 +58,9 @@ def test_study_template_names_and_reporting(name):
     extra = set(t.names) - set(NAMES[name])
     # non_plasmablast_b: the B cells the quadrants are drawn on; lineage_neg, cd19_pos and
     # plasmablast_region: the CD3- helpers b_cells is the union of (CD19-low plasmablasts)
-    # igd_pos/igd_neg, unswitched_region/switched_region, dn_cd21neg/dn_cd11c_pos: the IgD sides
-    # and the multi-marker regions naive/unswitched/switched/dn and dn2 are combined from
-    helpers = {"igd_pos", "igd_neg", "unswitched_region", "switched_region", "dn_cd21neg",
-               "dn_cd11c_pos"}  # fmt: skip
+    # igd_pos/igd_neg, unswitched_region/switched_region: the IgD sides and the multi-marker
+    # regions naive/unswitched/switched/dn are combined from
+    helpers = {"igd_pos", "igd_neg", "unswitched_region", "switched_region"}  # fmt: skip
     assert extra <= {"non_plasmablast_b", "lineage_neg", "cd19_pos", "plasmablast_region",
                      *helpers}, extra  # fmt: skip
     ref = REFERENCE[name]
