@@ -116,3 +116,18 @@ def test_default_is_unchanged_and_bad_arguments_are_errors():
     ):
         with pytest.raises(GateError, match="dead_scale"):
             MixtureEllipse(K=3, **bad).fit(X)
+
+
+def test_star_union_drops_only_vertices_in_line_with_their_neighbours():
+    from cytophen.datadriven._regions import _radial_extent
+
+    square = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    tri = np.array([[0.5, -0.5], [1.5, 0.5], [0.5, 0.5]])
+    center = np.array([0.6, 0.3])
+    U = _star_union([square, tri], center, n=360)
+    theta = np.linspace(0.0, 2 * np.pi, 360, endpoint=False)
+    r = np.max([_radial_extent(p, center, theta) for p in (square, tri)], axis=0)
+    full = center + r[:, None] * np.c_[np.cos(theta), np.sin(theta)]
+    assert len(U) < 40 < len(full)  # straight edges: only the corners and the crossings remain
+    P = np.random.default_rng(5).uniform([-0.2, -0.7], [1.7, 1.2], (100_000, 2))
+    assert np.array_equal(MPath(U).contains_points(P), MPath(full).contains_points(P))

@@ -91,7 +91,7 @@ class MixtureEllipse(_MixtureRegion):
     dead_scale, dead_quantile
         Also take in the component's dead cells: on **linear** area scales dying cells of the same
         kind are smaller and more granular, their cloud centred on ``Dμ`` with covariance ``DΣD``
-        for ``D = diag(dead_scale)`` (e.g. ``[0.72, 1.25]``: FSC x0.72, SSC x1.25). When both are
+        for ``D = diag(dead_scale)`` (e.g. ``[0.7, 1.3]``: FSC x0.7, SSC x1.3). When both are
         given, the gate is the union (a polygon) of the region above (ellipse, or hull with the
         doublet ellipse) and the convex hull of the ellipse and that ellipse at probability
         ``dead_quantile``. A lymphocyte gate whose population counts the dead
@@ -225,7 +225,13 @@ def _star_union(polys: list[np.ndarray], center: np.ndarray, n: int = 360) -> np
     directions."""
     theta = np.linspace(0.0, 2 * np.pi, n, endpoint=False)
     r = np.max([_radial_extent(p, center, theta) for p in polys], axis=0)
-    return center + r[:, None] * np.c_[np.cos(theta), np.sin(theta)]
+    v = center + r[:, None] * np.c_[np.cos(theta), np.sin(theta)]
+    # most directions land on a straight hull edge: drop the vertices in line with both
+    # neighbours (the region is the same; 360 vertices become ~100, and gating is faster)
+    a, c = np.roll(v, 1, axis=0), np.roll(v, -1, axis=0)
+    cross = (v[:, 0] - a[:, 0]) * (c[:, 1] - v[:, 1]) - (v[:, 1] - a[:, 1]) * (c[:, 0] - v[:, 0])
+    size = np.linalg.norm(v - a, axis=1) * np.linalg.norm(c - v, axis=1)
+    return v[np.abs(cross) > 1e-9 * size]
 
 
 def _ellipse_points(mean: np.ndarray, cov: np.ndarray, c: float, n: int = 72) -> np.ndarray:
