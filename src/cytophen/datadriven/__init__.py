@@ -15,6 +15,7 @@ mixture_1d     1-D cut between mixture components (t or Gaussian)
 mixture_ellipse ellipse of the mixture component nearest a target
 transitional   openCyto's transitional polygon (CD24hi CD38hi, CD25+ CD127lo)
 anchored_transitional  small hi-hi cloud beyond a robust main one: line at the posterior
+                       (more dims: as many events, ranked on all of them)
 mixture_halfspace  side of a Fisher hyperplane between two t components started from a 1-D cut
 singlet        FSC-A/FSC-H robust regression band (polygon)
 boundary       rectangle removing saturated / off-scale events

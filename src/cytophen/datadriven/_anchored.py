@@ -17,7 +17,7 @@ from scipy.special import gammaln
 
 from cytophen.datadriven._base import FitDeclined, GateEstimator
 from cytophen.errors import GateError
-from cytophen.gates import Gate, PolygonGate
+from cytophen.gates import EllipsoidGate, Gate, PolygonGate
 
 __all__ = ["AnchoredTransitional", "robust_location_scatter"]
 
@@ -167,6 +167,24 @@ class AnchoredTransitional(GateEstimator):
        component's posterior first reaches ``posterior``. The gate is the polygon of the data's
        bounding box (extended by one SD plus the range) on the ``w`` side of that line.
 
+    5. **Refinement on more markers (only when the gate has more than two dimensions).** Steps
+       1-4 use the first two dimensions; the others (markers on which the two populations are
+       equal or nearly so, e.g. CD19, CD20, CD27, IgD for naive and transitional B cells) carry
+       each cell's overall staining brightness, which the first two share. The 2-D fit decides
+       *how many* events are gated (``n_start_``: those beyond its line); the markers together
+       decide *which*: the events are ranked along the Fisher direction
+       ``w = Σ₀ⁿ⁻¹(μ₁ⁿ − μ₀ⁿ)`` (``μ₀ⁿ``, ``Σ₀ⁿ``: the reweighted MCD estimate on all dimensions;
+       ``μ₁ⁿ``: the mean of all events weighted by their 2-D small-component posterior) and the
+       ``n_start_`` highest are gated: a hyperplane midway between the last gated and the first
+       ungated score. The one covariance ``Σ₀ⁿ`` is learned from the thousands of main-population
+       events (the small component borrows it), so the brightness correlations it removes are not
+       estimated from the few dozen small-population events. The gate is returned as a half-space
+       (:class:`~cytophen.gates.EllipsoidGate`, as ``mixture_halfspace``). It falls back
+       (flagged) to the 2-D line (as a half-space, with zero weight on the other dimensions) when
+       the 2-D fit fell back, when ``w`` does not point to the small component on the first two
+       dimensions, or when more than ``max_exchanged`` of the ``n_start_`` events are exchanged
+       with events outside the 2-D gate (``exchanged_fraction_``).
+
     **Fallback (flagged):** when no small component is found (fewer than ``min_small`` events
     expected in it, its mean not beyond ``μ₀`` on every axis in the sense of ``direction`` (e.g.
     higher on both for ``[1, 1]``) or closer to it than
@@ -202,10 +220,19 @@ class AnchoredTransitional(GateEstimator):
         ``'main'``: the small component's scatter is ``c·Σ₀`` (same shape and orientation as the
         main population, only its size ``c`` is fitted; stable with a few dozen events);
         ``'free'``: a full scatter matrix is fitted.
+    max_exchanged
+        Refinement only (more than two dimensions): the largest share of the 2-D gate's events
+        the refined hyperplane may exchange for events outside it (0.5 = half); more, and the
+        markers describe another split than the 2-D one, so the 2-D line is kept (flagged).
+
+    Notes
+    -----
+    With two dimensions the gate is the polygon of step 4 (the data's bounding box on the small
+    side of the line); with more, a half-space over all of them.
     """
 
     name = "anchored_transitional"
-    n_dims = 2
+    n_dims = None
     min_events = 50
 
     def __init__(
@@ -220,7 +247,9 @@ class AnchoredTransitional(GateEstimator):
         tol: float = 1e-6,
         small_shape: Literal["main", "free"] = "main",
         min_separation: float = 2.0,
+        max_exchanged: float = 0.5,
     ):
+        self.max_exchanged = max_exchanged
         self.min_separation = min_separation
         self.small_shape = small_shape
         self.direction = direction
@@ -254,14 +283,21 @@ class AnchoredTransitional(GateEstimator):
             raise GateError(self.name, f"min_separation must be >= 0, got {self.min_separation}")
         if self.min_small < 1:
             raise GateError(self.name, f"min_small must be >= 1, got {self.min_small}")
+        if not 0.0 < self.max_exchanged <= 1.0:
+            raise GateError(
+                self.name, f"max_exchanged must be within (0, 1], got {self.max_exchanged}"
+            )
         return u / np.linalg.norm(u)
 
     def fit(self, X) -> AnchoredTransitional:
         self._start()
         u = self._check()
-        X = self._as_matrix(X)
-        if np.any(X.std(axis=0) == 0):
+        Xall = self._as_matrix(X)
+        if Xall.shape[1] < 2:
+            raise GateError(self.name, f"works on 2 or more dimensions, got {Xall.shape[1]}")
+        if np.any(Xall.std(axis=0) == 0):
             raise FitDeclined(self.name, "a dimension has no spread (all events equal)")
+        X = Xall[:, :2]
         nu = float(self.nu)
         mu0, cov0, _ = robust_location_scatter(X, self.support_fraction)
         scale0 = cov0 * (nu - 2.0) / nu
@@ -304,8 +340,71 @@ class AnchoredTransitional(GateEstimator):
         verts = _clip_box(lo - pad, hi + pad, loc, self.normal_)
         if verts.shape[0] < 3:
             raise FitDeclined(self.name, "the cut line leaves no region inside the data's range")
-        self.vertices_ = verts
+        if Xall.shape[1] == 2:
+            self.vertices_ = verts
+        else:
+            self._refine(Xall, small=reason is None)
         return self
+
+    def _refine(self, X: np.ndarray, *, small: bool) -> None:
+        """Step 5: the events beyond the 2-D line, re-chosen along the n-D Fisher direction."""
+        nu = float(self.nu)
+        d = X.shape[1]
+        n2, loc2 = self.normal_, self.gate_location_
+        start = (X[:, :2] - loc2) @ n2 >= 0
+        self.line_normal_, self.line_location_ = n2, loc2
+        self.n_start_ = int(start.sum())
+        self.span_ = float(max(np.ptp(X, axis=0).max(), 1e-3))
+        mu0, cov0, _ = robust_location_scatter(X, self.support_fraction)
+        self.refine_main_mean_ = mu0
+        self.refine_main_covariance_ = cov0
+        line = (np.r_[n2, np.zeros(d - 2)], np.r_[loc2, mu0[2:]])
+        self.normal_, self.gate_location_ = line
+        self.refined_ = False
+        if not small:  # the 2-D fit fell back (flagged, with its reason): keep its line
+            return
+        reason = None
+        if self.n_start_ in (0, X.shape[0]):
+            reason = f"the 2-D line gates {self.n_start_} of {X.shape[0]} events"
+        if reason is None:
+            p = self._posterior_2d(X[:, :2], nu)
+            mu1 = (p @ X) / p.sum()
+            w = np.linalg.solve(cov0, mu1 - mu0)
+            self.refine_small_mean_ = mu1
+            if w[:2] @ n2 <= 0:
+                reason = "the n-D Fisher direction points away from the small component in 2-D"
+            else:
+                w = w / np.linalg.norm(w)
+                s = X @ w
+                order = np.sort(s)[::-1]
+                k = self.n_start_
+                t = 0.5 * (order[k - 1] + order[k])
+                refined = s >= t
+                moved = float(np.sum(refined & ~start)) / k
+                self.exchanged_fraction_ = moved
+                if moved > self.max_exchanged:
+                    reason = (
+                        f"the n-D hyperplane exchanges {moved:.0%} of the 2-D gate's events "
+                        f"(> max_exchanged {self.max_exchanged:.0%})"
+                    )
+                else:
+                    self.normal_ = w
+                    self.gate_location_ = mu0 + (t - mu0 @ w) * w
+        self.refined_ = reason is None
+        if reason is not None:
+            note = f"{reason}; kept the 2-D line"
+            self._fall_back(f"{self.reason_}; {note}" if self.reason_ else note)
+
+    def _posterior_2d(self, X2: np.ndarray, nu: float) -> np.ndarray:
+        """Posterior of the small component under the 2-D fit (0 on the main side of ``μ₀``)."""
+        mu0, mu1, w1 = self.main_mean_, self.small_mean_, self.small_weight_
+        scale0 = self.main_covariance_ * (nu - 2.0) / nu
+        scale1 = self.small_covariance_ * (nu - 2.0) / nu
+        a = np.log1p(-w1) + np.log(2.0) + _t_logpdf(X2, mu0, scale0, nu)
+        b = np.log(w1) + _t_logpdf(X2, mu1, scale1, nu)
+        p = np.exp(b - np.logaddexp(a, b))
+        p[(X2 - mu0) @ self.direction_ <= 0] = 0.0
+        return p
 
     def _fit_small(self, H, mu0, scale0, nu, sd_u):
         """EM for the small component on the half-plane events (main fixed); a reason string
@@ -368,6 +467,11 @@ class AnchoredTransitional(GateEstimator):
         return posterior_crossing(mu0, scale0, mu1, scale1, w1, nu, self.posterior, main_factor=2.0)
 
     def to_gate(self, dims, side: str | None = None) -> Gate:
-        if side not in (None, "+"):
+        if side is not None and not (set(side) == {"+"} and len(side) in (1, len(dims))):
             raise GateError(self.name, f"a region: side must be '+' or absent, got {side!r}")
-        return PolygonGate(dims, self.vertices_)
+        if self.normal_.size == 2:  # two dimensions: the polygon of step 4
+            return PolygonGate(dims, self.vertices_)
+        from cytophen.datadriven._halfspace import HALFSPACE_RADIUS  # (imports this module)
+
+        r = HALFSPACE_RADIUS * self.span_
+        return EllipsoidGate(dims, self.gate_location_ + r * self.normal_, np.eye(len(dims)), r * r)
