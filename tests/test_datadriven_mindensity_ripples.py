@@ -1,0 +1,70 @@
+"""mindensity ignores KDE ripples (``min_depth``).
+
+A flat-topped cloud, here two equal normals 0.055 apart (SD 0.025), has a KDE with two peaks a
+few percent apart in height and a valley 0.1-3 % deep between them. openCyto's rule (``min_depth:
+0``) takes that ripple for the valley between the two highest peaks and cuts inside the cloud; by
+default the ripple is not a peak, and the cut goes to the real valley before the small cloud.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cytophen.datadriven import MinDensity
+from cytophen.datadriven._cuts import _deep_valleys, _significant_peaks
+from cytophen.datadriven._kde import density, find_peaks, find_valleys
+from cytophen.errors import GateError
+
+
+def _flat_top(seed: int, small: bool = True) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    parts = [rng.normal(0.2225, 0.025, 4500), rng.normal(0.2775, 0.025, 4500)]
+    if small:
+        parts.append(rng.normal(0.6, 0.04, 1000))
+    return np.concatenate(parts)[:, None]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_cut_goes_to_the_real_valley_not_the_ripple(seed):
+    X = _flat_top(seed)
+    cut = MinDensity(adjust=1.0).fit(X).threshold_
+    # the real valley lies between the clouds: 0.28 + 3 SD and 0.6 - 3 SD
+    assert 0.355 < cut < 0.48
+    assert (X[:, 0] > cut).sum() == pytest.approx(1000, abs=15)
+
+
+def test_opencyto_rule_cuts_at_the_ripple():
+    X = _flat_top(0)
+    g, y, _ = density(X[:, 0], adjust=1.0)
+    assert find_peaks(g, y, X.min(), X.max()).size >= 3  # the ripple is there
+    cut = MinDensity(adjust=1.0, min_depth=0.0).fit(X).threshold_
+    assert 0.2225 < cut < 0.2775  # inside the big cloud
+
+
+def test_a_rippled_single_cloud_is_not_cut_through_its_middle():
+    X = _flat_top(0, small=False)
+    inside = (0.2225, 0.2775)  # between the two normals' centres
+    cut = MinDensity(adjust=1.0).fit(X).threshold_
+    assert not inside[0] < cut < inside[1]
+    assert inside[0] < MinDensity(adjust=1.0, min_depth=0.0).fit(X).threshold_ < inside[1]
+
+
+def test_peak_and_valley_filters_on_a_known_curve():
+    #          0    1    2    3    4    5    6    7    8    9   10
+    y = np.array([0, 5.0, 4.9, 5.1, 2.0, 0.1, 1.0, 0.5, 0.49, 0.5, 0.0])
+    peaks = np.array([3, 1, 6, 9])  # highest first, as find_peaks returns them
+    # prominences: 3 -> 5.1, 1 -> 0.1 (2 % of 5.0), 6 -> 0.9, 9 -> 0.01 (2 % of 0.5)
+    np.testing.assert_array_equal(_significant_peaks(y, peaks, 0.05), [3, 6])
+    np.testing.assert_array_equal(_significant_peaks(y, peaks, 0.0), peaks)
+    valleys = np.array([5, 8, 2])  # deepest first
+    # 5: 0.1 vs min(5.1, 1.0) -> deep; 8: 0.49 vs min(5.1, 0.5) -> 2 %, a ripple; 2: 4.9 vs 5.0
+    np.testing.assert_array_equal(_deep_valleys(y, valleys, 0.05), [5])
+    g = np.arange(y.size, dtype=float)
+    assert set(find_valleys(g, y, 0, 11)) == {2, 5, 8}
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, 2])
+def test_bad_min_depth_is_an_error(bad):
+    with pytest.raises(GateError, match="min_depth"):
+        MinDensity(min_depth=bad).fit(_flat_top(0))
