@@ -17,7 +17,7 @@ from scipy.special import gammaln
 
 from cytophen.datadriven._base import FitDeclined, GateEstimator
 from cytophen.errors import GateError
-from cytophen.gates import EllipsoidGate, Gate, PolygonGate
+from cytophen.gates import Gate, PolygonGate
 
 __all__ = ["AnchoredTransitional", "robust_location_scatter"]
 
@@ -115,6 +115,14 @@ def posterior_crossing(mu0, scale0, mu1, scale1, w1, nu, posterior, *, main_fact
         return mu0.copy()
     root = optimize.brentq(lambda t: float(logit(t)[0]), s[i - 1], s[i], xtol=1e-10)
     return mu0 + root * (mu1 - mu0)
+
+
+def _small_posterior(l0: np.ndarray, l1: np.ndarray, w1: float) -> np.ndarray:
+    """Posterior of the small component (weight ``w1``, log density ``l1``) against the main
+    one (log density ``l0``, already doubled on the half-plane)."""
+    a = np.log1p(-w1) + l0
+    b = np.log(w1) + l1
+    return np.exp(b - np.logaddexp(a, b))
 
 
 def _t_logpdf(X: np.ndarray, mu: np.ndarray, scale: np.ndarray, nu: float) -> np.ndarray:
@@ -400,9 +408,8 @@ class AnchoredTransitional(GateEstimator):
         mu0, mu1, w1 = self.main_mean_, self.small_mean_, self.small_weight_
         scale0 = self.main_covariance_ * (nu - 2.0) / nu
         scale1 = self.small_covariance_ * (nu - 2.0) / nu
-        a = np.log1p(-w1) + np.log(2.0) + _t_logpdf(X2, mu0, scale0, nu)
-        b = np.log(w1) + _t_logpdf(X2, mu1, scale1, nu)
-        p = np.exp(b - np.logaddexp(a, b))
+        l0 = np.log(2.0) + _t_logpdf(X2, mu0, scale0, nu)
+        p = _small_posterior(l0, _t_logpdf(X2, mu1, scale1, nu), w1)
         p[(X2 - mu0) @ self.direction_ <= 0] = 0.0
         return p
 
@@ -426,9 +433,7 @@ class AnchoredTransitional(GateEstimator):
                 l1 = _t_logpdf(H, mu1, scale1, nu)
             except np.linalg.LinAlgError:
                 return "the small component collapsed (singular scatter)"
-            a = np.log1p(-w1) + l0
-            b = np.log(w1) + l1
-            tau = np.exp(b - np.logaddexp(a, b))
+            tau = _small_posterior(l0, l1, w1)
             sk = float(tau.sum())
             if sk < 1.0:
                 return "the small component emptied"
@@ -471,7 +476,6 @@ class AnchoredTransitional(GateEstimator):
             raise GateError(self.name, f"a region: side must be '+' or absent, got {side!r}")
         if self.normal_.size == 2:  # two dimensions: the polygon of step 4
             return PolygonGate(dims, self.vertices_)
-        from cytophen.datadriven._halfspace import HALFSPACE_RADIUS  # (imports this module)
+        from cytophen.datadriven._halfspace import halfspace_gate  # (imports this module)
 
-        r = HALFSPACE_RADIUS * self.span_
-        return EllipsoidGate(dims, self.gate_location_ + r * self.normal_, np.eye(len(dims)), r * r)
+        return halfspace_gate(dims, self.gate_location_, self.normal_, self.span_)

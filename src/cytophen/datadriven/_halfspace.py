@@ -30,6 +30,13 @@ __all__ = ["MixtureHalfspace", "HALFSPACE_RADIUS"]
 HALFSPACE_RADIUS = 1.0e4
 
 
+def halfspace_gate(dims, point: np.ndarray, normal: np.ndarray, span: float) -> EllipsoidGate:
+    """The half-space ``(x - point)·normal >= 0`` as the ball of radius ``HALFSPACE_RADIUS *
+    span`` whose surface touches the hyperplane at ``point`` (``normal`` of unit length)."""
+    r = HALFSPACE_RADIUS * span
+    return EllipsoidGate(dims, point + r * normal, np.eye(normal.size), r * r)
+
+
 def _t_logpdf_maha(X: np.ndarray, mu: np.ndarray, scale: np.ndarray, nu: float):
     """Student-t log density and squared Mahalanobis distance, from one Cholesky factor."""
     d = X.shape[1]
@@ -250,5 +257,4 @@ class MixtureHalfspace(GateEstimator):
                 f"got {side!r}",
             )
         n = self.normal_ if s == "+" else -self.normal_
-        r = HALFSPACE_RADIUS * self.span_
-        return EllipsoidGate(dims, self.point_ + r * n, np.eye(d), r * r)
+        return halfspace_gate(dims, self.point_, n, self.span_)

@@ -13,6 +13,7 @@ fitted with scikit-learn (k-means initialisation, ``random_state``), so it is de
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,8 +122,6 @@ def _best_start(X, K, reg, max_iter, random_state, n_init) -> GaussianMixture:
 
     if n_init == 1:
         return model(random_state)
-    import warnings
-
     n = X.shape[0]
     sub = X
     if n > INIT_SAMPLE:
@@ -208,8 +207,6 @@ def fit_mixture(
         )
     else:
         gm = _best_start(X, K, float(reg.min()), init_iter, random_state, int(n_init))
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         gm.fit(X)
