@@ -155,12 +155,53 @@ def test_through_fit_gate():
 
 @pytest.mark.parametrize(
     "kw",
-    [{"nu": 2.0}, {"posterior": 1.0}, {"min_side": 1}, {"max_moved": 0.0}],
+    [{"nu": 2.0}, {"posterior": 1.0}, {"min_side": 1}, {"max_moved": 0.0}, {"too_few": "skip"}],
 )
 def test_bad_parameters(kw):
     X, _ = _clouds(seed=9)
     with pytest.raises(GateError):
         MixtureHalfspace(**kw).fit(X)
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 29])
+@pytest.mark.parametrize("side", ["+++", "---"])
+def test_too_few_empty_places_an_empty_region_not_a_decline(n, side):
+    """too_few='empty': below the template's min_events the fit is not declined (a population
+    built on it, e.g. b_cells = cd19_pos OR plasmablast_region, stays measured); the region holds
+    none of the parent's events on either side, flagged with the count; NaN rows are not counted."""
+    X, _ = _clouds(seed=11)
+    X = np.vstack([X[:n], np.full((3, 3), np.nan)])
+    params = {
+        "too_few": "empty",
+        "min_events": 30,
+        "cut": {"method": "mindensity", "min_events": 15},
+    }
+    g = DataDrivenGate(["CD27", "CD24", "CD38"], "mixture_halfspace", side=side, params=params)
+    out = fit_gate(g, X, seed=0)
+    assert out.gate is not None and out.fell_back
+    assert f"only {n} events (needs 30); empty region" in out.reason
+    assert out.details["empty"] is True
+    assert not out.gate.contains(X[:n]).any()
+    # the same count with the default too_few declines instead
+    declined = fit_gate(
+        DataDrivenGate(g.dims, g.method, side=side, params={**params, "too_few": "decline"}), X
+    )
+    assert declined.gate is None and "min_events" in declined.reason
+
+
+def test_too_few_empty_fits_normally_with_enough_events():
+    X, y = _clouds(seed=12)
+    params = {
+        "too_few": "empty",
+        "min_events": 30,
+        "cut": {"method": "mindensity", "gate_range": [0.25, 0.45]},
+    }
+    g = DataDrivenGate(["CD27", "CD24", "CD38"], "mixture_halfspace", side="+++", params=params)
+    out = fit_gate(g, X, seed=0)
+    ref = fit_gate(DataDrivenGate(g.dims, g.method, side="+++", params={"cut": params["cut"]}), X)
+    assert not out.fell_back and out.details["empty"] is False
+    np.testing.assert_array_equal(out.gate.contains(X), ref.gate.contains(X))
+    assert np.mean(out.gate.contains(X) != y) < 0.03
 
 
 def test_needs_two_dimensions():

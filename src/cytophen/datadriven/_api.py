@@ -86,6 +86,11 @@ def build_estimator(gate: DataDrivenGate, *, seed: int = 0):
         if "random_state" in cls.param_names() and "random_state" not in params:
             params["random_state"] = seed
         est = cls(**params)
+    if getattr(est, "places_empty", False):
+        # the estimator places an empty region itself below its minimum: it takes the minimum
+        if min_events is not None:
+            est.min_events = int(min_events)
+        return est, est.required_events(), cap
     need = int(min_events) if min_events is not None else est.required_events()
     return est, need, cap
 

@@ -10,7 +10,7 @@ mixture is started from, and anchored to, the 1-D cut the template would otherwi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from scipy.linalg import solve_triangular
@@ -98,6 +98,12 @@ class MixtureHalfspace(GateEstimator):
         EM stopping rule: largest change of a mean, relative to the first dimension's SD.
     random_state
         Passed to the 1-D method if it takes one.
+    too_few
+        What happens with fewer events than the method needs (``min_events``, or the 1-D cut's
+        own minimum): ``'decline'`` (default: the population is not measured) or ``'empty'``: the
+        half-space is placed beyond the data on the first dimension (an empty region, e.g. no
+        plasmablasts in a small file, so that a population built on it stays measured), flagged
+        ``fell_back_``. Set ``min_events`` too to choose the count below which it is empty.
     """
 
     name = "mixture_halfspace"
@@ -114,6 +120,7 @@ class MixtureHalfspace(GateEstimator):
         max_iter: int = 200,
         tol: float = 1e-6,
         random_state: int = 0,
+        too_few: Literal["decline", "empty"] = "decline",
     ):
         self.cut = cut
         self.nu = nu
@@ -123,6 +130,7 @@ class MixtureHalfspace(GateEstimator):
         self.max_iter = max_iter
         self.tol = tol
         self.random_state = random_state
+        self.too_few = too_few
 
     def _first_cut(self):
         from cytophen.datadriven._quadrant import _make_cut
@@ -131,8 +139,19 @@ class MixtureHalfspace(GateEstimator):
         method = params.pop("method", "mindensity")
         return _make_cut(method, params, self.random_state)
 
-    def required_events(self) -> int:
+    @property
+    def places_empty(self) -> bool:
+        """Whether the estimator itself places an empty region below its minimum of events
+        (``too_few='empty'``); :func:`~cytophen.datadriven.build_estimator` then hands it the
+        template's ``min_events`` instead of declining the fit."""
+        return self.too_few == "empty"
+
+    def _needed(self) -> int:
         return max(int(self.min_events), self._first_cut().required_events())
+
+    def required_events(self) -> int:
+        # with too_few='empty' the estimator itself places an empty region below its minimum
+        return 0 if self.too_few == "empty" else self._needed()
 
     def _check(self) -> None:
         if not self.nu > 2.0:
@@ -143,10 +162,21 @@ class MixtureHalfspace(GateEstimator):
             raise GateError(self.name, f"min_side must be >= 2, got {self.min_side}")
         if not 0.0 < self.max_moved <= 1.0:
             raise GateError(self.name, f"max_moved must be within (0, 1], got {self.max_moved}")
+        if self.too_few not in ("decline", "empty"):
+            raise GateError(
+                self.name, f"too_few must be 'decline' or 'empty', got {self.too_few!r}"
+            )
 
     def fit(self, X) -> MixtureHalfspace:
         self._start()
         self._check()
+        self.empty_ = False
+        if self.too_few == "empty":
+            Xa = np.asarray(X, dtype=np.float64)
+            if Xa.ndim == 2 and Xa.shape[1] >= 2:
+                Xa = Xa[np.all(np.isfinite(Xa), axis=1)]
+                if Xa.shape[0] < self._needed():
+                    return self._empty(Xa)
         X = self._as_matrix(X)
         n, d = X.shape
         if d < 2:
@@ -199,6 +229,23 @@ class MixtureHalfspace(GateEstimator):
         self.normal_ = normal / np.linalg.norm(normal)
         self.point_ = loc
         self.span_ = float(max(np.ptp(X, axis=0).max(), 1e-3))
+        return self
+
+    def _empty(self, X: np.ndarray) -> MixtureHalfspace:
+        """Too few events: a half-space beyond the data on the first dimension (no event of the
+        parent inside, whichever side the template asks for; see :meth:`to_gate`)."""
+        n, d = X.shape
+        x0 = X[:, 0]
+        self.empty_ = True
+        self.empty_bounds_ = (
+            float(np.min(x0, initial=0.0)) - 1.0,
+            float(np.max(x0, initial=0.0)) + 1.0,
+        )
+        self.first_cut_ = None
+        self.normal_ = np.eye(d)[0]
+        self.point_ = np.r_[self.empty_bounds_[1], X[:, 1:].mean(axis=0) if n else np.zeros(d - 1)]
+        self.span_ = float(max(np.ptp(X, axis=0).max(), 1e-3)) if n else 1.0
+        self._fall_back(f"only {n} events (needs {self._needed()}); empty region")
         return self
 
     def _em(self, X, hi, sd0):
@@ -257,4 +304,7 @@ class MixtureHalfspace(GateEstimator):
                 f"got {side!r}",
             )
         n = self.normal_ if s == "+" else -self.normal_
-        return halfspace_gate(dims, self.point_, n, self.span_)
+        point = self.point_
+        if self.empty_ and s == "-":  # beyond the data on the low side instead
+            point = np.r_[self.empty_bounds_[0], self.point_[1:]]
+        return halfspace_gate(dims, point, n, self.span_)
