@@ -57,13 +57,13 @@ def test_study_template_names_and_reporting(name):
     assert set(NAMES[name]) <= set(t.names)
     extra = set(t.names) - set(NAMES[name])
     # non_plasmablast_b: the B cells the quadrants are drawn on; lineage_neg, cd11c_not_bright,
-    # cd19_pos and plasmablast_region: the CD3- helpers b_cells is built from (CD19-low
-    # plasmablasts)
+    # cd19_pos, plasmablast_cd38hi and plasmablast_region: the CD3- helpers b_cells is built
+    # from (CD19-low plasmablasts)
     # igd_pos/igd_neg, unswitched_region/switched_region: the IgD sides and the multi-marker
     # regions naive/unswitched/switched/dn are combined from
     helpers = {"igd_pos", "igd_neg", "unswitched_region", "switched_region"}  # fmt: skip
     assert extra <= {"non_plasmablast_b", "lineage_neg", "cd11c_not_bright", "cd19_pos",
-                     "plasmablast_region", *helpers}, extra  # fmt: skip
+                     "plasmablast_cd38hi", "plasmablast_region", *helpers}, extra  # fmt: skip
     ref = REFERENCE[name]
     for p in t.populations:
         assert p.description, f"{p.name} does not say how it is defined"
