@@ -182,12 +182,10 @@ def score_file(path: str, template_dir: str) -> list[dict]:
         pred = np.full(len(truth), "", object)
         pred[fit] = _classify(x[fit], labels[fit])
         gated_pop = result.membership(st.population)
-        pop_parent = next(q.parent for q in template.populations if q.name == st.population)
+        pop_parent = template.population(st.population).parent
         gated_parent = result.membership(pop_parent)
         t_pop = truth[st.population].to_numpy(bool)
-        t_parent = truth[pop_parent].to_numpy(bool) if pop_parent in truth else None
-        if t_parent is None:  # a helper parent (e.g. dn2's parent is dn): truth of its classes
-            t_parent = np.isin(labels, st.parent_classes)
+        t_parent = truth[pop_parent].to_numpy(bool)  # every step's parent has a truth column
         o_pop = np.isin(pred, st.population_classes) | (gated_pop & ~singlet)
         o_parent = (
             np.isin(pred, st.parent_classes) | (gated_parent & ~singlet)
