@@ -26,6 +26,8 @@ from cytophen.gates import (
     QuadrantGate,
     RatioDim,
     RectangleGate,
+    RefGate,
+    resolve_ref,
 )
 from cytophen.io.sample import Sample, scale_in_place
 from cytophen.kernels import compensate as _comp_kernel
@@ -499,6 +501,7 @@ def gate(
     fitted = fitted or {}
     timings: dict[str, float] = {}
     parent_rows: dict[str, np.ndarray] = {}
+    placed_by: dict[str, Gate] = {}  # the geometry each population's gate placed (for ref gates)
 
     for pop in template.populations:
         ts = time.perf_counter()
@@ -530,6 +533,23 @@ def gate(
                 "geometry": g.geometry(),
                 "data_driven": False,
             }
+        elif isinstance(g, RefGate):
+            bad = [r for r, _ in g.refs if r not in placed_by]
+            if bad:
+                members[pop.name] = np.zeros(n, dtype=np.bool_)
+                measured[pop.name] = False
+                notes[pop.name] = (
+                    f"not measured: referenced population(s) {', '.join(bad)} placed no gate"
+                )
+                continue
+            geom_gate = resolve_ref(
+                [(r, placed_by[r]) for r, _ in g.refs],
+                [d for _, d in g.refs],
+                population=pop.name,
+            )
+            gates_used[pop.name] = _used_ref(pop, g, geom_gate, gates_used)
+            placed_by[pop.name] = geom_gate
+            m = _members_of(geom_gate, ctx, parent_mask, parent_rows, pop.parent)
         else:
             if isinstance(g, DataDrivenGate):
                 key = id(g)
@@ -568,16 +588,8 @@ def gate(
                 gates_used[pop.name] = _used(pop, g, None, None)
             if isinstance(geom_gate, QuadrantGate):
                 geom_gate = geom_gate.rectangle(pop.quadrant)
-            m = np.zeros(n, dtype=np.bool_)
-            if parent_mask.all():
-                m = np.asarray(_evaluate(geom_gate, ctx), dtype=np.bool_)
-            elif (every := _evaluate_every_event(geom_gate, ctx, parent_mask)) is not None:
-                m = every & parent_mask
-            else:  # values (transforms) only for the parent's events
-                idx = parent_rows.get(pop.parent)
-                if idx is None:  # siblings (e.g. quadrant children) share their parent's rows
-                    idx = parent_rows[pop.parent] = np.flatnonzero(parent_mask)
-                m[idx] = _evaluate(geom_gate, ctx, idx, pop.parent)
+            placed_by[pop.name] = geom_gate
+            m = _members_of(geom_gate, ctx, parent_mask, parent_rows, pop.parent)
         members[pop.name] = m
         measured[pop.name] = True
         timings[pop.name] = time.perf_counter() - ts
@@ -598,6 +610,26 @@ def gate(
         sample=sample,
         template=template,
     )
+
+
+def _members_of(
+    gate_: Gate,
+    ctx: GateContext,
+    parent_mask: np.ndarray,
+    parent_rows: dict[str, np.ndarray],
+    parent: str | None,
+) -> np.ndarray:
+    """Membership over all events of ``gate_`` applied within ``parent_mask``."""
+    if parent_mask.all():
+        return np.asarray(_evaluate(gate_, ctx), dtype=np.bool_)
+    if (every := _evaluate_every_event(gate_, ctx, parent_mask)) is not None:
+        return every & parent_mask
+    m = np.zeros(parent_mask.shape[0], dtype=np.bool_)  # values (transforms) of the parent only
+    idx = parent_rows.get(parent)
+    if idx is None:  # siblings (e.g. quadrant children) share their parent's rows
+        idx = parent_rows[parent] = np.flatnonzero(parent_mask)
+    m[idx] = _evaluate(gate_, ctx, idx, parent)
+    return m
 
 
 def _evaluate_every_event(gate_: Gate, ctx: GateContext, parent_mask: np.ndarray):
@@ -675,6 +707,26 @@ def _used(
             details=outcome.details,
         )
     return d
+
+
+def _used_ref(pop: Population, spec: RefGate, placed: Gate, used: dict[str, dict]) -> dict:
+    """The gates.json entry of a ref gate: the geometry it applied (drawn and frozen like any
+    other), the populations it came from, and whether any of them was data-driven or fell back."""
+    sources = [used.get(r, {}) for r, _ in spec.refs]
+    return {
+        "population": pop.name,
+        "quadrant": None,
+        "geometry": placed.geometry(),
+        "dims": [d.label for d in placed.dims],
+        "data_driven": False,
+        "ref": spec.geometry()["refs"],
+        "ref_data_driven": any(bool(e.get("data_driven")) for e in sources),
+        "fell_back": any(bool(e.get("fell_back")) for e in sources),
+        "reason": "; ".join(
+            f"{r}: {e['reason']}" for (r, _), e in zip(spec.refs, sources) if e.get("fell_back")
+        )
+        or None,
+    }
 
 
 def _statistic(values: np.ndarray, stat: str) -> float:

@@ -6,7 +6,9 @@ Semantics follow GatingML 2.0 exactly (see docs/methods.md):
 - polygon: even-odd (crossing-number) rule, points on edges decided by the half-open crossing test;
 - ellipsoid: ``(x - mean)^T inv(cov) (x - mean) <= distance_square``;
 - quadrant: a set of named rectangles over the same dimensions (built from dividers or cut points);
-- boolean: and / or / not over other populations' memberships, each operand optionally complemented.
+- boolean: and / or / not over other populations' memberships, each operand optionally complemented;
+- ref: the gates other populations placed in this sample, applied within this population's parent
+  (openCyto's ``refGate``), optionally only some dimensions of a rectangular one.
 
 A NaN coordinate is never inside any geometric gate.
 
@@ -34,6 +36,7 @@ __all__ = [
     "EllipsoidGate",
     "QuadrantGate",
     "BooleanGate",
+    "RefGate",
     "DataDrivenGate",
 ]
 
@@ -432,7 +435,8 @@ class QuadrantGate(Gate):
     def __post_init__(self) -> None:
         self.dims = _as_dims(self.dims)
         self._rects = {
-            name: RectangleGate(self.dims, mins, maxs) for name, (mins, maxs) in self.quadrants.items()
+            name: RectangleGate(self.dims, mins, maxs)
+            for name, (mins, maxs) in self.quadrants.items()
         }
 
     @classmethod
@@ -517,6 +521,119 @@ class BooleanGate(Gate):
             "op": self.op,
             "operands": [{"population": n, "complement": c} for n, c in self.operands],
         }
+
+
+@dataclass(eq=False)
+class RefGate(Gate):
+    """The gates other populations placed (fixed or fitted on this sample), applied again within
+    this population's parent, as openCyto's ``refGate``: e.g. a CD38 cut fitted on CD19+ events,
+    applied to all CD3- events. ``refs`` is a list of ``(population_name, dims)``: ``dims`` ``None``
+    takes the referenced gate whole; a tuple of dimension labels keeps only those dimensions of a
+    rectangular gate (range, rectangle, quadrant child). Several references, all rectangular, are
+    intersected (:func:`resolve_ref`)."""
+
+    refs: list
+    kind: str = field(default="ref", init=False)
+
+    def __post_init__(self) -> None:
+        self.dims = ()
+        self.refs = [
+            (str(n), None if d is None else tuple(str(x) for x in d)) for n, d in self.refs
+        ]
+        if not self.refs:
+            raise GateError("ref", "needs at least one referenced population")
+        for n, d in self.refs:
+            if d is not None and not d:
+                raise GateError("ref", f"dims of the reference to {n!r} is empty")
+
+    def contains(self, values: np.ndarray) -> np.ndarray:  # pragma: no cover
+        raise GateError("ref", "a ref gate is evaluated from the referenced gates, not coordinates")
+
+    def geometry(self) -> dict[str, Any]:
+        return {
+            "kind": "ref",
+            "refs": [
+                {"population": n, "dims": None if d is None else list(d)} for n, d in self.refs
+            ],
+        }
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+def resolve_ref(placed: list[tuple[str, Gate]], dims: list, *, population: str = "ref") -> Gate:
+    """The one gate a :class:`RefGate` applies: ``placed`` holds each referenced population's name
+    and the gate it placed in this sample, ``dims`` the matching entries of ``RefGate.refs``
+    (``None`` = the whole gate, else the labels to keep). A single reference is used as it is (or
+    restricted to some of its dimensions, rectangles only); several references must all be
+    rectangular and give their intersection: one rectangle over every dimension any of them
+    bounds (an empty one when two bounds on a dimension do not overlap).
+
+    Raises
+    ------
+    GateError
+        A dimension the referenced gate does not have, a non-rectangular gate cut to some of its
+        dimensions or intersected with others, or one marker under two different transforms.
+    """
+    parts: list[Gate] = []
+    for (name, g), labels in zip(placed, dims):
+        have = [d.label for d in g.dims]
+        if labels is None or list(labels) == have:
+            parts.append(g)
+            continue
+        missing = [x for x in labels if x not in have]
+        if missing:
+            raise GateError(
+                population,
+                f"the gate of {name!r} is on {', '.join(have)}; it has no dimension "
+                f"{', '.join(missing)}",
+            )
+        if not isinstance(g, RectangleGate):
+            raise GateError(
+                population,
+                f"only a rectangular gate can be taken on some of its dimensions; the gate of "
+                f"{name!r} is {_article(g.kind)} {g.kind} on {', '.join(have)}",
+            )
+        keep = [have.index(x) for x in labels]
+        parts.append(
+            RectangleGate(
+                [g.dims[i] for i in keep], [g.mins[i] for i in keep], [g.maxs[i] for i in keep]
+            )
+        )
+    if len(parts) == 1:
+        return parts[0]
+    for (name, _), g in zip(placed, parts):
+        if not isinstance(g, RectangleGate):
+            raise GateError(
+                population,
+                f"several references are intersected only when all are rectangular; the gate of "
+                f"{name!r} is {_article(g.kind)} {g.kind}",
+            )
+    order: list[str] = []
+    dim_of: dict[str, Dim | RatioDim] = {}
+    lo: dict[str, float | None] = {}
+    hi: dict[str, float | None] = {}
+    for g in parts:
+        for d, a, b in zip(g.dims, g.mins, g.maxs):
+            if d.label not in dim_of:
+                order.append(d.label)
+                dim_of[d.label], lo[d.label], hi[d.label] = d, a, b
+                continue
+            if dim_of[d.label] != d:
+                raise GateError(
+                    population,
+                    f"the referenced gates put {d.label} on different scales (transform or "
+                    "compensation); their bounds cannot be intersected",
+                )
+            if a is not None:
+                lo[d.label] = a if lo[d.label] is None else max(lo[d.label], a)
+            if b is not None:
+                hi[d.label] = b if hi[d.label] is None else min(hi[d.label], b)
+    for k in order:  # disjoint bounds: min <= x < min holds for no x
+        if lo[k] is not None and hi[k] is not None and hi[k] < lo[k]:
+            hi[k] = lo[k]
+    return RectangleGate([dim_of[k] for k in order], [lo[k] for k in order], [hi[k] for k in order])
 
 
 @dataclass(eq=False)

@@ -17,7 +17,15 @@ import numpy as np
 import pandas as pd
 
 from cytophen.errors import TemplateError, TemplateProblem
-from cytophen.gates import BooleanGate, DataDrivenGate, Dim, Gate, QuadrantGate, RatioDim
+from cytophen.gates import (
+    BooleanGate,
+    DataDrivenGate,
+    Dim,
+    Gate,
+    QuadrantGate,
+    RatioDim,
+    RefGate,
+)
 from cytophen.transforms import Transform
 
 __all__ = ["Marker", "Report", "Population", "Template", "STATISTICS"]
@@ -139,6 +147,16 @@ class Template:
                     if op not in seen:
                         problems.append(
                             TemplateProblem(src, None, None, f"boolean {p.name!r} refers to unknown or later population {op!r}")
+                        )
+            if isinstance(p.gate, RefGate):
+                for ref, _ in p.gate.refs:
+                    if ref not in seen:
+                        problems.append(
+                            TemplateProblem(src, None, None, f"ref gate {p.name!r} refers to unknown or later population {ref!r}")
+                        )
+                    elif isinstance(self.population(ref).gate, BooleanGate):
+                        problems.append(
+                            TemplateProblem(src, None, None, f"ref gate {p.name!r} refers to {ref!r}, a boolean population, which places no gate of its own")
                         )
             if isinstance(p.gate, QuadrantGate) or (
                 isinstance(p.gate, DataDrivenGate) and p.quadrant is not None

@@ -20,6 +20,8 @@ from cytophen.gates import (
     PolygonGate,
     QuadrantGate,
     RectangleGate,
+    RefGate,
+    resolve_ref,
 )
 from cytophen.template import Population, Template
 
@@ -67,6 +69,7 @@ def fit_pooled(
     ctxs = [GateContext(s, template, compensation) for s in samples]
     members: list[dict[str, np.ndarray]] = [{} for _ in samples]
     measured: list[dict[str, bool]] = [{} for _ in samples]
+    placed: list[dict[str, Gate]] = [{} for _ in samples]  # what ref gates reuse
     fits: dict[str, FitOutcome] = {}
     by_gate: dict[int, FitOutcome] = {}
     for pop in template.populations:
@@ -108,12 +111,21 @@ def fit_pooled(
                     m = g.combine(members[i]) & pm
                 else:
                     gg = geom
+                    if isinstance(g, RefGate):
+                        if not all(r in placed[i] for r, _ in g.refs):
+                            raise MarkerError(None, pop.name, "has an unplaced reference", [])
+                        gg = resolve_ref(
+                            [(r, placed[i][r]) for r, _ in g.refs],
+                            [d for _, d in g.refs],
+                            population=pop.name,
+                        )
                     if gg is None and isinstance(g, DataDrivenGate) and by_gate[id(g)] is None:
                         gg = fit_gate(g, ctx.matrix_of(g.dims)[pm], seed=seed).gate
                     if gg is None:
                         raise MarkerError(None, pop.name, "was not placed", [])
                     if isinstance(gg, QuadrantGate):
                         gg = gg.rectangle(pop.quadrant)
+                    placed[i][pop.name] = gg
                     m = np.zeros(n, bool)
                     idx = np.flatnonzero(pm)
                     m[idx] = gg.contains(ctx.matrix_of(gg.dims)[idx])

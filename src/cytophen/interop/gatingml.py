@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cytophen.errors import CytophenError, TemplateError, TemplateProblem, TransformError
+from cytophen.errors import CytophenError, GateError, TemplateError, TemplateProblem, TransformError
 from cytophen.gates import (
     BooleanGate,
     DataDrivenGate,
@@ -47,6 +47,8 @@ from cytophen.gates import (
     QuadrantGate,
     RatioDim,
     RectangleGate,
+    RefGate,
+    resolve_ref,
 )
 from cytophen.template import Population, Template
 
@@ -590,6 +592,29 @@ class _Writer:
         return el
 
     # -- gates -----------------------------------------------------------------------------
+    def placed(self, name: str):
+        """The fixed gate population ``name`` applies (a quadrant child's rectangle, a ref gate
+        resolved from the gates it refers to)."""
+        pop = self.t.population(name)
+        g = pop.gate
+        if isinstance(g, QuadrantGate):
+            return g.rectangle(pop.quadrant)
+        if isinstance(g, RefGate):
+            try:
+                return resolve_ref(
+                    [(r, self.placed(r)) for r, _ in g.refs],
+                    [d for _, d in g.refs],
+                    population=name,
+                )
+            except GateError as exc:
+                raise TemplateError(str(exc)) from exc
+        if isinstance(g, DataDrivenGate):
+            raise TemplateError(
+                f"population {name!r} uses the data-driven gate {g.method!r}, which GatingML 2.0 "
+                "cannot express; freeze it first"
+            )
+        return g
+
     def gate_el(
         self, kind: str, name: str | None, parent: str | None, *, gid: str | None = None, names=()
     ) -> ET.Element:
@@ -621,6 +646,8 @@ class _Writer:
                 if id(g) not in gates_done:
                     gates_done[id(g)] = self.quadrant(pop, g)
                 continue
+            if isinstance(g, RefGate):  # GatingML has no reference gate: write what it applies
+                g = self.placed(pop.name)
             if isinstance(g, BooleanGate):
                 el = self.gate_el("BooleanGate", pop.name, pop.parent)
                 op = ET.SubElement(el, f"{{{GATING_NS}}}{g.op}")

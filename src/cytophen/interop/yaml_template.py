@@ -42,6 +42,7 @@ from cytophen.gates import (
     QuadrantGate,
     RatioDim,
     RectangleGate,
+    RefGate,
 )
 from cytophen.template import STATISTICS, Marker, Population, Report, Template
 
@@ -114,7 +115,7 @@ _QUADRANT_CHILD_KEYS = (
     "quadrant",
 )
 _MATRIX_KEYS = ("csv", "detectors", "fluorochromes", "matrix")
-_GATE_KINDS = ("rectangle", "range", "polygon", "ellipse", "quadrant", "boolean")
+_GATE_KINDS = ("rectangle", "range", "polygon", "ellipse", "quadrant", "boolean", "ref")
 _GATE_COMMON = ("kind", "dims", "units", "transforms", "compensation")
 _GATE_KEYS = {
     "rectangle": (*_GATE_COMMON, "min", "max"),
@@ -123,6 +124,7 @@ _GATE_KEYS = {
     "ellipse": (*_GATE_COMMON, "mean", "covariance", "distance_square"),
     "quadrant": (*_GATE_COMMON, "cuts", "quadrants"),
     "boolean": ("kind", "and", "or", "not"),
+    "ref": ("kind", "ref"),
     "method": (
         "method",
         "dims",
@@ -256,7 +258,7 @@ class _PopSpec:
     group: str | None = None  # quadrant entry it comes from
     percent_of: list[tuple[str, Pos]] = field(default_factory=list)
     statistics: list[tuple[str, str]] = field(default_factory=list)
-    operands: list[tuple[str, Pos]] = field(default_factory=list)
+    operands: list[tuple[str, Pos]] = field(default_factory=list)  # boolean operands / ref targets
 
 
 class _Builder:
@@ -695,8 +697,9 @@ class _Builder:
                 self.err(entry_pos.get(g), f"quadrant gate {g!r} has the same name as a population")
         names = list(by_name)
         for s in by_name.values():
+            what_op = "referenced population" if isinstance(s.gate, RefGate) else "boolean operand"
             refs = ([(s.parent, s.parent_pos, "parent")] if s.parent is not None else []) + [
-                (o, p, "boolean operand") for o, p in s.operands
+                (o, p, what_op) for o, p in s.operands
             ]
             for ref, rpos, what in refs:
                 if ref in by_name:
@@ -716,6 +719,9 @@ class _Builder:
         order = self._order(by_name)
         if order is None:
             return []
+        for s in by_name.values():
+            if isinstance(s.gate, RefGate):
+                self.check_refs(s, by_name)
         # percent_of must name an ancestor
         for s in by_name.values():
             anc = _ancestors(s.name, by_name)
@@ -1012,6 +1018,9 @@ class _Builder:
             return self.read_method_gate(name, g, gpos)
         if any(k in g for k in ("and", "or", "not")) or g.get("kind") == "boolean":
             gate, operands = self.read_boolean(name, g, gpos)
+            return gate, None, operands
+        if "ref" in g or g.get("kind") == "ref":
+            gate, operands = self.read_ref(name, g, gpos)
             return gate, None, operands
         if "kind" not in g:
             self.err(
@@ -1385,6 +1394,99 @@ class _Builder:
             )
             return None, refs
         return BooleanGate(op, operands), refs
+
+    def read_ref(self, name, g, gpos):
+        """``ref: pop`` or ``ref: [pop, {population: pop, dims: [m, ...]}, ...]``."""
+        self.unknown_keys(g, _GATE_KEYS["ref"], f"the ref gate of {name!r}")
+        if "ref" not in g:
+            self.err(gpos, f"the ref gate of {name!r} needs 'ref' (the population(s) whose gate to reuse)")
+            return None, []
+        v, vpos = g["ref"], g.vpos["ref"]
+        items = v if isinstance(v, list) else [v]
+        ipos = v.ipos if isinstance(v, _Seq) else [vpos]
+        if not items:
+            self.err(vpos, f"ref of {name!r} lists no population")
+            return None, []
+        refs: list[tuple[str, tuple[str, ...] | None]] = []
+        where: list[tuple[str, Pos]] = []
+        for item, ip in zip(items, ipos):
+            dims = None
+            target = item
+            if isinstance(item, dict):
+                self.unknown_keys(item, ("population", "dims"), f"a reference of {name!r}")
+                target = item.get("population")
+                if "dims" in item:
+                    dv = item["dims"]
+                    dv = [dv] if isinstance(dv, str) else dv
+                    if not isinstance(dv, list) or not dv or not all(isinstance(x, str) for x in dv):
+                        self.err(
+                            item.vpos.get("dims", ip),
+                            f"dims of a reference of {name!r} must list marker names of the panel",
+                        )
+                        continue
+                    dims = tuple(dv)
+            if not isinstance(target, str) or not target:
+                self.err(
+                    ip,
+                    f"a reference of {name!r} must be a population name or "
+                    f"{{population: name, dims: [...]}}, got {_describe(item)}",
+                )
+                continue
+            refs.append((target, dims))
+            where.append((target, ip))
+        if len(refs) != len(items):
+            return None, where
+        try:
+            return RefGate(refs), where
+        except GateError as exc:
+            self.err(vpos, f"gate of {name!r}: {exc.problem}")
+            return None, where
+
+    def check_refs(self, s: _PopSpec, by_name: dict[str, _PopSpec]) -> None:
+        """Each reference is a population with a geometric gate, ``dims`` are its dims, and only
+        rectangular gates are cut to some dims or intersected (fitted gates: when applied)."""
+        several = len(s.gate.refs) > 1
+        for (target, dims), (_, ip) in zip(s.gate.refs, s.operands):
+            t = by_name.get(target)
+            if t is None or t.gate is None:
+                continue  # reported already
+            if isinstance(t.gate, BooleanGate):
+                self.err(
+                    ip,
+                    f"ref of {s.name!r}: {target!r} is a boolean population and places no "
+                    "gate of its own",
+                    "refer to the populations it combines",
+                )
+                continue
+            if isinstance(t.gate, RefGate):
+                continue  # checked against the gates it refers to when applied
+            have = [d.label for d in getattr(t.gate, "dims", ())]
+            bad = [d for d in (dims or ()) if d not in have]
+            if bad:
+                self.err(
+                    ip,
+                    f"ref of {s.name!r}: the gate of {target!r} is on {', '.join(have)}, "
+                    f"not on {', '.join(bad)}",
+                    _did_you_mean(bad[0], have),
+                )
+            elif (
+                dims is not None
+                and list(dims) != have
+                and isinstance(t.gate, (PolygonGate, EllipsoidGate))
+            ):
+                self.err(
+                    ip,
+                    f"ref of {s.name!r}: only a range, rectangle or quadrant gate can be taken on "
+                    f"some of its dims; the gate of {target!r} is a {t.gate.kind}",
+                    "leave out dims to reuse the whole gate",
+                )
+            elif several and isinstance(t.gate, (PolygonGate, EllipsoidGate)):
+                self.err(
+                    ip,
+                    f"ref of {s.name!r}: several references are intersected only when all are "
+                    f"rectangular; the gate of {target!r} is a {t.gate.kind}",
+                    "refer to it alone, or combine populations with a boolean gate",
+                )
 
     def read_method_gate(self, name, g, gpos):
         self.unknown_keys(g, _GATE_KEYS["method"], f"the data-driven gate of {name!r}")
@@ -1870,6 +1972,10 @@ def _gate_doc(p: Population, g: Gate, markers, err) -> dict:
     if isinstance(g, BooleanGate):
         ops = [{"not": n} if c else n for n, c in g.operands]
         gdoc[g.op] = ops[0] if g.op == "not" else ops
+        return gdoc
+    if isinstance(g, RefGate):
+        refs = [n if d is None else {"population": n, "dims": list(d)} for n, d in g.refs]
+        gdoc["ref"] = refs[0] if len(refs) == 1 and isinstance(refs[0], str) else refs
         return gdoc
     if isinstance(g, DataDrivenGate):
         gdoc["method"] = g.method

@@ -737,6 +737,8 @@ def gate_panels(result) -> tuple[list[GatePanel], list[tuple[str, str]]]:
             expr = f" {g.op} ".join(ops) if g.op != "not" else f"not {ops[0]}"
             booleans.append((pop.name, expr))
             continue
+        if getattr(g, "kind", "") == "ref":  # drawn as the gate it applied, on its dimensions
+            g = _ref_as_drawn(template, pop.name)
         k = id(g)
         if k not in panels:
             panels[k] = GatePanel(
@@ -748,6 +750,28 @@ def gate_panels(result) -> tuple[list[GatePanel], list[tuple[str, str]]]:
             )
         panels[k].populations.append(pop.name)
     return list(panels.values()), booleans
+
+
+@dataclass
+class _DrawnRef:
+    """A ref gate as drawn: the dimensions (with their transforms) of the gates it refers to."""
+
+    dims: tuple
+    kind: str = "ref"
+
+
+def _ref_as_drawn(template, name: str) -> _DrawnRef:
+    g = template.population(name).gate
+    by_label: dict[str, Any] = {}
+    for ref, labels in g.refs:
+        rg = template.population(ref).gate
+        if getattr(rg, "kind", "") == "ref":
+            rg = _ref_as_drawn(template, ref)
+        have = {d.label: d for d in rg.dims}
+        for label in labels if labels is not None else list(have):  # resolve_ref's order
+            if label in have:
+                by_label.setdefault(label, have[label])
+    return _DrawnRef(tuple(by_label.values()))
 
 
 def _template_of(result):
