@@ -44,6 +44,8 @@ def _sample(seed: int = 0) -> tuple[Sample, dict[str, np.ndarray]]:
     return s, {g: lab == g for g in _GROUPS}
 
 
+# Every test template has these two populations (a fixed CD19 cut and the CD38 valley fitted
+# on its events); a test adds its own below them, from line 13 of the file.
 HEAD = """\
 name: ref
 version: "1"
@@ -51,12 +53,18 @@ compensation: none
 panel:
   CD19:
   CD38:
-"""  # 6 lines: populations start on line 7
+populations:
+  cd19_pos:
+    gate: {kind: range, dims: [CD19], min: 50}
+  cd38_pos:
+    parent: cd19_pos
+    gate: {method: mindensity, dims: [CD38], side: "+"}
+"""
 
 
 def _template(tmp_path, populations: str, name: str = "t.yaml"):
     p = tmp_path / name
-    p.write_text(HEAD + textwrap.dedent(populations).lstrip("\n"))
+    p.write_text(HEAD + textwrap.indent(textwrap.dedent(populations).strip("\n"), "  ") + "\n")
     return p
 
 
@@ -66,12 +74,6 @@ def test_a_cut_fitted_on_one_parent_applied_to_another(tmp_path):
         _template(
             tmp_path,
             """
-            populations:
-              cd19_pos:
-                gate: {kind: range, dims: [CD19], min: 50}
-              cd38_pos:
-                parent: cd19_pos
-                gate: {method: mindensity, dims: [CD38], side: "+"}
               cd38_pos_any_cd19:
                 gate: {ref: cd38_pos}
               cd38_pos_of_cd19_neg:
@@ -104,9 +106,6 @@ def test_several_references_intersect_as_one_rectangle(tmp_path):
         _template(
             tmp_path,
             """
-            populations:
-              cd19_pos:
-                gate: {kind: range, dims: [CD19], min: 50}
               box:
                 parent: cd19_pos
                 gate: {kind: rectangle, dims: [CD38, CD19], min: [30, null], max: [null, 500]}
@@ -170,7 +169,6 @@ def test_ref_to_a_quadrant_child_takes_its_rectangle(tmp_path):
         _template(
             tmp_path,
             """
-            populations:
               quads:
                 gate:
                   kind: quadrant
@@ -195,12 +193,6 @@ def test_ref_to_a_ref_and_to_a_declined_gate(tmp_path):
         _template(
             tmp_path,
             """
-            populations:
-              cd19_pos:
-                gate: {kind: range, dims: [CD19], min: 50}
-              cd38_pos:
-                parent: cd19_pos
-                gate: {method: mindensity, dims: [CD38], side: "+"}
               again:
                 gate: {ref: cd38_pos}
               again_of_again:
@@ -230,11 +222,8 @@ def test_intersecting_a_non_rectangular_fitted_gate_is_a_gate_error(tmp_path):
         _template(
             tmp_path,
             """
-            populations:
               cloud:
                 gate: {method: mixture_ellipse, dims: [CD19, CD38], args: {K: 4, target: [100, 50]}}
-              cd19_pos:
-                gate: {kind: range, dims: [CD19], min: 50}
               both:
                 gate: {ref: [cloud, cd19_pos]}
             """,
@@ -258,12 +247,6 @@ def test_frozen_ref_exports_to_gatingml_and_flowkit_counts_agree(tmp_path):
         _template(
             tmp_path,
             """
-            populations:
-              cd19_pos:
-                gate: {kind: range, dims: [CD19], min: 50}
-              cd38_pos:
-                parent: cd19_pos
-                gate: {method: mindensity, dims: [CD38], side: "+"}
               cd19_neg:
                 gate: {kind: range, dims: [CD19], max: 50}
               cd38_pos_of_cd19_neg:
@@ -306,12 +289,6 @@ def test_pooled_fit_feeds_the_ref(tmp_path):
         _template(
             tmp_path,
             """
-            populations:
-              cd19_pos:
-                gate: {kind: range, dims: [CD19], min: 50}
-              cd38_pos:
-                parent: cd19_pos
-                gate: {method: mindensity, dims: [CD38], side: "+"}
               cd38_pos_any_cd19:
                 gate: {ref: cd38_pos}
             """,
@@ -334,7 +311,6 @@ def test_plot_draws_the_ref_on_the_dimensions_it_applies(tmp_path):
         _template(
             tmp_path,
             """
-            populations:
               box:
                 gate: {kind: rectangle, dims: [CD19, CD38], min: [50, 30]}
               cd38_only:
@@ -367,15 +343,12 @@ def test_unknown_referenced_population_with_suggestion(tmp_path):
     probs = _problems(
         tmp_path,
         """
-        populations:
-          cd19_pos:
-            gate: {kind: range, dims: [CD19], min: 50}
           again:
             gate: {ref: cd19_po}
         """,
     )
     pr = _find(probs, "referenced population 'cd19_po' of 'again' is not a population")
-    assert pr.line == 11
+    assert pr.line == 14
     assert pr.suggestion == "did you mean 'cd19_pos'?"
 
 
@@ -383,9 +356,6 @@ def test_reference_to_a_boolean_population(tmp_path):
     probs = _problems(
         tmp_path,
         """
-        populations:
-          cd19_pos:
-            gate: {kind: range, dims: [CD19], min: 50}
           cd19_neg:
             gate: {not: cd19_pos}
           again:
@@ -393,29 +363,25 @@ def test_reference_to_a_boolean_population(tmp_path):
         """,
     )
     pr = _find(probs, "'cd19_neg' is a boolean population and places no gate of its own")
-    assert pr.line == 13
+    assert pr.line == 16
 
 
 def test_reference_dims_the_gate_does_not_have(tmp_path):
     probs = _problems(
         tmp_path,
         """
-        populations:
-          cd19_pos:
-            gate: {kind: range, dims: [CD19], min: 50}
           again:
             gate: {ref: {population: cd19_pos, dims: [CD38]}}
         """,
     )
     pr = _find(probs, "the gate of 'cd19_pos' is on CD19, not on CD38")
-    assert pr.line == 11
+    assert pr.line == 14
 
 
 def test_some_dims_of_a_polygon_is_refused(tmp_path):
     probs = _problems(
         tmp_path,
         """
-        populations:
           tri:
             gate: {kind: polygon, dims: [CD19, CD38], vertices: [[0, 0], [100, 0], [0, 100]]}
           cd19_of_tri:
@@ -424,24 +390,22 @@ def test_some_dims_of_a_polygon_is_refused(tmp_path):
     )
     pr = _find(probs, "only a range, rectangle or quadrant gate can be taken on some of its dims")
     assert "'tri' is a polygon" in pr.message
-    assert pr.line == 11
+    assert pr.line == 16
 
 
 def test_several_references_to_a_polygon_are_refused(tmp_path):
     probs = _problems(
         tmp_path,
         """
-        populations:
           tri:
             gate: {kind: polygon, dims: [CD19, CD38], vertices: [[0, 0], [100, 0], [0, 100]]}
-          cd19_pos:
-            gate: {kind: range, dims: [CD19], min: 50}
           both:
             gate: {ref: [tri, cd19_pos]}
         """,
     )
     pr = _find(probs, "several references are intersected only when all are rectangular")
     assert "'tri' is a polygon" in pr.message
+    assert pr.line == 16
 
 
 @pytest.mark.parametrize(
@@ -458,9 +422,6 @@ def test_ill_formed_references(tmp_path, gate, fragment):
     probs = _problems(
         tmp_path,
         f"""
-        populations:
-          cd19_pos:
-            gate: {{kind: range, dims: [CD19], min: 50}}
           again:
             gate: {gate}
         """,
@@ -474,7 +435,6 @@ def test_a_ref_to_its_own_descendant_is_a_cycle(tmp_path):
     probs = _problems(
         tmp_path,
         """
-        populations:
           a:
             gate: {ref: b}
           b:

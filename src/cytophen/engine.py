@@ -503,29 +503,26 @@ def gate(
     parent_rows: dict[str, np.ndarray] = {}
     placed_by: dict[str, Gate] = {}  # the geometry each population's gate placed (for ref gates)
 
+    def not_measured(name: str, why: str) -> None:
+        members[name] = np.zeros(n, dtype=np.bool_)
+        measured[name] = False
+        notes[name] = f"not measured: {why}"
+
     for pop in template.populations:
         ts = time.perf_counter()
         parent_mask = members[pop.parent] if pop.parent is not None else np.ones(n, dtype=np.bool_)
         if pop.parent is not None and not measured[pop.parent]:
-            members[pop.name] = np.zeros(n, dtype=np.bool_)
-            measured[pop.name] = False
-            notes[pop.name] = f"not measured: parent {pop.parent!r} not measured"
+            not_measured(pop.name, f"parent {pop.parent!r} not measured")
             continue
         g = pop.gate
         missing = ctx.missing_optional(getattr(g, "dims", ()))
         if missing:
-            members[pop.name] = np.zeros(n, dtype=np.bool_)
-            measured[pop.name] = False
-            notes[pop.name] = (
-                f"not measured: optional marker(s) {', '.join(missing)} absent from the file"
-            )
+            not_measured(pop.name, f"optional marker(s) {', '.join(missing)} absent from the file")
             continue
         if isinstance(g, BooleanGate):
             bad = [op for op, _ in g.operands if not measured.get(op, False)]
             if bad:
-                members[pop.name] = np.zeros(n, dtype=np.bool_)
-                measured[pop.name] = False
-                notes[pop.name] = f"not measured: operand(s) {', '.join(bad)} not measured"
+                not_measured(pop.name, f"operand(s) {', '.join(bad)} not measured")
                 continue
             m = g.combine(members) & parent_mask
             gates_used[pop.name] = {
@@ -536,11 +533,7 @@ def gate(
         elif isinstance(g, RefGate):
             bad = [r for r, _ in g.refs if r not in placed_by]
             if bad:
-                members[pop.name] = np.zeros(n, dtype=np.bool_)
-                measured[pop.name] = False
-                notes[pop.name] = (
-                    f"not measured: referenced population(s) {', '.join(bad)} placed no gate"
-                )
+                not_measured(pop.name, f"referenced population(s) {', '.join(bad)} placed no gate")
                 continue
             geom_gate = resolve_ref(
                 [(r, placed_by[r]) for r, _ in g.refs],
@@ -574,9 +567,7 @@ def gate(
                 outcome = fits[key]
                 placed = outcome.gate
                 if placed is None:
-                    members[pop.name] = np.zeros(n, dtype=np.bool_)
-                    measured[pop.name] = False
-                    notes[pop.name] = f"not measured: {g.method} declined: {outcome.reason}"
+                    not_measured(pop.name, f"{g.method} declined: {outcome.reason}")
                     gates_used[pop.name] = _used(pop, None, g, outcome)
                     continue
                 gates_used[pop.name] = _used(pop, placed, g, outcome)
