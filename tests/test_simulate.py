@@ -146,8 +146,8 @@ def test_truth_is_hierarchical_as_in_the_template(panel, big_b, big_t):
     # every template population has truth, except the gating helpers bcell.yaml builds b_cells,
     # the IgD/CD27 subsets from
     helpers = {"lineage_neg", "cd11c_not_bright", "cd19_pos", "plasmablast_cd38hi",
-               "plasmablast_region", "igd_pos", "igd_neg", "unswitched_region",
-               "switched_region"}  # fmt: skip
+               "plasmablast_cd19_dim", "plasmablast_cd38hi_wide", "plasmablast_region",
+               "igd_pos", "igd_neg", "unswitched_region", "switched_region"}  # fmt: skip
     assert set(truth.columns) == set(tpl.names) - helpers, "truth columns must be the template's populations"
     assert all(pd.api.types.is_bool_dtype(d) for d in truth.dtypes)
     for p in tpl.populations:
