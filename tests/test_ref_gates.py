@@ -210,6 +210,7 @@ def test_ref_to_a_ref_and_to_a_declined_gate(tmp_path):
     s, g = _sample()
     r = cytophen.gate(s, t)
     np.testing.assert_array_equal(r.membership("again_of_again"), g["b_hi"] | g["n_hi"])
+    assert r.gates["again_of_again"]["ref_data_driven"] is True  # through 'again', from cd38_pos
     tab = r.table.set_index("population")
     assert tab.loc["cut_on_nothing", "measured"] == False  # noqa: E712 (a numpy bool)
     assert tab.loc["ref_to_declined", "measured"] == False  # noqa: E712

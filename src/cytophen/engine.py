@@ -711,7 +711,9 @@ def _used_ref(pop: Population, spec: RefGate, placed: Gate, used: dict[str, dict
         "dims": [d.label for d in placed.dims],
         "data_driven": False,
         "ref": spec.geometry()["refs"],
-        "ref_data_driven": any(bool(e.get("data_driven")) for e in sources),
+        "ref_data_driven": any(
+            bool(e.get("data_driven") or e.get("ref_data_driven")) for e in sources
+        ),
         "fell_back": any(bool(e.get("fell_back")) for e in sources),
         "reason": "; ".join(
             f"{r}: {e['reason']}" for (r, _), e in zip(spec.refs, sources) if e.get("fell_back")
