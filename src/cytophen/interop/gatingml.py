@@ -608,12 +608,7 @@ class _Writer:
                 )
             except GateError as exc:
                 raise TemplateError(str(exc)) from exc
-        if isinstance(g, DataDrivenGate):
-            raise TemplateError(
-                f"population {name!r} uses the data-driven gate {g.method!r}, which GatingML 2.0 "
-                "cannot express; freeze it first"
-            )
-        return g
+        return g  # a data-driven gate never gets here: write() refuses it first, in tree order
 
     def gate_el(
         self, kind: str, name: str | None, parent: str | None, *, gid: str | None = None, names=()
