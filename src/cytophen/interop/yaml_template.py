@@ -70,6 +70,7 @@ TRANSFORM_KINDS: dict[str, tuple[str, dict[str, float]]] = {
         {"negative": 0.0, "width": -10.0, "positive": 4.41854, "max_value": 262144.000029},
     ),
     "flowjo_log": ("FlowJoLogTransform", {"offset": 1.0, "decades": 4.5}),
+    "auto": ("AutoTransform", {"M": 4.5}),
 }
 # FlowJo's XML spellings of parameters, accepted on reading
 _PARAM_ALIASES = {"biex": {"neg": "negative", "pos": "positive", "maxValue": "max_value"}}
