@@ -12,12 +12,14 @@ tailgate       1-D cut where the density flattens beyond a reference peak
 quantile       1-D cut at a quantile
 peak_offset    1-D cut at a found peak + offset ("CD38hi = above the 2nd mode")
 mixture_1d     1-D cut between mixture components (t or Gaussian)
+spread         1-D cut k robust SDs beyond the main population (positives as a tail)
 mixture_ellipse ellipse of the mixture component nearest a target
 transitional   openCyto's transitional polygon (CD24hi CD38hi, CD25+ CD127lo)
 anchored_transitional  small hi-hi cloud beyond a robust main one: line at the posterior
                        (more dims: as many events, ranked on all of them)
 mixture_halfspace  side of a Fisher hyperplane between two t components started from a 1-D cut
 singlet        FSC-A/FSC-H robust regression band (polygon)
+scatter_cloud  the lymphocyte cloud on FSC x SSC, to the density valleys around it (polygon)
 boundary       rectangle removing saturated / off-scale events
 quadrant       four named rectangles from two 1-D cuts (optionally sequential)
 box            a box from one 1-D cut per dimension (optionally sequential)
@@ -35,13 +37,21 @@ from __future__ import annotations
 from cytophen.datadriven._anchored import AnchoredTransitional
 from cytophen.datadriven._api import DEFAULT_MAX_FIT_EVENTS, build_estimator, fit_gate
 from cytophen.datadriven._base import CutEstimator, FitDeclined, GateEstimator
-from cytophen.datadriven._cuts import MinDensity, Mixture1D, PeakOffset, QuantileGate, TailGate
+from cytophen.datadriven._cuts import (
+    MinDensity,
+    Mixture1D,
+    PeakOffset,
+    QuantileGate,
+    Spread,
+    TailGate,
+)
 from cytophen.datadriven._halfspace import MixtureHalfspace
 from cytophen.datadriven._kde import density
 from cytophen.datadriven._pooled import fit_groups, fit_pooled, freeze, gate_pooled
 from cytophen.datadriven._quadrant import BoxEstimator, PairEstimator, QuadrantEstimator
 from cytophen.datadriven._regions import BoundaryGate, MixtureEllipse, SingletGate, Transitional
 from cytophen.datadriven._registry import available_methods, check_params, get_method, register
+from cytophen.datadriven._scatter import ScatterCloud
 
 for _cls in (
     MinDensity,
@@ -49,6 +59,7 @@ for _cls in (
     QuantileGate,
     PeakOffset,
     Mixture1D,
+    Spread,
     MixtureEllipse,
     Transitional,
     AnchoredTransitional,
@@ -57,6 +68,7 @@ for _cls in (
     QuadrantEstimator,
     BoxEstimator,
     MixtureHalfspace,
+    ScatterCloud,
 ):
     register(_cls)
 del _cls
@@ -82,6 +94,7 @@ __all__ = [
     "QuantileGate",
     "PeakOffset",
     "Mixture1D",
+    "Spread",
     "MixtureEllipse",
     "Transitional",
     "AnchoredTransitional",
@@ -91,4 +104,5 @@ __all__ = [
     "QuadrantEstimator",
     "BoxEstimator",
     "PairEstimator",
+    "ScatterCloud",
 ]

@@ -11,7 +11,15 @@ from cytophen.datadriven._kde import density, density_derivative, find_peaks, fi
 from cytophen.datadriven._mixture import fit_mixture
 from cytophen.errors import GateError
 
-__all__ = ["MinDensity", "TailGate", "QuantileGate", "PeakOffset", "Mixture1D"]
+__all__ = [
+    "MinDensity",
+    "TailGate",
+    "QuantileGate",
+    "PeakOffset",
+    "Mixture1D",
+    "Spread",
+    "spread_cut",
+]
 
 
 def _truncate(name: str, x: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
@@ -69,6 +77,79 @@ def _deep_valleys(y: np.ndarray, valleys: np.ndarray, min_depth: float) -> np.nd
     return valleys[y[valleys] <= (1.0 - min_depth) * np.minimum(left[valleys], right[valleys])]
 
 
+def spread_cut(
+    x: np.ndarray, k: float, tail: str, *, adjust: float = 1.0, peak: float | None = None
+) -> tuple[float, float, float]:
+    """Cut ``k`` robust standard deviations beyond a population's mode.
+
+    The population is the highest KDE peak (or the one at ``peak``); its spread is measured on
+    the half away from ``tail`` only (``'right'``: the values below the mode), where other
+    populations do not reach: ``sd = median(|x - mode|) / 0.6745`` over that half (a half-normal's
+    median is 0.6745 sd). Returns ``(cut, mode, sd)``; ``tail='right'`` gives ``mode + k sd``,
+    ``'left'`` gives ``mode - k sd``.
+    """
+    if peak is None:
+        grid, y, _ = density(x, adjust=adjust)
+        peak = float(grid[int(np.argmax(y))])
+    half = peak - x[x < peak] if tail == "right" else x[x > peak] - peak
+    if half.size < 2:
+        half = np.abs(x - peak)
+    sd = float(np.median(half)) / 0.6745
+    if not sd > 0:
+        sd = float(np.std(x)) or 1e-9
+    return (peak + k * sd if tail == "right" else peak - k * sd), float(peak), sd
+
+
+class Spread(CutEstimator):
+    """A cut ``k`` robust SDs beyond the main population: "positive = brighter than (nearly) all
+    of the negative cells".
+
+    For a marker whose positive cells are a shoulder or a tail of a large negative population
+    (FoxP3 in CD4 T cells, CD11c in B cells, CD38hi), where a density valley may not exist.
+    The main population is the highest KDE peak; its spread comes from its other side, which the
+    positive cells do not reach (see :func:`spread_cut`).
+
+    Parameters
+    ----------
+    k
+        How many robust SDs beyond the mode (3: about 1 in 700 events of a normal negative
+        population passes).
+    tail
+        ``'right'``: the positive cells are brighter than the main population (cut = mode + k sd;
+        the gate's ``'+'`` side is the tail); ``'left'``: dimmer (cut = mode - k sd, e.g. "CD127lo"
+        below a CD127+ majority).
+    adjust
+        Bandwidth multiplier of the KDE that finds the mode.
+    min, max
+        Drop events outside ``[min, max]`` before fitting.
+    """
+
+    name = "spread"
+
+    def __init__(
+        self,
+        k: float = 3.0,
+        tail: Literal["right", "left"] = "right",
+        adjust: float = 1.0,
+        min: float | None = None,
+        max: float | None = None,
+    ):
+        self.k = k
+        self.tail = tail
+        self.adjust = adjust
+        self.min = min
+        self.max = max
+
+    def fit(self, X) -> Spread:
+        self._start()
+        x = _truncate(self.name, self._as_matrix(X)[:, 0], self.min, self.max)
+        cut, mode, sd = spread_cut(x, float(self.k), self.tail, adjust=self.adjust)
+        self.mode_ = mode
+        self.sd_ = sd
+        self.threshold_ = float(cut)
+        return self
+
+
 class MinDensity(CutEstimator):
     """openCyto's ``mindensity``: the deepest KDE valley between the two highest peaks.
 
@@ -86,9 +167,14 @@ class MinDensity(CutEstimator):
         of the highest peak falls below ``tail_tol`` × its height (the peak is the negative
         population); ``'lower_tail'`` mirrors that (the peak is the positive population);
         ``'range_low'`` / ``'range_high'`` are openCyto's fallbacks (the low / high end of
-        ``gate_range``). The cut is clipped into ``gate_range`` when one is given.
+        ``gate_range``); ``'upper_spread'`` cuts ``spread`` robust SDs above the highest peak
+        (the peak is the negative population, see :class:`Spread`) and ``'lower_spread'`` the
+        same below it (the peak is the positive population, e.g. IgD+ among B cells). The cut is
+        clipped into ``gate_range`` when one is given.
     tail_tol
         Relative density level used by the tail fallbacks.
+    spread
+        Robust SDs used by the spread fallbacks.
     min_depth
         KDE ripples are not peaks and valleys: a peak counts only if its prominence (how far it
         rises above the higher of the two minima that separate it from higher ground, as
@@ -110,10 +196,14 @@ class MinDensity(CutEstimator):
         adjust: float = 2.0,
         min: float | None = None,
         max: float | None = None,
-        unimodal: Literal["upper_tail", "lower_tail", "range_low", "range_high"] = "upper_tail",
+        unimodal: Literal[
+            "upper_tail", "lower_tail", "range_low", "range_high", "upper_spread", "lower_spread"
+        ] = "upper_tail",
         tail_tol: float = 0.01,
         min_depth: float = 0.02,
+        spread: float = 3.0,
     ):
+        self.spread = spread
         self.min_depth = min_depth
         self.gate_range = gate_range
         self.adjust = adjust
@@ -143,13 +233,13 @@ class MinDensity(CutEstimator):
         self.gate_range_ = [lo, hi]
         if peaks.size < 2:
             self.threshold_ = self._fallback(
-                grid, y, peaks, lo, hi, f"{peaks.size} density peak(s)"
+                grid, y, peaks, lo, hi, f"{peaks.size} density peak(s)", x
             )
             return self
         valleys = _deep_valleys(y, find_valleys(grid, y, lo, hi), self.min_depth)
         if valleys.size == 0:
             self.threshold_ = self._fallback(
-                grid, y, peaks, lo, hi, "no density valley within gate_range"
+                grid, y, peaks, lo, hi, "no density valley within gate_range", x
             )
         elif valleys.size == 1:
             self.threshold_ = float(grid[valleys[0]])
@@ -159,7 +249,7 @@ class MinDensity(CutEstimator):
             self.threshold_ = float(grid[between[0] if between else valleys[0]])
         return self
 
-    def _fallback(self, grid, y, peaks, lo, hi, why: str) -> float:
+    def _fallback(self, grid, y, peaks, lo, hi, why: str, x: np.ndarray) -> float:
         mode = self.unimodal
         if mode == "range_low":
             cut = lo
@@ -176,10 +266,17 @@ class MinDensity(CutEstimator):
                 cut = float(grid[idx[-1]] if idx.size else grid[0])
             if self.gate_range is not None:
                 cut = float(np.clip(cut, lo, hi))
+        elif mode in ("upper_spread", "lower_spread"):
+            top = int(peaks[0]) if peaks.size else int(np.argmax(y))
+            tail = "right" if mode == "upper_spread" else "left"
+            cut = spread_cut(x, float(self.spread), tail, peak=float(grid[top]))[0]
+            if self.gate_range is not None:
+                cut = float(np.clip(cut, lo, hi))
         else:
             raise GateError(
                 self.name,
-                f"unimodal must be upper_tail, lower_tail, range_low or range_high, got {mode!r}",
+                "unimodal must be upper_tail, lower_tail, range_low, range_high, upper_spread "
+                f"or lower_spread, got {mode!r}",
             )
         self._fall_back(f"{why}: cut placed by the {mode!r} rule at {cut:.4g}")
         return cut

@@ -1,0 +1,244 @@
+"""The lymphocyte cloud on forward x side scatter, found from the density of each file."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from scipy import ndimage as ndi
+from scipy.stats import chi2
+
+from cytophen.datadriven._base import FitDeclined, GateEstimator
+from cytophen.errors import GateError
+from cytophen.gates import Gate, PolygonGate
+
+__all__ = ["ScatterCloud", "density_basins"]
+
+
+def _ascent_basins(D: np.ndarray) -> np.ndarray:
+    """Each grid cell's basin: the local maximum reached by steepest ascent over the 8
+    neighbours (a discrete watershed), as the flat index of that maximum."""
+    H, W = D.shape
+    idx = np.arange(H * W).reshape(H, W)
+    pad = np.pad(D, 1, constant_values=-np.inf)
+    padi = np.pad(idx, 1, constant_values=-1)
+    best = D.copy()
+    ptr = idx.copy()
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dy == 0 and dx == 0:
+                continue
+            nb = pad[1 + dy : 1 + dy + H, 1 + dx : 1 + dx + W]
+            ni = padi[1 + dy : 1 + dy + H, 1 + dx : 1 + dx + W]
+            up = nb > best
+            best = np.where(up, nb, best)
+            ptr = np.where(up, ni, ptr)
+    p = ptr.ravel()
+    while True:  # pointer jumping: every cell points to its peak after log2(path) rounds
+        q = p[p]
+        if np.array_equal(q, p):
+            return p.reshape(H, W)
+        p = q
+
+
+def _merge_shallow(D: np.ndarray, B: np.ndarray, ratio: float) -> np.ndarray:
+    """Merge basins separated by a shallow saddle: two basins are one cloud when the highest
+    pass between them is at least ``ratio`` x the lower of their two peaks (KDE ripples inside a
+    cloud make such basins; a real valley between clouds is deeper)."""
+    H, W = D.shape
+    lab = B.ravel()
+    d = D.ravel()
+    idx = np.arange(H * W).reshape(H, W)
+    pairs_a, pairs_b, heights = [], [], []
+    for s1, s2 in (
+        ((slice(None), slice(0, W - 1)), (slice(None), slice(1, W))),
+        ((slice(0, H - 1), slice(None)), (slice(1, H), slice(None))),
+        ((slice(0, H - 1), slice(0, W - 1)), (slice(1, H), slice(1, W))),
+        ((slice(0, H - 1), slice(1, W)), (slice(1, H), slice(0, W - 1))),
+    ):
+        a, b = idx[s1].ravel(), idx[s2].ravel()
+        cross = lab[a] != lab[b]
+        a, b = a[cross], b[cross]
+        pairs_a.append(np.minimum(lab[a], lab[b]))
+        pairs_b.append(np.maximum(lab[a], lab[b]))
+        heights.append(np.minimum(d[a], d[b]))
+    if not pairs_a or not sum(x.size for x in pairs_a):
+        return B
+    pa, pb, h = np.concatenate(pairs_a), np.concatenate(pairs_b), np.concatenate(heights)
+    key = pa.astype(np.int64) * (H * W) + pb
+    order = np.lexsort((-h, key))
+    key, pa, pb, h = key[order], pa[order], pb[order], h[order]
+    first = np.r_[True, key[1:] != key[:-1]]  # the highest pass of each pair of basins
+    pa, pb, h = pa[first], pb[first], h[first]
+    parent: dict[int, int] = {}
+
+    def root(x: int) -> int:
+        while parent.get(x, x) != x:
+            x = parent[x]
+        return x
+
+    for i in np.argsort(-h, kind="stable"):
+        ra, rb = root(int(pa[i])), root(int(pb[i]))
+        if ra != rb and h[i] >= ratio * min(d[ra], d[rb]):
+            hi, lo = (ra, rb) if d[ra] >= d[rb] else (rb, ra)
+            parent[lo] = hi
+    if not parent:
+        return B
+    peaks = np.unique(lab)
+    mapped = np.array([root(int(p)) for p in peaks])
+    return mapped[np.searchsorted(peaks, lab)].reshape(H, W)
+
+
+def density_basins(
+    X: np.ndarray, *, bins: int = 100, merge: float = 0.6
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A smoothed 2-D histogram of ``X`` cut into density basins.
+
+    The smoothing is half Scott's rule per axis (``0.5 sd n^(-1/6)``), so that it follows the
+    number of events; basins separated by a shallow pass are merged (:func:`_merge_shallow`).
+
+    Returns
+    -------
+    D, B, xedges, yedges
+        Density (bins x bins), basin label of each cell (the flat index of its peak), bin edges.
+    """
+    lo = np.percentile(X, 0.1, axis=0)
+    hi = np.percentile(X, 99.9, axis=0)
+    hi = np.where(hi > lo, hi, lo + 1e-9)
+    Hh, ex, ey = np.histogram2d(X[:, 0], X[:, 1], bins=bins, range=[[lo[0], hi[0]], [lo[1], hi[1]]])
+    width = np.array([ex[1] - ex[0], ey[1] - ey[0]])
+    sigma = 0.5 * X.std(axis=0) * X.shape[0] ** (-1.0 / 6.0) / width
+    D = ndi.gaussian_filter(Hh, np.maximum(sigma, 0.5))
+    return D, _merge_shallow(D, _ascent_basins(D), merge), ex, ey
+
+
+class ScatterCloud(GateEstimator):
+    """The lymphocyte cloud on FSC x SSC: the least granular large cloud, to the valleys around it.
+
+    Cells of one type form one cloud on forward x side scatter; lymphocytes are the cloud with the
+    lowest side scatter for their size (monocytes and granulocytes are more granular, debris and
+    dead cells sit at the bottom of the FSC scale with relatively more SSC). On each file:
+
+    1. a smoothed 2-D density of the on-scale events is cut into basins (discrete watershed), and
+       basins separated only by a shallow pass (``merge``) are one cloud;
+    2. among clouds holding at least ``min_mass`` of the events, the one whose peak has the lowest
+       SSC / FSC ratio is taken (``pick='least_granular'``; ``'largest'`` takes the heaviest);
+    3. a Gaussian is fitted to the cloud's core (the events where the density is at least ``core``
+       x its peak; the covariance of a core truncated at that level is corrected to the whole
+       Gaussian's), and the gate is its ``quantile`` ellipse, cut back to the cloud's basin so
+       that it stops at the density valleys to the neighbouring clouds.
+
+    The gate is a polygon (star-shaped around the cloud's centre, ``n_vertices`` vertices).
+    Nothing is an absolute position: it works on any instrument's scatter scale.
+
+    Parameters
+    ----------
+    quantile
+        Probability mass of the fitted Gaussian the ellipse holds (0.995: the whole cloud).
+    core
+        Density level, relative to the cloud's peak, that defines its core.
+    merge
+        Basins whose pass is at least this fraction of the lower peak are merged.
+    min_mass
+        Smallest fraction of the on-scale events a cloud must hold to be chosen.
+    pick
+        ``'least_granular'`` (lymphocytes) or ``'largest'``.
+    bins
+        Grid resolution per axis.
+    n_vertices
+        Vertices of the polygon.
+    """
+
+    name = "scatter_cloud"
+    n_dims = 2
+    min_events = 200
+
+    def __init__(
+        self,
+        quantile: float = 0.995,
+        core: float = 0.25,
+        merge: float = 0.6,
+        min_mass: float = 0.05,
+        pick: Literal["least_granular", "largest"] = "least_granular",
+        bins: int = 100,
+        n_vertices: int = 120,
+    ):
+        self.quantile = quantile
+        self.core = core
+        self.merge = merge
+        self.min_mass = min_mass
+        self.pick = pick
+        self.bins = bins
+        self.n_vertices = n_vertices
+
+    def fit(self, X) -> ScatterCloud:
+        self._start()
+        X = self._as_matrix(X)
+        on = np.all(X > 0, axis=1) & np.all(X < np.max(X, axis=0), axis=1)  # not saturated
+        Xo = X[on] if on.sum() >= self.min_events else X
+        if Xo.shape[0] < self.min_events:
+            raise FitDeclined(self.name, f"only {Xo.shape[0]} on-scale events")
+        D, B, ex, ey = density_basins(Xo, bins=int(self.bins), merge=float(self.merge))
+        nb = int(self.bins)
+        ix = np.clip(((Xo[:, 0] - ex[0]) / (ex[1] - ex[0])).astype(np.int64), 0, nb - 1)
+        iy = np.clip(((Xo[:, 1] - ey[0]) / (ey[1] - ey[0])).astype(np.int64), 0, nb - 1)
+        eb = B[ix, iy]
+        peaks, mass = np.unique(eb, return_counts=True)
+        mass = mass / Xo.shape[0]
+        cx, cy = 0.5 * (ex[:-1] + ex[1:]), 0.5 * (ey[:-1] + ey[1:])
+        pxy = np.c_[cx[peaks // nb], cy[peaks % nb]]
+        cand = np.flatnonzero((mass >= self.min_mass) & (pxy[:, 0] > 0))
+        if cand.size == 0:
+            cand = np.array([int(np.argmax(mass))])
+            self._fall_back(f"no cloud holds {self.min_mass:.0%} of the events; took the largest")
+        if self.pick == "largest":
+            i = int(cand[np.argmax(mass[cand])])
+        elif self.pick == "least_granular":
+            ratio = pxy[cand, 1] / np.maximum(pxy[cand, 0], 1e-12)
+            i = int(cand[np.argmin(ratio)])
+        else:
+            raise GateError(self.name, f"pick must be least_granular or largest, got {self.pick!r}")
+        peak = int(peaks[i])
+        height = float(D.ravel()[peak])
+        sel = (eb == peak) & (D[ix, iy] >= self.core * height)
+        if sel.sum() < 10:
+            raise FitDeclined(
+                self.name, f"the chosen cloud's core holds only {int(sel.sum())} events"
+            )
+        mean = Xo[sel].mean(axis=0)
+        cov = np.cov(Xo[sel].T)
+        # E[r^2] of a 2-D Gaussian truncated where its density is core x peak (r^2 <= c)
+        c = -2.0 * np.log(self.core)
+        cov = cov / ((2.0 - c * self.core / (1.0 - self.core)) / 2.0)
+        try:
+            inv = np.linalg.inv(cov)
+        except np.linalg.LinAlgError:
+            raise FitDeclined(self.name, "the cloud's core is degenerate") from None
+        limit = chi2.ppf(self.quantile, 2)
+        theta = np.linspace(0.0, 2.0 * np.pi, int(self.n_vertices), endpoint=False)
+        dirs = np.c_[np.cos(theta), np.sin(theta)]
+        rmax = np.sqrt(limit / np.einsum("ij,jk,ik->i", dirs, inv, dirs))
+        steps = np.linspace(0.0, 1.0, 201)[1:]
+        pts = mean + dirs[:, None, :] * rmax[:, None, None] * steps[None, :, None]
+        gx = np.floor((pts[..., 0] - ex[0]) / (ex[1] - ex[0])).astype(np.int64)
+        gy = np.floor((pts[..., 1] - ey[0]) / (ey[1] - ey[0])).astype(np.int64)
+        inside_grid = (gx >= 0) & (gx < nb) & (gy >= 0) & (gy < nb)
+        basin = B == peak
+        ok = inside_grid & basin[np.clip(gx, 0, nb - 1), np.clip(gy, 0, nb - 1)]
+        # beyond the grid (the outer 0.1 %) the ellipse alone decides
+        ok |= ~inside_grid
+        out = ~ok
+        first = np.where(out.any(axis=1), out.argmax(axis=1), steps.size)
+        r = np.where(first == 0, steps[0], steps[np.maximum(first - 1, 0)]) * rmax
+        self.vertices_ = mean + dirs * r[:, None]
+        self.mean_ = mean
+        self.covariance_ = cov
+        self.peak_ = pxy[i]
+        self.mass_ = float(mass[i])
+        self.clouds_ = int(cand.size)
+        return self
+
+    def to_gate(self, dims, side: str | None = None) -> Gate:
+        if side not in (None, "+"):
+            raise GateError(self.name, f"a scatter cloud has no side {side!r} (it is a region)")
+        return PolygonGate(dims, self.vertices_.tolist())
