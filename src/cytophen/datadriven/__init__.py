@@ -23,6 +23,7 @@ scatter_cloud  the lymphocyte cloud on FSC x SSC, to the density valleys around 
 boundary       rectangle removing saturated / off-scale events
 quadrant       four named rectangles from two 1-D cuts (optionally sequential)
 box            a box from one 1-D cut per dimension (optionally sequential)
+guided_box     a box on two markers placed where a third (the guide) finds its positive cells
 ============== ========================================================================
 
 Contract used by the engine::
@@ -48,7 +49,12 @@ from cytophen.datadriven._cuts import (
 from cytophen.datadriven._halfspace import MixtureHalfspace
 from cytophen.datadriven._kde import density
 from cytophen.datadriven._pooled import fit_groups, fit_pooled, freeze, gate_pooled
-from cytophen.datadriven._quadrant import BoxEstimator, PairEstimator, QuadrantEstimator
+from cytophen.datadriven._quadrant import (
+    BoxEstimator,
+    GuidedBox,
+    PairEstimator,
+    QuadrantEstimator,
+)
 from cytophen.datadriven._regions import BoundaryGate, MixtureEllipse, SingletGate, Transitional
 from cytophen.datadriven._registry import available_methods, check_params, get_method, register
 from cytophen.datadriven._scatter import ScatterCloud
@@ -69,6 +75,7 @@ for _cls in (
     BoxEstimator,
     MixtureHalfspace,
     ScatterCloud,
+    GuidedBox,
 ):
     register(_cls)
 del _cls
@@ -105,4 +112,5 @@ __all__ = [
     "BoxEstimator",
     "PairEstimator",
     "ScatterCloud",
+    "GuidedBox",
 ]

@@ -11,7 +11,7 @@ from cytophen.datadriven._kde import density, find_peaks
 from cytophen.errors import GateError
 from cytophen.gates import Gate, QuadrantGate, RectangleGate
 
-__all__ = ["QuadrantEstimator", "BoxEstimator", "PairEstimator", "SIGNS"]
+__all__ = ["QuadrantEstimator", "BoxEstimator", "PairEstimator", "GuidedBox", "SIGNS"]
 
 SIGNS = ("++", "+-", "-+", "--")
 
@@ -298,3 +298,129 @@ class BoxEstimator(GateEstimator):
 
 #: Backwards-compatible name.
 PairEstimator = BoxEstimator
+
+
+class GuidedBox(BoxEstimator):
+    """A box on two markers placed where a third marker says the cells are.
+
+    The classic example: CD25+ CD127lo on CD25 x CD127, placed where the FoxP3+ cells are. The
+    gate lives on its own axes (a rectangle on the gate's dimensions); the guide only decides its
+    cut points. On each file:
+
+    1. the guide marker is cut (``guide``: a 1-D method, by default the FoxP3 valley beyond the
+       negative population, never inside its 3-SD edge), giving the guide-positive events;
+    2. among candidate cuts at the percentiles of each axis (and no cut at all), the pair whose
+       box agrees best with the guide-positive events is taken: the largest F-beta score
+       (``beta`` > 1 weighs recall over precision, so the box keeps nearly all guide-positive
+       cells and leaves the final decision to the guide's own gate below it).
+
+    Without the guide (the file's panel lacks it: the template marks it optional), each axis is
+    cut on its own as :class:`BoxEstimator` does with ``axes``, and ``guided_`` is ``False``.
+
+    Parameters
+    ----------
+    side
+        One sign per gate dimension (from the template's ``side``), e.g. ``'+-'``.
+    axes
+        The unguided 1-D method per dimension (as :class:`BoxEstimator`).
+    guide
+        The guide's 1-D method and its arguments; the guide-positive events are those at or above
+        its cut.
+    beta
+        Weight of recall in the F-beta score.
+    candidates
+        Candidate cuts per axis (percentiles from 0.5 to 99.5).
+    random_state
+        Passed to the 1-D methods that take one.
+    """
+
+    name = "guided_box"
+
+    def __init__(
+        self,
+        side: str | None = None,
+        axes: list[dict[str, Any]] | None = None,
+        guide: dict[str, Any] | None = None,
+        beta: float = 3.0,
+        candidates: int = 64,
+        random_state: int = 0,
+    ):
+        super().__init__(side=side, axes=axes, random_state=random_state)
+        self.guide = guide
+        self.beta = beta
+        self.candidates = candidates
+
+    def fit(self, X) -> GuidedBox:
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim == 2 and self.side and X.shape[1] == len(self.side) + 1:
+            return self._fit_guided(X)
+        super().fit(X)
+        self.guided_ = False
+        return self
+
+    def _guide_cut(self, g: np.ndarray) -> float:
+        spec = dict(
+            self.guide or {"method": "mindensity", "adjust": 1.0, "unimodal": "upper_spread"}
+        )
+        method = spec.pop("method", "mindensity")
+        est = _make_cut(method, spec, self.random_state).fit(g[:, None])
+        cut = float(est.threshold_)
+        if method == "mindensity":  # a valley inside the negative cloud is not its edge
+            from cytophen.datadriven._cuts import spread_cut
+
+            cut = max(cut, spread_cut(g, float(spec.get("spread", 3.0)), "right")[0])
+        return cut
+
+    def _fit_guided(self, X: np.ndarray) -> GuidedBox:
+        self._start()
+        d = len(self.side)
+        if d != 2 or set(self.side) - {"+", "-"}:
+            raise GateError(self.name, f"a guided box needs a side of two signs, got {self.side!r}")
+        X = X[np.all(np.isfinite(X), axis=1)]
+        if X.shape[0] < self.required_events():
+            raise FitDeclined(self.name, f"only {X.shape[0]} events")
+        g = X[:, d]
+        self.guide_cut_ = self._guide_cut(g)
+        target = g >= self.guide_cut_
+        self.guide_positive_ = int(target.sum())
+        if self.guide_positive_ < 5:
+            super().fit(X[:, :d])
+            self.guided_ = False
+            self._fall_back(f"only {self.guide_positive_} guide-positive events: cut unguided")
+            return self
+        q = np.linspace(0.5, 99.5, int(self.candidates))
+        cuts, bins = [], []
+        for j in range(d):
+            c = np.r_[-np.inf, np.unique(np.percentile(X[:, j], q)), np.inf]
+            cuts.append(c)
+            bins.append(np.searchsorted(c, X[:, j], side="right") - 1)
+        shape = (cuts[0].size, cuts[1].size)
+        every = np.zeros(shape)
+        hits = np.zeros(shape)
+        np.add.at(every, (bins[0], bins[1]), 1.0)
+        np.add.at(hits, (bins[0], bins[1]), target.astype(np.float64))
+
+        def inside(M: np.ndarray) -> np.ndarray:  # events in the box for every pair of cuts
+            for axis, sign in enumerate(self.side):
+                M = np.moveaxis(M, axis, 0)
+                if sign == "+":  # x >= c_i: bins i and above
+                    M = M[::-1].cumsum(axis=0)[::-1]
+                else:  # x < c_i: bins below i
+                    M = np.concatenate([np.zeros_like(M[:1]), M.cumsum(axis=0)[:-1]])
+                M = np.moveaxis(M, 0, axis)
+            return M
+
+        n_in, hit_in = inside(every), inside(hits)
+        b2 = float(self.beta) ** 2
+        score = (1.0 + b2) * hit_in / np.maximum(b2 * target.sum() + n_in, 1e-12)
+        i, j = np.unravel_index(int(np.argmax(score)), shape)
+        self.cuts_ = [float(cuts[0][i]), float(cuts[1][j])]
+        self.score_ = float(score[i, j])
+        self.guided_ = True
+        return self
+
+    def to_gate(self, dims, side: str | None = None) -> Gate:
+        side = side or self.side
+        mins = [c if s == "+" and np.isfinite(c) else None for c, s in zip(self.cuts_, side)]
+        maxs = [c if s == "-" and np.isfinite(c) else None for c, s in zip(self.cuts_, side)]
+        return RectangleGate(list(dims)[: len(side)], mins, maxs)
