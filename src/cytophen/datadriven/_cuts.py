@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from numbers import Integral, Real
 from typing import Literal
 
 import numpy as np
 
-from cytophen.datadriven._base import CutEstimator, FitDeclined
+from cytophen.datadriven._base import SEED, CutEstimator, FitDeclined
+from cytophen.datadriven._constraints import Interval, Options, Rule, Sequence
 from cytophen.datadriven._kde import density, density_derivative, find_peaks, find_valleys
 from cytophen.datadriven._mixture import fit_mixture
-from cytophen.errors import GateError
 
 __all__ = [
     "MinDensity",
@@ -20,6 +21,15 @@ __all__ = [
     "Spread",
     "spread_cut",
 ]
+
+
+#: Shared constraints: a number, a bandwidth multiplier, the fit-only range.
+NUMBER = [Interval(Real, None, None)]
+POSITIVE = [Interval(Real, 0, None, closed="neither")]
+FIT_RANGE = {"min": [*NUMBER, None], "max": [*NUMBER, None]}
+MIN_BELOW_MAX = Rule(
+    ("min", "max"), lambda lo, hi: lo is None or hi is None or lo < hi, "min must be below max"
+)
 
 
 def _truncate(name: str, x: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
@@ -125,6 +135,13 @@ class Spread(CutEstimator):
     """
 
     name = "spread"
+    _parameter_constraints = {
+        "k": POSITIVE,
+        "tail": [Options("right", "left")],
+        "adjust": POSITIVE,
+        **FIT_RANGE,
+    }
+    _parameter_rules = (MIN_BELOW_MAX,)
 
     def __init__(
         self,
@@ -133,7 +150,9 @@ class Spread(CutEstimator):
         adjust: float = 1.0,
         min: float | None = None,
         max: float | None = None,
+        min_events: int | None = None,
     ):
+        self.min_events = min_events
         self.k = k
         self.tail = tail
         self.adjust = adjust
@@ -189,6 +208,28 @@ class MinDensity(CutEstimator):
     """
 
     name = "mindensity"
+    _parameter_constraints = {
+        "gate_range": [
+            Sequence(NUMBER, 2, (lambda v: v[0] < v[1], "the first below the second")),
+            None,
+        ],
+        "adjust": POSITIVE,
+        **FIT_RANGE,
+        "unimodal": [
+            Options(
+                "upper_tail",
+                "lower_tail",
+                "range_low",
+                "range_high",
+                "upper_spread",
+                "lower_spread",
+            )
+        ],
+        "tail_tol": [Interval(Real, 0, 1, closed="neither")],
+        "min_depth": [Interval(Real, 0, 1, closed="left")],
+        "spread": POSITIVE,
+    }
+    _parameter_rules = (MIN_BELOW_MAX,)
 
     def __init__(
         self,
@@ -202,7 +243,9 @@ class MinDensity(CutEstimator):
         tail_tol: float = 0.01,
         min_depth: float = 0.02,
         spread: float = 3.0,
+        min_events: int | None = None,
     ):
+        self.min_events = min_events
         self.spread = spread
         self.min_depth = min_depth
         self.gate_range = gate_range
@@ -218,15 +261,9 @@ class MinDensity(CutEstimator):
         grid, y, bw = density(x, adjust=self.adjust)
         xmin, xmax = float(x.min()), float(x.max())
         if self.gate_range is not None:
-            if len(self.gate_range) != 2:
-                raise GateError(
-                    self.name, f"gate_range must be [low, high], got {self.gate_range!r}"
-                )
-            lo, hi = sorted(float(v) for v in self.gate_range)
+            lo, hi = (float(v) for v in self.gate_range)
         else:
             lo, hi = xmin, xmax
-        if not 0.0 <= float(self.min_depth) < 1.0:
-            raise GateError(self.name, f"min_depth must be within [0, 1), got {self.min_depth}")
         peaks = _significant_peaks(y, find_peaks(grid, y, xmin, xmax), self.min_depth)
         self.bandwidth_ = bw
         self.peaks_ = grid[peaks]
@@ -266,18 +303,12 @@ class MinDensity(CutEstimator):
                 cut = float(grid[idx[-1]] if idx.size else grid[0])
             if self.gate_range is not None:
                 cut = float(np.clip(cut, lo, hi))
-        elif mode in ("upper_spread", "lower_spread"):
+        else:  # upper_spread, lower_spread
             top = int(peaks[0]) if peaks.size else int(np.argmax(y))
             tail = "right" if mode == "upper_spread" else "left"
             cut = spread_cut(x, float(self.spread), tail, peak=float(grid[top]))[0]
             if self.gate_range is not None:
                 cut = float(np.clip(cut, lo, hi))
-        else:
-            raise GateError(
-                self.name,
-                "unimodal must be upper_tail, lower_tail, range_low, range_high, upper_spread "
-                f"or lower_spread, got {mode!r}",
-            )
         self._fall_back(f"{why}: cut placed by the {mode!r} rule at {cut:.4g}")
         return cut
 
@@ -312,6 +343,17 @@ class TailGate(CutEstimator):
     """
 
     name = "tailgate"
+    _parameter_constraints = {
+        "num_peaks": [Interval(Integral, 1, None)],
+        "ref_peak": [Interval(Integral, 1, None)],
+        "tol": [Interval(Real, 0, 1, closed="left")],
+        "side": [Options("right", "left")],
+        "adjust": POSITIVE,
+        "bias": NUMBER,
+        **FIT_RANGE,
+        "min_descent": [Interval(Real, 0, 1, closed="left")],
+    }
+    _parameter_rules = (MIN_BELOW_MAX,)
 
     def __init__(
         self,
@@ -324,7 +366,9 @@ class TailGate(CutEstimator):
         min: float | None = None,
         max: float | None = None,
         min_descent: float = 0.0,
+        min_events: int | None = None,
     ):
+        self.min_events = min_events
         self.num_peaks = num_peaks
         self.ref_peak = ref_peak
         self.tol = tol
@@ -337,10 +381,6 @@ class TailGate(CutEstimator):
 
     def fit(self, X) -> TailGate:
         self._start()
-        if self.side not in ("right", "left"):
-            raise GateError(self.name, f"side must be 'right' or 'left', got {self.side!r}")
-        if self.num_peaks < 1 or self.ref_peak < 1:
-            raise GateError(self.name, "num_peaks and ref_peak must be >= 1")
         x = _truncate(self.name, self._as_matrix(X)[:, 0], self.min, self.max)
         grid, f, df = density_derivative(x, adjust=self.adjust)
         peaks = find_peaks(grid, f, float(x.min()), float(x.max()), self.num_peaks)
@@ -354,8 +394,6 @@ class TailGate(CutEstimator):
             )
             k = locs.size
         ref = float(locs[k - 1])
-        if not 0.0 <= self.min_descent < 1.0:
-            raise GateError(self.name, f"min_descent must be within [0, 1), got {self.min_descent}")
         tol_abs = self.tol * float(np.max(np.abs(df)))
         descent_abs = self.min_descent * float(np.max(np.abs(df)))
         if self.side == "right":
@@ -385,17 +423,24 @@ class QuantileGate(CutEstimator):
     """
 
     name = "quantile"
-    min_events = 20
+    default_min_events = 20
+    _parameter_constraints = {"probs": [Interval(Real, 0, 1)], **FIT_RANGE}
+    _parameter_rules = (MIN_BELOW_MAX,)
 
-    def __init__(self, probs: float = 0.999, min: float | None = None, max: float | None = None):
+    def __init__(
+        self,
+        probs: float = 0.999,
+        min: float | None = None,
+        max: float | None = None,
+        min_events: int | None = None,
+    ):
+        self.min_events = min_events
         self.probs = probs
         self.min = min
         self.max = max
 
     def fit(self, X) -> QuantileGate:
         self._start()
-        if not 0.0 <= self.probs <= 1.0:
-            raise GateError(self.name, f"probs must be within [0, 1], got {self.probs}")
         x = _truncate(self.name, self._as_matrix(X)[:, 0], self.min, self.max)
         self.threshold_ = float(np.quantile(x, self.probs))
         return self
@@ -425,6 +470,15 @@ class PeakOffset(CutEstimator):
     """
 
     name = "peak_offset"
+    _parameter_constraints = {
+        "peak": [Interval(Integral, 1, None), Interval(Integral, None, -1)],
+        "offset": NUMBER,
+        "num_peaks": [Interval(Integral, 1, None), None],
+        "min_height": [Interval(Real, 0, 1)],
+        "adjust": POSITIVE,
+        **FIT_RANGE,
+    }
+    _parameter_rules = (MIN_BELOW_MAX,)
 
     def __init__(
         self,
@@ -435,7 +489,9 @@ class PeakOffset(CutEstimator):
         adjust: float = 2.0,
         min: float | None = None,
         max: float | None = None,
+        min_events: int | None = None,
     ):
+        self.min_events = min_events
         self.peak = peak
         self.offset = offset
         self.num_peaks = num_peaks
@@ -446,10 +502,6 @@ class PeakOffset(CutEstimator):
 
     def fit(self, X) -> PeakOffset:
         self._start()
-        if self.peak == 0:
-            raise GateError(
-                self.name, "peak is 1-based (1 = leftmost, -1 = rightmost); 0 is not allowed"
-            )
         x = _truncate(self.name, self._as_matrix(X)[:, 0], self.min, self.max)
         grid, y, _ = density(x, adjust=self.adjust)
         peaks = find_peaks(grid, y, float(x.min()), float(x.max()), self.num_peaks)
@@ -502,6 +554,26 @@ class Mixture1D(CutEstimator):
     """
 
     name = "mixture_1d"
+    _parameter_constraints = {
+        "K": [Interval(Integral, 2, None)],
+        "neg": [Interval(Integral, 1, None)],
+        "tails": [Options("t", "gaussian")],
+        "nu": POSITIVE,
+        "cutpoint": [Options("boundary", "posterior", "min_density")],
+        "cut_min": [*NUMBER, None],
+        "cut_max": [*NUMBER, None],
+        **FIT_RANGE,
+        "random_state": SEED,
+    }
+    _parameter_rules = (
+        MIN_BELOW_MAX,
+        Rule(("neg", "K"), lambda neg, K: neg < K, "neg must be below K"),
+        Rule(
+            ("cut_min", "cut_max"),
+            lambda lo, hi: lo is None or hi is None or lo <= hi,
+            "cut_min must not be above cut_max",
+        ),
+    )
 
     def __init__(
         self,
@@ -515,7 +587,9 @@ class Mixture1D(CutEstimator):
         min: float | None = None,
         max: float | None = None,
         random_state: int = 0,
+        min_events: int | None = None,
     ):
+        self.min_events = min_events
         self.K = K
         self.neg = neg
         self.tails = tails
@@ -527,18 +601,12 @@ class Mixture1D(CutEstimator):
         self.max = max
         self.random_state = random_state
 
-    def required_events(self) -> int:
-        if "min_events" in vars(self):  # a box/quadrant axis's own ``min_events`` (explicit) wins
-            return int(self.min_events)
-        return max(self.min_events, 25 * int(self.K))
+    def _own_minimum(self) -> int:
+        return max(self.default_min_events, 25 * int(self.K))
 
     def fit(self, X) -> Mixture1D:
         self._start()
         K = int(self.K)
-        if K < 2 or not 1 <= self.neg < K:
-            raise GateError(self.name, f"needs K >= 2 and 1 <= neg < K, got {K} and {self.neg}")
-        if self.tails not in ("t", "gaussian"):
-            raise GateError(self.name, f"tails must be 't' or 'gaussian', got {self.tails!r}")
         x = _truncate(self.name, self._as_matrix(X)[:, 0], self.min, self.max)
         if np.unique(x).size < K:
             raise FitDeclined(
@@ -566,12 +634,8 @@ class Mixture1D(CutEstimator):
                 )
         elif method == "posterior":
             cut = posterior_cut
-        elif method == "min_density":
+        else:  # min_density
             cut = float(grid[np.argmin(mix.score_samples(grid))])
-        else:
-            raise GateError(
-                self.name, f"cutpoint must be boundary, posterior or min_density, got {method!r}"
-            )
         if self.cut_min is not None and cut < self.cut_min:
             cut = float(self.cut_min)
             self._fall_back(f"cut clamped to cut_min={self.cut_min}")

@@ -2,41 +2,25 @@
 
 from __future__ import annotations
 
+from numbers import Integral, Real
 from typing import Any, Literal
 
 import numpy as np
 
-from cytophen.datadriven._base import CutEstimator, FitDeclined, GateEstimator
+from cytophen.datadriven._base import (
+    QUADRANT_CONSTRAINTS,
+    SEED,
+    SIGNS,
+    FitDeclined,
+    GateEstimator,
+)
+from cytophen.datadriven._constraints import Interval, Options, Rule, Sequence, Signs
 from cytophen.datadriven._kde import density, find_peaks
+from cytophen.datadriven._registry import CutSpec, make_cut
 from cytophen.errors import GateError
 from cytophen.gates import Gate, QuadrantGate, RectangleGate
 
 __all__ = ["QuadrantEstimator", "BoxEstimator", "PairEstimator", "GuidedBox", "SIGNS"]
-
-SIGNS = ("++", "+-", "-+", "--")
-
-
-def _make_cut(method: str, params: dict[str, Any] | None, random_state: int) -> CutEstimator:
-    from cytophen.datadriven._registry import check_params, get_method
-
-    params = dict(params or {})
-    problems = check_params(method, params)
-    if problems:
-        raise GateError(method, "; ".join(problems))
-    cls = get_method(method)
-    if not issubclass(cls, CutEstimator):
-        raise GateError(
-            method, f"{method} does not find a 1-D cut point, so it cannot cut a quadrant axis"
-        )
-    min_events = params.pop("min_events", None)
-    for k in ("max_fit_events", "quadrants", "sequential", "first"):
-        params.pop(k, None)
-    if "random_state" in cls.param_names() and "random_state" not in params:
-        params["random_state"] = random_state
-    est = cls(**params)
-    if min_events is not None:
-        est.min_events = int(min_events)  # this axis's own minimum (instance override)
-    return est
 
 
 def _peak_distance(x: np.ndarray) -> float:
@@ -72,6 +56,12 @@ class QuadrantEstimator(GateEstimator):
 
     name = "quadrant"
     n_dims = 2
+    _parameter_constraints = {
+        "x": [CutSpec(), None],
+        "y": [CutSpec(), None],
+        **QUADRANT_CONSTRAINTS,
+        "random_state": SEED,
+    }
 
     def __init__(
         self,
@@ -81,7 +71,9 @@ class QuadrantEstimator(GateEstimator):
         first: Literal["auto", "x", "y"] = "auto",
         quadrants: dict[str, str] | None = None,
         random_state: int = 0,
+        min_events: int | None = None,
     ):
+        self.min_events = min_events
         self.x = x
         self.y = y
         self.sequential = sequential
@@ -89,37 +81,24 @@ class QuadrantEstimator(GateEstimator):
         self.quadrants = quadrants
         self.random_state = random_state
 
-    def _estimators(self):
-        xs = dict(self.x or {})
-        ys = dict(self.y) if self.y is not None else dict(xs)
-        xm, ym = xs.pop("method", "mindensity"), ys.pop("method", "mindensity")
-        return (
-            lambda: _make_cut(xm, xs, self.random_state),
-            lambda: _make_cut(ym, ys, self.random_state),
-        )
+    def _axis(self, axis: int):
+        """A fresh (unfitted) estimator of axis 0 (x) or 1 (y); ``y`` defaults to ``x``."""
+        spec = self.x if axis == 0 or self.y is None else self.y
+        return make_cut(spec, self.random_state)
 
-    def required_events(self) -> int:
-        mx, my = self._estimators()
-        return max(mx().required_events(), my().required_events())
+    def _own_minimum(self) -> int:
+        return max(self._axis(0).required_events(), self._axis(1).required_events())
 
     def _names(self) -> dict[str, str]:
-        q = self.quadrants or {s: s for s in SIGNS}
-        bad = {n: s for n, s in q.items() if s not in SIGNS}
-        if bad:
-            raise GateError(
-                self.name, f"quadrant signs must be one of {', '.join(SIGNS)}; got {bad}"
-            )
-        return q
+        return self.quadrants or {s: s for s in SIGNS}
 
     def fit(self, X) -> QuadrantEstimator:
         self._start()
-        self._names()
         X = self._as_matrix(X)
-        make = self._estimators()
         reasons = []
 
         def cut(axis: int, rows) -> float:
-            est = make[axis]()
+            est = self._axis(axis)
             vals = X[rows, axis]
             if vals.size < est.required_events():
                 if rows.all():
@@ -144,10 +123,8 @@ class QuadrantEstimator(GateEstimator):
         else:
             if self.first == "auto":
                 f = 0 if _peak_distance(X[:, 0]) >= _peak_distance(X[:, 1]) else 1
-            elif self.first in ("x", "y"):
-                f = "xy".index(self.first)
             else:
-                raise GateError(self.name, f"first must be 'auto', 'x' or 'y', got {self.first!r}")
+                f = "xy".index(self.first)
             c1 = cut(f, allrows)
             lo = X[:, f] < c1
             self.first_ = "xy"[f]
@@ -204,6 +181,20 @@ class BoxEstimator(GateEstimator):
 
     name = "box"
     n_dims = None
+    _parameter_constraints = {
+        "side": [Signs(), None],
+        "axes": [Sequence([CutSpec()]), None],
+        "sequential": ["boolean"],
+        "random_state": SEED,
+        "too_few": [Options("decline", "empty")],
+    }
+    _parameter_rules = (
+        Rule(
+            ("side", "axes"),
+            lambda side, axes: side is None or axes is None or len(side) == len(axes),
+            "one entry of axes per sign of side",
+        ),
+    )
 
     def __init__(
         self,
@@ -212,46 +203,40 @@ class BoxEstimator(GateEstimator):
         sequential: bool = False,
         random_state: int = 0,
         too_few: Literal["decline", "empty"] = "decline",
+        min_events: int | None = None,
     ):
+        self.min_events = min_events
         self.side = side
         self.axes = axes
         self.sequential = sequential
         self.random_state = random_state
         self.too_few = too_few
 
-    def _makers(self, d: int):
+    def _cuts(self, d: int) -> list:
+        """A fresh (unfitted) estimator per dimension."""
         specs = list(self.axes) if self.axes is not None else [{}] * d
         if len(specs) != d:
             raise GateError(self.name, f"axes has {len(specs)} entries for {d} dimension(s)")
-        out = []
-        for spec in specs:
-            spec = dict(spec or {})
-            m = spec.pop("method", "mindensity")
-            out.append(lambda m=m, spec=spec: _make_cut(m, spec, self.random_state))
-        return out
+        return [make_cut(spec, self.random_state) for spec in specs]
 
-    def required_events(self) -> int:
+    def _own_minimum(self) -> int:
         d = len(self.axes) if self.axes is not None else (len(self.side) if self.side else 1)
-        return max(mk().required_events() for mk in self._makers(d))
+        return max(est.required_events() for est in self._cuts(d))
 
     def fit(self, X) -> BoxEstimator:
         self._start()
         X = self._as_matrix(X)
         d = X.shape[1]
         side = self.side
-        if not side or len(side) != d or set(side) - {"+", "-"}:
+        if not side or len(side) != d:
             raise GateError(
                 self.name, f"a threshold box needs one sign per dimension ({d}), got side {side!r}"
             )
-        if self.too_few not in ("decline", "empty"):
-            raise GateError(
-                self.name, f"too_few must be 'decline' or 'empty', got {self.too_few!r}"
-            )
-        makers = self._makers(d)
+        estimators = self._cuts(d)
         cuts, reasons = [], []
         keep = np.ones(X.shape[0], dtype=bool)
         for j in range(d):
-            est = makers[j]()
+            est = estimators[j]
             vals = X[keep, j] if self.sequential else X[:, j]
             if (
                 vals.size < est.required_events()
@@ -335,6 +320,11 @@ class GuidedBox(BoxEstimator):
     """
 
     name = "guided_box"
+    _parameter_constraints = {
+        "guide": [CutSpec(), None],
+        "beta": [Interval(Real, 0, None, closed="neither")],
+        "candidates": [Interval(Integral, 1, None)],
+    }
 
     def __init__(
         self,
@@ -344,8 +334,9 @@ class GuidedBox(BoxEstimator):
         beta: float = 3.0,
         candidates: int = 64,
         random_state: int = 0,
+        min_events: int | None = None,
     ):
-        super().__init__(side=side, axes=axes, random_state=random_state)
+        super().__init__(side=side, axes=axes, random_state=random_state, min_events=min_events)
         self.guide = guide
         self.beta = beta
         self.candidates = candidates
@@ -359,13 +350,10 @@ class GuidedBox(BoxEstimator):
         return self
 
     def _guide_cut(self, g: np.ndarray) -> float:
-        spec = dict(
-            self.guide or {"method": "mindensity", "adjust": 1.0, "unimodal": "upper_spread"}
-        )
-        method = spec.pop("method", "mindensity")
-        est = _make_cut(method, spec, self.random_state).fit(g[:, None])
+        spec = self.guide or {"method": "mindensity", "adjust": 1.0, "unimodal": "upper_spread"}
+        est = make_cut(spec, self.random_state).fit(g[:, None])
         cut = float(est.threshold_)
-        if method == "mindensity":  # a valley inside the negative cloud is not its edge
+        if est.name == "mindensity":  # a valley inside the negative cloud is not its edge
             from cytophen.datadriven._cuts import spread_cut
 
             cut = max(cut, spread_cut(g, float(spec.get("spread", 3.0)), "right")[0])
@@ -374,7 +362,7 @@ class GuidedBox(BoxEstimator):
     def _fit_guided(self, X: np.ndarray) -> GuidedBox:
         self._start()
         d = len(self.side)
-        if d != 2 or set(self.side) - {"+", "-"}:
+        if d != 2:
             raise GateError(self.name, f"a guided box needs a side of two signs, got {self.side!r}")
         X = X[np.all(np.isfinite(X), axis=1)]
         if X.shape[0] < self.required_events():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from numbers import Integral, Real
 from typing import Literal
 
 import numpy as np
@@ -9,6 +10,7 @@ from scipy import ndimage as ndi
 from scipy.stats import chi2
 
 from cytophen.datadriven._base import FitDeclined, GateEstimator
+from cytophen.datadriven._constraints import Interval, Options
 from cytophen.errors import GateError
 from cytophen.gates import Gate, PolygonGate
 
@@ -151,7 +153,16 @@ class ScatterCloud(GateEstimator):
 
     name = "scatter_cloud"
     n_dims = 2
-    min_events = 200
+    default_min_events = 200
+    _parameter_constraints = {
+        "quantile": [Interval(Real, 0, 1, closed="neither")],
+        "core": [Interval(Real, 0, 1, closed="neither")],
+        "merge": [Interval(Real, 0, 1, closed="right")],
+        "min_mass": [Interval(Real, 0, 1)],
+        "pick": [Options("least_granular", "largest")],
+        "bins": [Interval(Integral, 2, None)],
+        "n_vertices": [Interval(Integral, 3, None)],
+    }
 
     def __init__(
         self,
@@ -162,7 +173,9 @@ class ScatterCloud(GateEstimator):
         pick: Literal["least_granular", "largest"] = "least_granular",
         bins: int = 100,
         n_vertices: int = 120,
+        min_events: int | None = None,
     ):
+        self.min_events = min_events
         self.quantile = quantile
         self.core = core
         self.merge = merge
@@ -175,8 +188,9 @@ class ScatterCloud(GateEstimator):
         self._start()
         X = self._as_matrix(X)
         on = np.all(X > 0, axis=1) & np.all(X < np.max(X, axis=0), axis=1)  # not saturated
-        Xo = X[on] if on.sum() >= self.min_events else X
-        if Xo.shape[0] < self.min_events:
+        need = self.required_events()
+        Xo = X[on] if on.sum() >= need else X
+        if Xo.shape[0] < need:
             raise FitDeclined(self.name, f"only {Xo.shape[0]} on-scale events")
         D, B, ex, ey = density_basins(Xo, bins=int(self.bins), merge=float(self.merge))
         nb = int(self.bins)
@@ -193,11 +207,9 @@ class ScatterCloud(GateEstimator):
             self._fall_back(f"no cloud holds {self.min_mass:.0%} of the events; took the largest")
         if self.pick == "largest":
             i = int(cand[np.argmax(mass[cand])])
-        elif self.pick == "least_granular":
+        else:  # least_granular
             ratio = pxy[cand, 1] / np.maximum(pxy[cand, 0], 1e-12)
             i = int(cand[np.argmin(ratio)])
-        else:
-            raise GateError(self.name, f"pick must be least_granular or largest, got {self.pick!r}")
         peak = int(peaks[i])
         height = float(D.ravel()[peak])
         sel = (eb == peak) & (D[ix, iy] >= self.core * height)
