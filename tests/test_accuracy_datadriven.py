@@ -24,11 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 MAJOR = ["lymphocytes", "singlets", "live", "b_cells", "cd4", "naive", "unswitched_memory",
          "switched_memory", "dn"]  # fmt: skip
 RARE = ["transitional", "plasmablasts", "activated_naive", "dn2", "treg", "helios_pos_treg"]
-#: Populations the shipped templates do not bring to the issue-5 bar on *every* file, with the
-#: floor they do reach on the full seed-0 cohort (docs/accuracy.md explains each). The test still
-#: fails if they fall below these floors; tighten them as the templates improve.
-SHORTFALL_F1: dict[str, float] = {}
-SHORTFALL_PP: dict[str, float] = {}
 
 
 def _scored(out: Path, picked: pd.DataFrame) -> pd.DataFrame:
@@ -63,33 +58,11 @@ def scores_100k(tmp_path_factory) -> pd.DataFrame:
     return _scored(out, man[man["week"].isin([1, 4, 12])])
 
 
-#: Below the bar on this test's files.
-BELOW_BAR_HERE = set(SHORTFALL_F1) | set(SHORTFALL_PP)
-
-
-def _bar_cases():
-    for pop in MAJOR + RARE:
-        short = pop in BELOW_BAR_HERE
-        marks = (
-            [
-                pytest.mark.xfail(
-                    strict=True,
-                    reason=f"known shortfall of the shipped template: {pop} "
-                    "does not reach the issue-5 bar on every file (docs/accuracy.md)",
-                )
-            ]
-            if short
-            else []
-        )
-        yield pytest.param(pop, marks=marks, id=pop)
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("population", list(_bar_cases()))
+@pytest.mark.parametrize("population", MAJOR + RARE)
 def test_membership_f1_and_percent_of_parent_meet_the_issue_bar(scores, population):
     """The issue-5 bar itself (F1 >= 0.95 major / 0.85 rare, percent of parent within 2 pp on
-    every file). Populations that do not reach it yet are strict xfails: they fail here, and an
-    improvement that reaches the bar turns into an XPASS that asks for the mark to be removed."""
+    every file), for every population of the bar."""
     rows = scores[scores["population"] == population]
     assert len(rows) >= 4, f"{population} scored on too few files"
     _assert_bar(rows, population)
@@ -112,26 +85,6 @@ def _assert_bar(rows: pd.DataFrame, population: str) -> None:
     worst = rows.loc[rows["abs_error_pp"].idxmax()]
     assert worst["abs_error_pp"] <= 2.0, (
         f"{population}: percent of parent off by {worst['abs_error_pp']:.2f} pp on {worst['file']}"
-    )
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("population", sorted(set(SHORTFALL_F1) | set(SHORTFALL_PP)))
-def test_known_shortfalls_do_not_regress(scores, population):
-    """Regression guard for the populations below the bar: they must not get worse than what
-    docs/accuracy.md reports (this is not the bar; the test above is)."""
-    rows = scores[scores["population"] == population]
-    assert len(rows) >= 4
-    bar = 0.95 if population in MAJOR else 0.85
-    floor = SHORTFALL_F1.get(population, bar)
-    worst = rows.loc[rows["f1"].idxmin()]
-    assert worst["f1"] >= floor, (
-        f"{population}: F1 {worst['f1']:.3f} on {worst['file']} (floor {floor})"
-    )
-    pp = SHORTFALL_PP.get(population, 2.0)
-    worst = rows.loc[rows["abs_error_pp"].idxmax()]
-    assert worst["abs_error_pp"] <= pp, (
-        f"{population}: percent of parent off by {worst['abs_error_pp']:.2f} pp on {worst['file']} (floor {pp})"
     )
 
 

@@ -125,7 +125,7 @@ class Signs(Constraint):
         return isinstance(value, str) and bool(value) and not set(value) - {"+", "-"}
 
     def __str__(self) -> str:
-        return "a text of '+' and '-' signs, one per dimension"
+        return "a text of '+' and '-' signs (one per dimension)"
 
 
 class _Boolean(Constraint):

@@ -342,6 +342,7 @@ class GuidedBox(BoxEstimator):
         self.candidates = candidates
 
     def fit(self, X) -> GuidedBox:
+        self._start()
         X = np.asarray(X, dtype=np.float64)
         if X.ndim == 2 and self.side and X.shape[1] == len(self.side) + 1:
             return self._fit_guided(X)
@@ -360,7 +361,6 @@ class GuidedBox(BoxEstimator):
         return cut
 
     def _fit_guided(self, X: np.ndarray) -> GuidedBox:
-        self._start()
         d = len(self.side)
         if d != 2:
             raise GateError(self.name, f"a guided box needs a side of two signs, got {self.side!r}")
