@@ -234,6 +234,9 @@ class AnchoredTransitional(GateEstimator):
         Refinement only (more than two dimensions): the largest share of the 2-D gate's events
         the refined hyperplane may exchange for events outside it (0.5 = half); more, and the
         markers describe another split than the 2-D one, so the 2-D line is kept (flagged).
+    min_events
+        Fewest finite events the gate is fitted on (fewer: not measured); ``None``: the
+        method's own minimum (see :meth:`~GateEstimator.required_events`).
 
     Notes
     -----

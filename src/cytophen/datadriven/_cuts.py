@@ -132,6 +132,9 @@ class Spread(CutEstimator):
         Bandwidth multiplier of the KDE that finds the mode.
     min, max
         Drop events outside ``[min, max]`` before fitting.
+    min_events
+        Fewest finite events the gate is fitted on (fewer: not measured); ``None``: the
+        method's own minimum (see :meth:`~GateEstimator.required_events`).
     """
 
     name = "spread"
@@ -205,6 +208,9 @@ class MinDensity(CutEstimator):
         real valley, and 340 naive cells were called memory). Default 0.02: on small parents
         real boundaries can be shallow (CD19 of 200 CD3- events: a 4 %-deep dip between the B
         and non-B clouds at the default bandwidth), so the threshold stays well below that.
+    min_events
+        Fewest finite events the gate is fitted on (fewer: not measured); ``None``: the
+        method's own minimum (see :meth:`~GateEstimator.required_events`).
     """
 
     name = "mindensity"
@@ -340,6 +346,9 @@ class TailGate(CutEstimator):
         is steeper than ``min_descent`` × max|f'| (default 0: any, openCyto's rule). On a small,
         flat-topped negative cloud a ripple of the KDE inside the cloud is such a minimum, and
         the cut then lands inside the cloud; ``0.2``–``0.3`` skips the ripples.
+    min_events
+        Fewest finite events the gate is fitted on (fewer: not measured); ``None``: the
+        method's own minimum (see :meth:`~GateEstimator.required_events`).
     """
 
     name = "tailgate"
@@ -420,6 +429,9 @@ class QuantileGate(CutEstimator):
         Probability in [0, 1].
     min, max
         Drop events outside ``[min, max]`` before fitting.
+    min_events
+        Fewest finite events the gate is fitted on (fewer: not measured); ``None``: the
+        method's own minimum (see :meth:`~GateEstimator.required_events`).
     """
 
     name = "quantile"
@@ -464,6 +476,9 @@ class PeakOffset(CutEstimator):
         Bandwidth multiplier of the KDE.
     min, max
         Drop events outside ``[min, max]`` before fitting.
+    min_events
+        Fewest finite events the gate is fitted on (fewer: not measured); ``None``: the
+        method's own minimum (see :meth:`~GateEstimator.required_events`).
 
     If fewer peaks exist than ``peak`` asks for, the nearest existing one is used and the fit is
     flagged ``fell_back_``.
@@ -551,6 +566,9 @@ class Mixture1D(CutEstimator):
         Drop events outside ``[min, max]`` before fitting.
     random_state
         Seed (the 1-D start is deterministic quantile bins; kept for a uniform interface).
+    min_events
+        Fewest finite events the gate is fitted on (fewer: not measured); ``None``: the
+        method's own minimum (see :meth:`~GateEstimator.required_events`).
     """
 
     name = "mixture_1d"

@@ -107,6 +107,9 @@ class MixtureHalfspace(GateEstimator):
         half-space is placed beyond the data on the first dimension (an empty region, e.g. no
         plasmablasts in a small file, so that a population built on it stays measured), flagged
         ``fell_back_``. Set ``min_events`` too to choose the count below which it is empty.
+    min_events
+        Fewest finite events the gate is fitted on (fewer: not measured); ``None``: the
+        method's own minimum (see :meth:`~GateEstimator.required_events`).
     """
 
     name = "mixture_halfspace"

@@ -52,6 +52,9 @@ class QuadrantEstimator(GateEstimator):
         themselves (``'++' '+-' '-+' '--'``), which is how templates refer to quadrants.
     random_state
         Passed to the 1-D methods that take one.
+    min_events
+        Fewest finite events the gate is fitted on (fewer: not measured); ``None``: the
+        method's own minimum (see :meth:`~GateEstimator.required_events`).
     """
 
     name = "quadrant"
@@ -177,6 +180,9 @@ class BoxEstimator(GateEstimator):
         ``'decline'`` (default: the population is not measured) or ``'empty'``: the box is
         placed beyond the data on that dimension (an empty region, e.g. no plasmablasts found in
         a small file), the later cuts are left open, and the fit is flagged ``fell_back_``.
+    min_events
+        Fewest finite events the gate is fitted on (fewer: not measured); ``None``: the
+        method's own minimum (see :meth:`~GateEstimator.required_events`).
     """
 
     name = "box"
@@ -317,6 +323,9 @@ class GuidedBox(BoxEstimator):
         Candidate cuts per axis (percentiles from 0.5 to 99.5).
     random_state
         Passed to the 1-D methods that take one.
+    min_events
+        Fewest finite events the gate is fitted on (fewer: not measured); ``None``: the
+        method's own minimum (see :meth:`~GateEstimator.required_events`).
     """
 
     name = "guided_box"

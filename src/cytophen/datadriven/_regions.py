@@ -118,6 +118,9 @@ class MixtureEllipse(_MixtureRegion):
         lymphocytes (removed later by the viability gate) uses it: without it the dead cells at
         the cloud's low-FSC edge are cut off and the live share of the singlets is too high.
         The ratio is that of the component's own mean, so it follows scatter gains file by file.
+    min_events
+        Fewest finite events the gate is fitted on (fewer: not measured); ``None``: the
+        method's own minimum (see :meth:`~GateEstimator.required_events`).
     """
 
     name = "mixture_ellipse"
@@ -336,6 +339,9 @@ class Transitional(_MixtureRegion):
         other components, e.g. the transitional cloud, file by file).
     adjust
         Bandwidth multiplier of the projection's KDE (``cut='mindensity'``).
+    min_events
+        Fewest finite events the gate is fitted on (fewer: not measured); ``None``: the
+        method's own minimum (see :meth:`~GateEstimator.required_events`).
 
     Used for CD24hi CD38hi transitional B cells and CD25+ CD127lo Tregs.
     """
@@ -505,6 +511,9 @@ class SingletGate(GateEstimator):
         ``start='ratio'`` ignores them.
     start
         ``'ols'`` (openCyto) or ``'ratio'`` (line through the origin with slope median(height/area)).
+    min_events
+        Fewest finite events the gate is fitted on (fewer: not measured); ``None``: the
+        method's own minimum (see :meth:`~GateEstimator.required_events`).
     """
 
     name = "singlet"
@@ -613,6 +622,9 @@ class BoundaryGate(GateEstimator):
     drop_low
         Likewise for a pile-up at the observed minimum (off-scale low), removed by an inclusive
         lower bound just above it.
+    min_events
+        Fewest finite events the gate is fitted on (fewer: not measured); ``None``: the
+        method's own minimum (see :meth:`~GateEstimator.required_events`).
     """
 
     name = "boundary"

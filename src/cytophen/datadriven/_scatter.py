@@ -149,6 +149,9 @@ class ScatterCloud(GateEstimator):
         Grid resolution per axis.
     n_vertices
         Vertices of the polygon.
+    min_events
+        Fewest finite events the gate is fitted on (fewer: not measured); ``None``: the
+        method's own minimum (see :meth:`~GateEstimator.required_events`).
     """
 
     name = "scatter_cloud"
