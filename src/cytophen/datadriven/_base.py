@@ -63,15 +63,20 @@ class GateEstimator:
         "max_fit_events": [Interval(Integral, 1, None)]
     }
 
+    _signature: ClassVar[inspect.Signature]
+
     min_events: int | None
     fell_back_: bool
     reason_: str
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._signature = inspect.signature(cls.__init__)  # read on every fit: once per class
+
     # -- parameters ------------------------------------------------------------------------
     @classmethod
     def param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [p for p in sig.parameters if p != "self"]
+        return [p for p in cls._signature.parameters if p != "self"]
 
     @classmethod
     def _merged(cls, attr: str) -> dict[str, list]:
@@ -103,8 +108,9 @@ class GateEstimator:
             for r in vars(k).get("_parameter_rules", ())
             if names.issuperset(r.names)
         ]
-        sig = inspect.signature(cls.__init__)
-        defaults = {n: p.default for n, p in sig.parameters.items() if p.default is not p.empty}
+        defaults = {
+            n: p.default for n, p in cls._signature.parameters.items() if p.default is not p.empty
+        }
         return param_problems(constraints, params, cls.name, rules=rules, defaults=defaults)
 
     def _validate_params(self) -> None:
@@ -117,7 +123,7 @@ class GateEstimator:
         return {k: getattr(self, k) for k in self.param_names()}
 
     def __repr__(self) -> str:
-        sig = inspect.signature(type(self).__init__)
+        sig = self._signature
         changed = [
             f"{k}={v!r}"
             for k, v in self.get_params().items()
