@@ -120,6 +120,11 @@ for _group in SYNONYMS:
     for _name in _group:
         _SYNONYM_INDEX[normalise(_name)] = _group
 del _group, _name
+#: Scatter names match other spellings only as whole names: the word ``FSC`` of ``FSC-H`` is not
+#: ``FSC-A``.
+_WHOLE_NAME_ONLY = frozenset(
+    normalise(n) for g in SYNONYMS for n in g if normalise(g[0]) in ("fsca", "fsch", "ssca", "ssch")
+)
 
 
 def synonyms(name: str) -> tuple[str, ...]:
@@ -164,24 +169,26 @@ def _resolve(channels, markers, name, aliases=(), *, path=None) -> int:
     if hit is None:
         others = [s for n in own for s in synonyms(n) if normalise(s) not in map(normalise, own)]
         if others:
-            hit = _match(channels, markers, name, list(dict.fromkeys(others)), path)
+            whole = any(normalise(n) in _WHOLE_NAME_ONLY for n in own)
+            hit = _match(channels, markers, name, list(dict.fromkeys(others)), path, whole=whole)
     if hit is None:
         raise MarkerError(path, name, "is not in the file", describe_channels(channels, markers))
     return hit
 
 
-def _match(channels, markers, name, candidates, path) -> int | None:
-    """The one channel the deciding tier finds for ``candidates`` (``None``: no tier matched)."""
+def _match(channels, markers, name, candidates, path, *, whole: bool = False) -> int | None:
+    """The one channel the deciding tier finds for ``candidates`` (``None``: no tier matched);
+    ``whole``: only the exact and whole-name tiers."""
     tiers = []
     exact = {i for i, c in enumerate(channels) if c in candidates}
     tiers.append(exact)
     normed = {normalise(c) for c in candidates}
-    whole = {
+    whole_names = {
         i
         for i, (c, m) in enumerate(zip(channels, markers))
         if normalise(c) in normed or (m and normalise(m) in normed)
     }
-    tiers.append(whole)
+    tiers.append(whole_names)
     words = {
         i
         for i, m in enumerate(markers)
@@ -195,6 +202,8 @@ def _match(channels, markers, name, candidates, path) -> int | None:
         if m and any(normalise(w) in normed for w in _FINE_WORDS.split(m) if w)
     }
     tiers.append(fine)
+    if whole:
+        tiers = tiers[:2]
     for hits in tiers:
         if len(hits) == 1:
             return next(iter(hits))
