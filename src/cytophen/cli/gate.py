@@ -91,9 +91,22 @@ class _Invalid(click.ClickException):
     metavar="POP",
     help="Also write each sample's events in population POP to DIR/gated/<sample>.fcs.",
 )
+@click.option(
+    "--group",
+    default=None,
+    metavar="NAME",
+    help="With a FlowJo workspace template: only this group's samples.",
+)
+@click.option(
+    "--flowjo",
+    "flowjo_out",
+    is_flag=True,
+    help="Also write DIR/cytophen.wsp: the gates as placed on each sample, as a FlowJo 10 "
+    "workspace.",
+)
 @click.pass_context
 def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, scheduler, quiet,
-         make_report, make_plots, seed, export_gated):  # fmt: skip
+         make_report, make_plots, seed, export_gated, group, flowjo_out):  # fmt: skip
     """Gate FCS files (PATHS: files, folders searched recursively for *.fcs/*.lmd, or manifest
     CSVs) with a template; write populations.csv/.parquet, populations_wide.csv, gates.json,
     errors.csv and run.json into DIR.
@@ -119,9 +132,15 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
     if not paths and manifest is None:
         raise _Invalid("no inputs: give FCS files, folders or a manifest CSV (--manifest)")
     try:
-        from cytophen import load_template
+        from cytophen.interop import load_batch_template
 
-        template = load_template(template_path)
+        template = load_batch_template(template_path)  # a FlowJo workspace: per-sample gates
+        if group is not None:
+            if not hasattr(template, "templates_for"):
+                raise _Invalid(f"--group {group!r}: only a FlowJo workspace template has groups")
+            from cytophen.interop.flowjo import Workspace
+
+            template = Workspace(template_path, group=group)
     except CytophenError as exc:
         raise _Invalid(str(exc)) from None
 
@@ -152,6 +171,8 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
     except CytophenError as exc:  # raised before anything was written
         raise _Invalid(str(exc)) from None
 
+    if flowjo_out:
+        _flowjo(res, template, quiet)
     if make_report:
         _report(res.out, quiet)
     if not quiet:
@@ -168,6 +189,13 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
                 click.echo(f"  {row.sample} [{row.stage}]: {row.message}", err=True)
             if res.n_failed > 10:
                 click.echo(f"  ... and {res.n_failed - 10} more", err=True)
+        no_file = res.run["template"].get("samples_without_file") or []
+        if no_file:
+            click.echo(
+                f"{len(no_file)} workspace sample(s) have no file among the inputs (see run.json): "
+                f"{', '.join(no_file[:5])}{' ...' if len(no_file) > 5 else ''}",
+                err=True,
+            )
         bad_plots = [i["sample"] for i in res.run["inputs"] if i.get("plots_error")]
         if bad_plots:
             click.echo(
@@ -176,6 +204,21 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
                 err=True,
             )
     ctx.exit(0 if res.n_failed == 0 else 1)
+
+
+def _flowjo(res, template, quiet: bool) -> None:
+    from cytophen.errors import CytophenError
+    from cytophen.interop.flowjo import write_workspace
+
+    try:
+        written = write_workspace(res, template, res.out / "cytophen.wsp")
+    except CytophenError as exc:
+        click.echo(f"warning: --flowjo: cytophen.wsp not written: {exc}", err=True)
+        return
+    for note in written.notes:
+        click.echo(f"warning: --flowjo: {note}", err=True)
+    if not quiet:
+        click.echo(f"FlowJo workspace: {written.path}", err=True)
 
 
 def _report(out, quiet: bool) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from cytophen.errors import TemplateError
 
-__all__ = ["load_template"]
+__all__ = ["load_template", "load_batch_template"]
 
 
 def load_template(path):
@@ -38,6 +38,18 @@ def load_template(path):
         "GatingML 2.0 (.xml) or FlowJo workspace (.wsp)",
         file=str(p),
     )
+
+
+def load_batch_template(path):
+    """What :func:`cytophen.gate_files` gates a batch with: the template of ``path``, except for
+    a FlowJo workspace, where each file is gated with its own workspace sample's gates (a
+    :class:`cytophen.interop.flowjo.Workspace` of all samples)."""
+    p = Path(path)
+    if p.is_file() and _kind(p) == "flowjo":
+        from cytophen.interop.flowjo import Workspace
+
+        return Workspace(p)
+    return load_template(p)
 
 
 def _kind(p: Path) -> str | None:

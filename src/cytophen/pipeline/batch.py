@@ -355,9 +355,11 @@ def gate_files(
     versions = None if _FORK["allowed"] else _Background(_versions, False)
     # -- validate everything before writing anything ----------------------------------------
     if not hasattr(template, "populations"):
-        from cytophen import load_template
+        from cytophen.interop import load_batch_template
 
-        template = load_template(template)
+        template = load_batch_template(template)
+    # a FlowJo workspace: each file is gated with its own workspace sample's gates
+    per_file = template if hasattr(template, "templates_for") else None
     if isinstance(paths, (str, Path)):
         paths = [paths]
     paths = list(paths or [])
@@ -384,6 +386,10 @@ def gate_files(
 
     pool_col = pool_column(template)
     groups = pool_groups(samples, pool_col, manifest) if pool_col is not None else {}
+    own: dict[str, Any] = {}  # safe_id -> the file's own template, or why it has none
+    if per_file is not None:
+        found, per_file_info = per_file.templates_for([s.path for s in samples])
+        own = {s.safe_id: t for s, t in zip(samples, found)}
     t_discover = time.perf_counter()
 
     from cytophen.pipeline.executors import default_jobs, make_runner
@@ -401,6 +407,8 @@ def gate_files(
     opts_key = {"template_hash": tmpl_hash, "seed": seed, **comp_desc}
 
     def sample_opts(s: SampleInput) -> dict[str, Any]:
+        if s.safe_id in own and not isinstance(own[s.safe_id], str):
+            return {**opts_key, "template_hash": own[s.safe_id].hash}
         if pool_col is None:
             return opts_key
         g = groups[s.safe_id]  # a pooled sample is reused only if its group is unchanged
@@ -412,7 +420,14 @@ def gate_files(
     if resume and store is not None:
         done = _finished(samples, store, sample_opts, export_gated, out_dir, plots=plots)
     todo = [s for s in samples if s.safe_id not in done]
+    records: dict[str, dict[str, Any]] = dict(done)
+    for s in [s for s in todo if isinstance(own.get(s.safe_id), str)]:  # no template for it
+        records[s.safe_id] = {"sample": s.sample, "file": str(s.path), "status": "failed",
+                              "stage": "template", "message": own[s.safe_id]}  # fmt: skip
+        todo.remove(s)
     tasks = [{"sample": s.sample, "file": str(s.path), "safe_id": s.safe_id} for s in todo]
+    for task in tasks if own else ():
+        task["template"] = own[task["safe_id"]]
     t_pool = time.perf_counter()
     if pool_col is not None and tasks:
         need = {groups[s.safe_id] for s in todo}
@@ -431,7 +446,6 @@ def gate_files(
     runner = make_runner(template, options, jobs=jobs, scheduler=scheduler, n_tasks=len(tasks))
     if runner.kind == "inline" and len(tasks) == 1:  # one file: let numba use the cores asked for
         options["threads"] = default_jobs() if not jobs else int(jobs)
-    records: dict[str, dict[str, Any]] = dict(done)
     by_safe = {s.safe_id: s for s in samples}
     tables: dict[str, pd.DataFrame] = {sid: rec.pop("table") for sid, rec in done.items()}
     with runner, _pinned_hash(template, tmpl_hash):  # connects to / starts the workers
@@ -515,6 +529,7 @@ def gate_files(
             "version": template.version,
             "hash": tmpl_hash,
             "source": str(template.source) if template.source else None,
+            **(per_file_info if per_file is not None else {}),
         },
         "options": {
             "jobs": jobs,

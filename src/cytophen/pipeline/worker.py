@@ -192,6 +192,8 @@ def run_sample(task: dict[str, Any], template, options: dict[str, Any]) -> dict[
     t1 = time.perf_counter()
     rec["timings"]["read"] = t1 - t0
 
+    template = task.get("template", template)  # a file's own template (FlowJo workspaces)
+    _workspace_markers(sample, template)
     from cytophen.engine import gate
 
     pool = task.get("pool")
@@ -234,6 +236,15 @@ def run_sample(task: dict[str, Any], template, options: dict[str, Any]) -> dict[
     )
     rec["timings"]["total"] = time.perf_counter() - t0
     return rec
+
+
+def _workspace_markers(sample, template) -> None:
+    """Markers a FlowJo workspace names for channels whose ``$PnS`` the file lacks."""
+    names = (getattr(template, "meta", None) or {}).get("markers")
+    if names and not all(m.strip() for m in sample.markers):
+        sample.markers = [
+            m if m.strip() else names.get(c, "") for c, m in zip(sample.channels, sample.markers)
+        ]
 
 
 def _mark_pooled(result, fitted: dict, pool: dict) -> dict:
