@@ -31,7 +31,7 @@ from typing import Any
 
 from cytophen.errors import CytophenError, TemplateError
 from cytophen.interop.flowjo._convert import sample_template
-from cytophen.interop.flowjo._wsp import WspDocument, WspSample, read_document
+from cytophen.interop.flowjo._wsp import WspDocument, read_document
 from cytophen.template import Template
 
 __all__ = [

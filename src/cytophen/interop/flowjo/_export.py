@@ -38,7 +38,6 @@ from cytophen.errors import CytophenError, GateError, TemplateError
 from cytophen.gates import (
     BooleanGate,
     DataDrivenGate,
-    Dim,
     EllipsoidGate,
     PolygonGate,
     QuadrantGate,
@@ -732,7 +731,6 @@ class _Writer:
         return top
 
     def boolean(self, sub, p, label, paths, written_paths, counts, frozen, taken):
-        from lxml import etree
 
         g: BooleanGate = p.gate
         missing = [op for op, _ in g.operands if op not in written_paths]
