@@ -211,7 +211,7 @@ def _flowjo(res, template, quiet: bool) -> None:
     from cytophen.interop.flowjo import write_workspace
 
     try:
-        written = write_workspace(res, template, res.out / "cytophen.wsp")
+        written = write_workspace(res, res.out / "cytophen.wsp", template=template)
     except CytophenError as exc:
         click.echo(f"warning: --flowjo: cytophen.wsp not written: {exc}", err=True)
         return

@@ -58,11 +58,12 @@ def _kind(p: Path) -> str | None:
         return "yaml"
     if ext == ".wsp":
         return "flowjo"
-    if ext in (".xml", ".gml"):
-        head = p.read_bytes()[:4096].decode("utf-8", "replace")
-        return "flowjo" if "<Workspace" in head else "gatingml"
     head = p.read_bytes()[:4096].decode("utf-8", "replace")
-    if "<Workspace" in head:
+    # FlowJo and FACSDiva XML go to the FlowJo reader (which names what it does not read)
+    flowjo = "<Workspace" in head or "<bdfacs" in head.lower()
+    if ext in (".xml", ".gml"):
+        return "flowjo" if flowjo else "gatingml"
+    if flowjo:
         return "flowjo"
     if "gating-ml" in head.lower() or "gatingml" in head.lower() or "<gating:" in head:
         return "gatingml"

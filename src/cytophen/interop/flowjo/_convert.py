@@ -126,9 +126,13 @@ class _Dims:
     def channel(self, fj: str) -> str:
         return self.fcs.get(fj, fj)
 
-    def known(self, fj: str) -> bool:
-        """Whether the sample's keywords name a channel FlowJo calls ``fj``."""
-        return fj in self.fcs or fj in self.pnn
+    def alias(self, fj: str, aliases: dict[str, tuple[str, ...]]) -> None:
+        """The other spelling of channel ``fj`` a file may use: FlowJo's own (when the keywords
+        say the file's differs), or, when no keyword names it, each ``_`` as ``/``."""
+        if fj in self.fcs:
+            aliases[self.fcs[fj]] = (fj,)
+        elif "_" in fj and fj not in self.pnn:
+            aliases[fj] = (fj.replace("_", "/"),)
 
     def split(self, name: str) -> tuple[str, bool]:
         """(FlowJo name of the channel, whether the name is its compensated parameter)."""
@@ -205,10 +209,13 @@ def sample_template(
     cache = {} if cache is None else cache
     dims = _Dims(s, compensation, cache, src)
     matrices: dict[str, pd.DataFrame] = {}
+    aliases: dict[str, tuple[str, ...]] = {}
     if s.matrix is None:
         default_comp = "uncompensated"  # FlowJo applied none
     elif compensation == "workspace":
         det = [dims.channel(d) for d in s.matrix.detectors]
+        for d in s.matrix.detectors:
+            dims.alias(d, aliases)
         matrices[s.matrix.name] = pd.DataFrame(s.matrix.values.copy(), index=det, columns=det)
         default_comp = s.matrix.name
     else:
@@ -223,7 +230,6 @@ def sample_template(
     pops: list[Population] = []
     paths_meta: dict[str, str] = {}
     counts: dict[str, int] = {}
-    aliases: dict[str, str] = {}
     for node in s.nodes:
         gid = node.path
         pname = names[gid]
@@ -254,13 +260,8 @@ def sample_template(
                 made = [dims.dim(d, where) for d in node.dims]
                 gdims = tuple(m[0] for m in made)
                 ts = [m[1] for m in made]
-                for d, fj in zip(gdims, node.dims):
-                    base, _ = dims.split(fj)
-                    if dims.channel(base) != base:
-                        aliases[d.channel] = (base,)
-                    elif "_" in base and not dims.known(base):
-                        # no $PnN keyword says what FlowJo renamed: also try each '_' as '/'
-                        aliases[d.channel] = (base.replace("_", "/"),)
+                for fj in node.dims:
+                    dims.alias(dims.split(fj)[0], aliases)
                 if node.kind == "rectangle":
                     gate = RectangleGate(
                         gdims,
