@@ -649,3 +649,37 @@ def test_sample_without_gates_gives_the_root_only(tmp_path):
         [shared_path("flowjo", "flowsom", "68983.fcs")], wsp, progress=False
     )
     assert batch.n_ok == 1 and batch.n_failed == 0
+
+
+def test_biex_and_flowjo_log_gates_decide_in_data_units_as_on_the_scale():
+    # rectangles and polygons on FlowJo's clamped scales may skip transforming events far from
+    # their edges: the result must be what transforming every event gives, bounds at the
+    # clamped ends included
+    from cytophen.gates import Dim, PolygonGate, RectangleGate
+    from cytophen.transforms import FlowJoBiexTransform, FlowJoLogTransform
+
+    rng = np.random.default_rng(7)
+    x = np.concatenate([rng.normal(0, 3000, 20000), rng.uniform(-5e5, 5e5, 5000), [0.0, 262144.0]])
+    y = rng.permutation(x)
+    for t in (
+        FlowJoBiexTransform(width=-100, positive=4.42, max_value=262144),
+        FlowJoLogTransform(offset=10, decades=4.5),
+    ):
+        tx, ty = t.apply(x), t.apply(y)
+        top = float(t.apply(np.array([1e9]))[0])
+        for lo, hi in [
+            (None, 0.3 * top),
+            (0.0, top),
+            (0.5 * top, None),
+            (0.1 * top, 0.9 * top),
+            (top, None),
+            (None, 0.0),
+        ]:
+            g = RectangleGate((Dim("a", transform=t),), (lo,), (hi,))
+            want = g.contains(tx[:, None])
+            assert np.array_equal(g.contains_raw([x]), want), (t.kind, lo, hi)
+        poly = PolygonGate(
+            (Dim("a", transform=t), Dim("b", transform=t)),
+            np.array([[0.0, 0.0], [0.6, 0.1], [0.7, 0.8], [0.05, 0.5]]) * top,
+        )
+        assert np.array_equal(poly.contains_raw([x, y]), poly.contains(np.column_stack([tx, ty])))

@@ -158,7 +158,9 @@ def _band(t: Transform, c: float) -> tuple[float, float] | None:
 
 
 def _monotone(t: Transform) -> bool:
-    """Scales that are increasing bijections of the reals (NaN only for NaN)."""
+    """Scales that never decrease (NaN only for NaN): increasing bijections of the reals, and
+    FlowJo's biex and log, increasing between the ends they clamp to. A band is only used after
+    :func:`_band` checked it (a bound at a clamped end has none, and is transformed)."""
     from cytophen import transforms as _t
 
     return type(t) in (
@@ -166,6 +168,8 @@ def _monotone(t: Transform) -> bool:
         _t.AsinhTransform,
         _t.LogicleTransform,
         _t.HyperlogTransform,
+        _t.FlowJoBiexTransform,
+        _t.FlowJoLogTransform,
     )
 
 
