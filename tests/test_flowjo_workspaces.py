@@ -683,3 +683,22 @@ def test_biex_and_flowjo_log_gates_decide_in_data_units_as_on_the_scale():
             np.array([[0.0, 0.0], [0.6, 0.1], [0.7, 0.8], [0.05, 0.5]]) * top,
         )
         assert np.array_equal(poly.contains_raw([x, y]), poly.contains(np.column_stack([tx, ty])))
+
+
+def test_markers_from_workspace_keywords_when_the_file_has_none(tmp_path):
+    # a FlowAtlas file written again without $PnS: the workspace's keywords name its markers
+    from cytophen.io.fcs import write_fcs
+
+    _, wsp, files = _atlas()
+    src = cytophen.read_fcs(files[0])
+    assert all(src.markers)
+    d = tmp_path / "in"
+    d.mkdir()
+    keywords = {k: v for k, v in src.keywords.items() if not k.startswith("$P")}
+    write_fcs(d / files[0].name, src.events, src.channels, keywords=keywords)
+    assert not any(cytophen.read_fcs(d / files[0].name).markers)
+    out = tmp_path / "out"
+    res = cytophen.gate_files(d, wsp, out=out, export_gated="T cells", progress=False)
+    assert res.n_ok == 1
+    exported = cytophen.read_fcs(out / "gated" / f"{files[0].stem}.fcs")
+    assert exported.markers == src.markers  # CD3, CD8, ... from the workspace
