@@ -172,7 +172,9 @@ def gate_files(
         FCS files, folders (searched recursively for ``*.fcs`` and ``*.lmd``) or a manifest CSV,
         or a list of them.
     template
-        A template from :func:`load_template`, or the path of one.
+        A template from :func:`load_template`, or the path of one. A FlowJo workspace (its path,
+        or a :class:`cytophen.interop.flowjo.Workspace` for one group) gates each file with the
+        gates of its own workspace sample (docs/interop.md).
     jobs
         Samples gated at a time (default: all cores); ``1`` gates one at a time in this process.
     scheduler

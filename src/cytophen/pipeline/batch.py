@@ -293,7 +293,10 @@ def gate_files(
         A file, folder or manifest CSV, or a list of them (folders are searched recursively for
         ``*.fcs``/``*.lmd``; see :func:`cytophen.pipeline.inputs.discover`).
     template
-        A :class:`~cytophen.template.Template` or a template file path.
+        A :class:`~cytophen.template.Template` or a template file path. A FlowJo workspace (its
+        path, or a :class:`~cytophen.interop.flowjo.Workspace`) gates each file with its own
+        workspace sample's gates; files matching no sample are errors.csv rows (stage
+        ``template``), samples without a file are listed in run.json.
     jobs
         Samples gated at a time (default: all cores): threads of this process, and for a long
         batch worker processes (see docs/batch.md). ``1`` gates one at a time in this process.
