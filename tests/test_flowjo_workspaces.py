@@ -702,3 +702,31 @@ def test_markers_from_workspace_keywords_when_the_file_has_none(tmp_path):
     assert res.n_ok == 1
     exported = cytophen.read_fcs(out / "gated" / f"{files[0].stem}.fcs")
     assert exported.markers == src.markers  # CD3, CD8, ... from the workspace
+
+
+def test_one_unreadable_sample_does_not_stop_the_batch(tmp_path):
+    # 423_Donor_BM_028 (no file) gets a transform FlowJo-only; 390C_Ileum_028 (a file) a gate
+    # type cytophen does not read: the batch gates the rest and names both problems
+    folder, wsp, files = _atlas()
+    text = wsp.read_text(encoding="utf-8")
+    a = text.index("423_Donor_BM_028.fcs")
+    text = text[:a] + text[a:].replace("<ns1:biex ", "<ns1:hyperlog ", 1).replace(
+        "</ns1:biex>", "</ns1:hyperlog>", 1
+    )
+    b = text.index('SampleNode name="390C_Ileum_028.fcs"')
+    c = text.index("<ns3:RectangleGate ", b)
+    d = text.index("</ns3:RectangleGate>", c)
+    text = (
+        text[:c]
+        + text[c:d].replace("ns3:RectangleGate", "ns3:CurlyQuadGate", 1)
+        + ("</ns3:CurlyQuadGate>" + text[d + len("</ns3:RectangleGate>") :])
+    )
+    bad = tmp_path / "bad.wsp"
+    bad.write_text(text, encoding="utf-8")
+    with pytest.raises(TemplateError, match="hyperlog.*not supported"):
+        Workspace(bad).template("423_Donor_BM_028.fcs")
+    res = cytophen.gate_files(folder, bad, progress=False)
+    assert res.n_ok == 9 and res.n_failed == 1
+    row = res.errors.iloc[0]
+    assert Path(row["file"]).name == "390C_Ileum_028.fcs" and row["stage"] == "template"
+    assert "CurlyQuadGate" in row["message"] and "bad.wsp" in row["message"]

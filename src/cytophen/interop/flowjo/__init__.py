@@ -198,10 +198,23 @@ class Workspace:
         return out, info
 
     # -- what a batch asks of its template -------------------------------------------------
+    def _readable(self) -> dict[str, Template | str]:
+        """Each sample's template, or why it has none (one bad sample must not stop a batch:
+        its files get the reason as their error)."""
+        out: dict[str, Template | str] = {}
+        for s in self.samples:
+            try:
+                out[s] = self.template(s)
+            except CytophenError as exc:
+                out[s] = str(exc)
+        return out
+
     @property
     def populations(self) -> list:
         """Every sample's populations, one after the other."""
-        return [p for t in self.templates().values() for p in t.populations]
+        return [
+            p for t in self._readable().values() if not isinstance(t, str) for p in t.populations
+        ]
 
     @property
     def names(self) -> list[str]:
@@ -212,8 +225,8 @@ class Workspace:
     def hash(self) -> str:
         """SHA-256 over the group's per-sample template hashes."""
         h = hashlib.sha256()
-        for s, t in self.templates().items():
-            h.update(f"{s}\0{t.hash}\n".encode())
+        for s, t in self._readable().items():
+            h.update(f"{s}\0{t if isinstance(t, str) else t.hash}\n".encode())
         return h.hexdigest()
 
     @property

@@ -206,6 +206,8 @@ def sample_template(
 ) -> Template:
     """The template of workspace sample ``s``: its own gates, transforms and compensation."""
     src = str(source)
+    if s.error is not None:
+        raise s.error
     cache = {} if cache is None else cache
     dims = _Dims(s, compensation, cache, src)
     matrices: dict[str, pd.DataFrame] = {}

@@ -87,6 +87,7 @@ class WspSample:
     nodes: list[Node]
     count: int | None
     line: int | None = None
+    error: TemplateError | None = None  # why this sample's gates cannot be read (others can)
 
     @property
     def uri_name(self) -> str | None:
@@ -210,7 +211,35 @@ def _sample(el, src: str) -> WspSample:
         if kw_el is not None
         else {}
     )
-    transforms: dict[str, tuple[str, dict[str, float]]] = {}
+    sample = WspSample(
+        sample_id=str(sid),
+        name=str(name),
+        uri=ds.get("uri") if ds is not None else None,
+        keywords=keywords,
+        transforms={},
+        matrix=None,
+        nodes=[],
+        count=_count(node.get("count")),
+        line=el.sourceline,
+    )
+    try:
+        _sample_gates(el, node, sample, src)
+    except TemplateError as exc:  # one sample's problem: its files fail, the others are gated
+        from cytophen.errors import TemplateProblem
+
+        sample.error = TemplateError(
+            [
+                TemplateProblem(p.file, p.line, p.column, f"sample {sample.name!r}: {p.message}")
+                for p in exc.problems
+            ]
+        )
+    return sample
+
+
+def _sample_gates(el, node, sample: WspSample, src: str) -> None:
+    """Transforms, spillover matrix and gate tree of one ``<Sample>``, into ``sample``."""
+    name = sample.name
+    transforms = sample.transforms
     tr = el.find("Transformations")
     for t in tr if tr is not None else ():
         if not isinstance(t.tag, str):
@@ -233,22 +262,10 @@ def _sample(el, src: str) -> WspSample:
         raise _fail(
             src, matrices[1].sourceline, f"sample {name!r} has more than one spillover matrix"
         )
-    matrix = _matrix(matrices[0], src) if matrices else None
-    nodes: list[Node] = []
+    sample.matrix = _matrix(matrices[0], src) if matrices else None
     sub = node.find("Subpopulations")
     if sub is not None:
-        _walk(sub, ("root",), nodes, src)
-    return WspSample(
-        sample_id=str(sid),
-        name=str(name),
-        uri=ds.get("uri") if ds is not None else None,
-        keywords=keywords,
-        transforms=transforms,
-        matrix=matrix,
-        nodes=nodes,
-        count=_count(node.get("count")),
-        line=el.sourceline,
-    )
+        _walk(sub, ("root",), sample.nodes, src)
 
 
 def _count(value: str | None) -> int | None:
