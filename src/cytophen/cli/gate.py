@@ -134,13 +134,8 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
     try:
         from cytophen.interop import load_batch_template
 
-        template = load_batch_template(template_path)  # a FlowJo workspace: per-sample gates
-        if group is not None:
-            if not hasattr(template, "templates_for"):
-                raise _Invalid(f"--group {group!r}: only a FlowJo workspace template has groups")
-            from cytophen.interop.flowjo import Workspace
-
-            template = Workspace(template_path, group=group)
+        # a FlowJo workspace gates each file with its own sample's gates
+        template = load_batch_template(template_path, group=group)
     except CytophenError as exc:
         raise _Invalid(str(exc)) from None
 
@@ -215,8 +210,10 @@ def _flowjo(res, template, quiet: bool) -> None:
     except CytophenError as exc:
         click.echo(f"warning: --flowjo: cytophen.wsp not written: {exc}", err=True)
         return
-    for note in written.notes:
+    for note in written.notes[:10]:
         click.echo(f"warning: --flowjo: {note}", err=True)
+    if len(written.notes) > 10:
+        click.echo(f"warning: --flowjo: ... and {len(written.notes) - 10} more", err=True)
     if not quiet:
         click.echo(f"FlowJo workspace: {written.path}", err=True)
 

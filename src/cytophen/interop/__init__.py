@@ -40,15 +40,20 @@ def load_template(path):
     )
 
 
-def load_batch_template(path):
+def load_batch_template(path, *, group: str | None = None):
     """What :func:`cytophen.gate_files` gates a batch with: the template of ``path``, except for
     a FlowJo workspace, where each file is gated with its own workspace sample's gates (a
-    :class:`cytophen.interop.flowjo.Workspace` of all samples)."""
+    :class:`cytophen.interop.flowjo.Workspace` of all samples, or of ``group``)."""
     p = Path(path)
     if p.is_file() and _kind(p) == "flowjo":
         from cytophen.interop.flowjo import Workspace
 
-        return Workspace(p)
+        return Workspace(p, group=group)
+    if group is not None:
+        raise TemplateError(
+            f"group {group!r}: only a FlowJo workspace has groups; {p.name} is not one",
+            file=str(p),
+        )
     return load_template(p)
 
 
