@@ -210,10 +210,16 @@ def _flowjo(res, template, quiet: bool) -> None:
     except CytophenError as exc:
         click.echo(f"warning: --flowjo: cytophen.wsp not written: {exc}", err=True)
         return
-    for note in written.notes[:10]:
-        click.echo(f"warning: --flowjo: {note}", err=True)
-    if len(written.notes) > 10:
-        click.echo(f"warning: --flowjo: ... and {len(written.notes) - 10} more", err=True)
+    import re
+    from collections import Counter
+
+    # the same note on many samples is said once, with how many
+    notes = Counter(re.sub(r"^sample '[^']*': ", "", n) for n in written.notes)
+    for note, n in list(notes.items())[:10]:
+        on = f" (on {n} samples)" if n > 1 else ""
+        click.echo(f"warning: --flowjo: {note}{on}", err=True)
+    if len(notes) > 10:
+        click.echo(f"warning: --flowjo: ... and {len(notes) - 10} more", err=True)
     if not quiet:
         click.echo(f"FlowJo workspace: {written.path}", err=True)
 
