@@ -31,11 +31,13 @@ from typing import Any
 
 from cytophen.errors import CytophenError, TemplateError
 from cytophen.interop.flowjo._convert import sample_template
+from cytophen.interop.flowjo._export import WrittenWorkspace, write_workspace
 from cytophen.interop.flowjo._wsp import WspDocument, read_document
 from cytophen.template import Template
 
 __all__ = [
     "Workspace",
+    "WrittenWorkspace",
     "load_workspace",
     "workspace_samples",
     "workspace_templates",
@@ -343,8 +345,3 @@ def load_workspace(
     return t
 
 
-def write_workspace(*args, **kwargs):
-    """Write gates as placed on each sample as a FlowJo 10 workspace (see :mod:`._export`)."""
-    from cytophen.interop.flowjo._export import write_workspace as _write
-
-    return _write(*args, **kwargs)
