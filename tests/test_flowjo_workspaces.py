@@ -630,6 +630,16 @@ def test_refuses_flowjo9_and_diva_naming_what_is_supported(tmp_path):
         ],
     )
     assert r.exit_code == 2 and "FACSDiva" in r.output and not (tmp_path / "o").exists()
+    yaml = Path(cytophen.__file__).parents[2] / "gating_templates" / "treg.yaml"
+    r = CliRunner().invoke(
+        cli,
+        ["gate", str(shared_path("flowjo", "flowsom", "68983.fcs")), "-t", str(yaml), "--group", "x", "-o", str(tmp_path / "o")],
+    )  # fmt: skip
+    assert r.exit_code == 2 and "only a FlowJo workspace has groups" in r.output
+    r = CliRunner().invoke(
+        cli, ["gate", str(shared_path("flowjo", "flowsom", "68983.fcs")), "-t", str(shared_path("flowjo", "flowsom", "gating.wsp")), "--group", "nope", "-o", str(tmp_path / "o")]
+    )  # fmt: skip
+    assert r.exit_code == 2 and "no group 'nope'" in r.output and not (tmp_path / "o").exists()
 
 
 def test_sample_without_gates_gives_the_root_only(tmp_path):
