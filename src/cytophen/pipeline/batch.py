@@ -284,6 +284,8 @@ def gate_files(
     export_gated: str | None = None,
     seed: int = 0,
     plots: bool = False,
+    pregated: str | None = None,
+    include_hidden: bool = False,
 ) -> BatchResult:
     """Gate many FCS files with one template, in parallel.
 
@@ -325,6 +327,11 @@ def gate_files(
         Also draw each sample's gating plots in the workers, into ``out/plots/<sample>/``
         (:func:`cytophen.report.plots.save_sample_plots`; needs ``out``). A plot failure is
         recorded (``plots_error`` in run.json) and never fails the sample.
+    pregated
+        The population every file was exported after (the files hold only its events): it and
+        its ancestors are not gated (see :func:`cytophen.engine.gate`).
+    include_hidden
+        Also report the template's hidden (helper) populations in the tables and plots.
 
     Notes
     -----
@@ -342,7 +349,8 @@ def gate_files(
     ------
     TemplateError, InputError, CompensationError
         Before anything is written: invalid template, missing inputs, duplicate sample ids, a bad
-        manifest or matrix, an unknown ``export_gated`` population, ``resume`` without ``out``.
+        manifest or matrix, an unknown ``export_gated`` or ``pregated`` population, ``resume``
+        without ``out``.
 
     Examples
     --------
@@ -377,6 +385,10 @@ def gate_files(
             )
         if out_dir is None:
             raise InputError("export_gated needs an output folder (out=...)")
+    if pregated is not None:
+        from cytophen.engine._tree import pregated_roles
+
+        pregated_roles(template, pregated)  # an unknown population: TemplateError, nothing written
     if plots and out_dir is None:
         raise InputError("plots needs an output folder (out=...)")
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
@@ -405,9 +417,15 @@ def gate_files(
         "threads": 1,  # parallel across files, one numba thread per sample
         "plots": bool(plots),
         "plots_dir": str(out_dir / "plots") if out_dir is not None else None,
+        "pregated": pregated,
+        "include_hidden": bool(include_hidden),
     }
     tmpl_hash = template.hash
     opts_key = {"template_hash": tmpl_hash, "seed": seed, **comp_desc}
+    if pregated is not None:  # only when set: stores of runs without them still resume
+        opts_key["pregated"] = pregated
+    if include_hidden:
+        opts_key["include_hidden"] = True
 
     def sample_opts(s: SampleInput) -> dict[str, Any]:
         if s.safe_id in own and not isinstance(own[s.safe_id], str):
@@ -440,6 +458,7 @@ def gate_files(
             template,
             seed=seed,
             compensation=comp_override,
+            pregated=pregated,
         )
         for s, task in zip(todo, tasks):
             g = groups[s.safe_id]
@@ -542,6 +561,8 @@ def gate_files(
             "plots": bool(plots),
             "seed": seed,
             "pool": pool_col,
+            "pregated": pregated,
+            "include_hidden": bool(include_hidden),
             **comp_desc,
             **runner.describe(),
         },
