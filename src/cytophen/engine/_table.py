@@ -35,14 +35,15 @@ def _statistic(values: np.ndarray, stat: str) -> float:
 
 
 def population_table(
-    sample, template, ctx, members, measured, notes, sample_id, pops
+    sample, template, ctx, members, measured, notes, sample_id, pops, template_hash=None
 ) -> pd.DataFrame:
     """The tidy population table of ``pops`` (the populations to report, in tree order), built
     column by column (one DataFrame per sample is made in every batch: a list of row dicts costs
-    several times more)."""
+    several times more). ``template_hash``: the template's hash, when already computed."""
     n = sample.n_events
     counts = {k: int(np.count_nonzero(v)) for k, v in members.items()}
-    short_hash = template.short_hash  # hashing the template is not free: once per table
+    # hashing the template is not free: once per result
+    short_hash = (template_hash or template.hash)[:12]
     nan = float("nan")
     count, parent_count, pct_parent, pct_total = [], [], [], []
     extra: dict[str, list[float]] = {}  # percent_of_<ancestor> and statistics, first-seen order

@@ -219,6 +219,7 @@ class TreeEvaluator:
         its table unless ``include_hidden``)."""
         t = self.template
         shown = [p for p in t.populations if include_hidden or not p.hidden]
+        template_hash = t.hash
         table = population_table(
             self.sample,
             t,
@@ -228,6 +229,7 @@ class TreeEvaluator:
             self.notes,
             sample_id,
             shown,
+            template_hash,
         )
         total = time.perf_counter() - started if started is not None else sum(self.timings.values())
         return GatingResult(
@@ -235,7 +237,7 @@ class TreeEvaluator:
             file=str(self.sample.path) if self.sample.path is not None else "",
             template_name=t.name,
             template_version=t.version,
-            template_hash=t.hash,
+            template_hash=template_hash,
             n_events=self.n,
             table=table,
             memberships=self.members,
@@ -343,7 +345,7 @@ class TreeEvaluator:
         takes (the dimensions it keeps of them); none for a boolean gate."""
         g = pop.gate
         if not isinstance(g, RefGate):
-            return tuple(getattr(g, "dims", ()))
+            return getattr(g, "dims", ())
         out: list = []
         for ref, labels in g.refs:
             for d in self._dims_used(self.template.population(ref)):
