@@ -17,7 +17,13 @@ from __future__ import annotations
 
 from cytophen.engine._context import GateContext
 from cytophen.engine._pooled import fit_groups, fit_pooled, gate_pooled
-from cytophen.engine._tree import PlaceHook, TreeEvaluator, fit_on_sample, gate
+from cytophen.engine._tree import (
+    PlaceHook,
+    TreeEvaluator,
+    check_population,
+    fit_on_sample,
+    gate,
+)
 from cytophen.gates import FitOutcome
 
 __all__ = [
@@ -26,6 +32,7 @@ __all__ = [
     "TreeEvaluator",
     "PlaceHook",
     "fit_on_sample",
+    "check_population",
     "fit_pooled",
     "fit_groups",
     "gate_pooled",

@@ -47,6 +47,7 @@ __all__ = [
     "place_with",
     "gate",
     "pregated_roles",
+    "check_population",
 ]
 
 #: ``place(population, gate, values) -> FitOutcome``: where a data-driven gate goes on a sample.
@@ -398,14 +399,7 @@ def pregated_roles(template: Template, pregated: str | None) -> dict[str, str]:
     """
     if pregated is None:
         return {}
-    names = template.names
-    if pregated not in names:
-        close = difflib.get_close_matches(pregated, names, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise TemplateError(
-            f"pregated {pregated!r}: no such population{hint}; the template "
-            f"{template.name!r} has: {', '.join(names)}"
-        )
+    check_population(template, pregated, "pregated")
     roles = {a: "pregated" for a in (*template.ancestors(pregated), pregated)}
     below = {pregated}
     for p in template.populations:
@@ -414,6 +408,20 @@ def pregated_roles(template: Template, pregated: str | None) -> dict[str, str]:
         elif p.name not in roles:
             roles[p.name] = "outside"
     return roles
+
+
+def check_population(template, name: str, what: str) -> None:
+    """Raise :class:`TemplateError` when ``name`` (given as option ``what``) is not a population
+    of ``template`` (a Template, or a FlowJo workspace's per-sample templates), listing them."""
+    names = list(template.names)
+    if name in names:
+        return
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise TemplateError(
+        f"{what} {name!r}: no such population{hint}; the template {template.name!r} has: "
+        f"{', '.join(names)}"
+    )
 
 
 def fit_on_sample(

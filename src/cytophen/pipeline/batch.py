@@ -385,10 +385,10 @@ def gate_files(
             )
         if out_dir is None:
             raise InputError("export_gated needs an output folder (out=...)")
-    if pregated is not None:
-        from cytophen.engine._tree import pregated_roles
+    if pregated is not None:  # an unknown population: TemplateError, nothing written
+        from cytophen.engine import check_population
 
-        pregated_roles(template, pregated)  # an unknown population: TemplateError, nothing written
+        check_population(template, pregated, "pregated")
     if plots and out_dir is None:
         raise InputError("plots needs an output folder (out=...)")
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
