@@ -2,7 +2,7 @@
 
 Before the samples are gated, the driver reads every sample of each group (the samples sharing a
 value of the manifest column), fits the pooled gates once on their pooled parent events
-(:func:`cytophen.datadriven._pooled.fit_pooled`, deterministic: groups in sorted order, samples in
+(:func:`cytophen.engine.fit_pooled`, deterministic: groups in sorted order, samples in
 input order, seeded) and ships the small fitted geometry with each sample's task; the workers then
 gate with ``fitted=``. Gates without ``pool`` are still fitted per sample.
 """
