@@ -225,15 +225,20 @@ def test_hidden_populations_leave_the_outputs_and_plots(tmp_path):
     assert "live" not in set(tab["population"]) and "t_cells" in set(tab["population"])
     wide = pd.read_csv(out / "populations_wide.csv")
     assert not [c for c in wide.columns if c.startswith("live")]
+    assert not [i for i in res.run["inputs"] if i.get("plots_error")]
     for folder in (out / "plots").iterdir():
         index = json.loads((folder / "plots.json").read_text())
         drawn = {p for item in index["plots"] for p in item["populations"]}
-        assert "live" not in drawn and "t_cells" in drawn
+        # no helper and no skipped step (no gate applied); b_cells: not measured, drawn as such
+        assert drawn == {"t_cells", "cd4", "b_cells"}
+        assert not [item["error"] for item in index["plots"] if item["error"]]
+    t.population("t_cells").hidden = True  # a hidden population that is gated on this file
     r = cytophen.gate(cytophen.read_fcs(files[0]), t)
-    assert "live" not in {p for panel in gate_panels(r)[0] for p in panel.populations}
-    assert "live" in {
-        p for panel in gate_panels(r, include_hidden=True)[0] for p in panel.populations
-    }
+
+    def drawn(**kw):
+        return {p for panel in gate_panels(r, **kw)[0] for p in panel.populations}
+
+    assert "t_cells" not in drawn() and "t_cells" in drawn(include_hidden=True)
     every = cytophen.gate_files(files, t, jobs=1, progress=False, include_hidden=True)
     assert "live" in set(every.populations["population"])
 

@@ -729,13 +729,16 @@ def gate_panels(
 ) -> tuple[list[GatePanel], list[tuple[str, str]]]:
     """The result's gates in tree order, one panel per gate (quadrant children share one), and the
     boolean populations as ``(name, expression)`` text; the populations the result hides
-    (``result.hidden``: helper populations) are left out unless ``include_hidden``."""
+    (``result.hidden``: helper populations) are left out unless ``include_hidden``, and so are
+    those it applied no gate for (clean-up steps skipped on the file, pregated populations: the
+    table's note says why)."""
     template = _template_of(result)
     hidden = set() if include_hidden else set(getattr(result, "hidden", ()))
     panels: dict[int, GatePanel] = {}
     booleans: list[tuple[str, str]] = []
     for pop in template.populations:
-        if pop.name in hidden:
+        entry = result.gates.get(pop.name) or {}
+        if pop.name in hidden or entry.get("skipped") or entry.get("pregated"):
             continue
         g = pop.gate
         if getattr(g, "kind", "") == "boolean":
