@@ -177,24 +177,32 @@ def test_changes_tests_correlations_by_hand():
     assert overall["median_change"] == -3.0
     yes = tests[tests["group"] == "yes"].iloc[0]
     assert yes["n"] == 4 and yes["p_value"] == pytest.approx(2 / 2**4)
-    cor = correlations(ch, "SLEDAI")
+    cor = correlations(ch, "SLEDAI").set_index("method")
     # ranks of x: -2->4, -1->5, -3->3, -4->2, -5->1; of y: -2->4, 0->5, -5->3, -6->2, -8->1: identical
-    assert cor.iloc[0]["n"] == 5 and cor.iloc[0]["rho"] == pytest.approx(1.0)
+    # so rho = 1, and only the identity and the reversal of 5! pairings reach |rho| = 1: p = 2/120
+    assert cor.loc["spearman", "n"] == 5 and cor.loc["spearman", "r"] == pytest.approx(1.0)
+    assert cor.loc["spearman", "p_value"] == pytest.approx(2 / 120)
+    assert cor.loc["spearman", "visit"] == "W12"
+    # rmcorr: 5 subjects x 2 visits (baseline and W12), df = 10 - 5 - 1 = 4
+    assert cor.loc["rmcorr", "n_observations"] == 10 and cor.loc["rmcorr", "df"] == 4
 
 
 def test_spearman_by_hand_value():
     ch = pd.DataFrame(
         {
+            "subject": ["S1", "S2", "S3", "S4", "S5"],
             "population": ["p"] * 5,
             "visit": ["W4"] * 5,
             "week": [4] * 5,
+            "baseline": [10.0] * 5,
             "change": [1, 2, 3, 4, 5],
+            "x_baseline": [8.0] * 5,
             "x_change": [2, 1, 4, 3, 5],
         }
     )
-    cor = correlations(ch, "x")
+    cor = correlations(ch, "x").set_index("method")
     # d = [-1, 1, -1, 1, 0], sum d^2 = 4, rho = 1 - 6*4/(5*24) = 0.8
-    assert cor.iloc[0]["rho"] == pytest.approx(0.8)
+    assert cor.loc["spearman", "r"] == pytest.approx(0.8)
 
 
 def test_bh_by_hand():
@@ -257,9 +265,25 @@ def test_analyse_writes_tables_and_plots(tmp_path):
         "statistic",
         "p_value",
         "p_adj",
+        "min_p",
+        "warning",
     ]
     cor = pd.read_csv(tmp_path / "correlations.csv")
-    assert list(cor.columns) == ["population", "outcome", "n", "rho", "p_value", "p_adj"]
+    assert list(cor.columns) == [
+        "population",
+        "outcome",
+        "method",
+        "visit",
+        "n",
+        "n_observations",
+        "df",
+        "r",
+        "p_value",
+        "p_adj",
+        "min_p",
+        "warning",
+    ]
+    assert "groups.csv" in names
     ch = pd.read_csv(tmp_path / "changes.csv")
     assert list(ch.columns[:8]) == [
         "subject",

@@ -67,8 +67,19 @@ def _check_recovery(pops: pd.DataFrame, cohort: Path) -> None:
         assert w20.loc[pop, "n"] == 5
     for pop in RISING:
         assert w20.loc[pop, "median_change"] > 0, (pop, w20.loc[pop].to_dict())
-    cor = res.correlations.set_index("population")
-    assert cor.loc["dn", "rho"] > 0.5 and cor.loc["dn", "p_adj"] < 0.05, cor.loc["dn"].to_dict()
+    cor = res.correlations.set_index(["method", "population"])
+    # within subjects, over all 5 visits of the 6 subjects (df = 30 - 6 - 1), DN falls with SLEDAI
+    rm = cor.loc[("rmcorr", "dn")]
+    assert rm["df"] == 23 and rm["n"] == 6, rm.to_dict()
+    assert rm["r"] > 0.5 and rm["p_adj"] < 0.05, rm.to_dict()
+    # one value per subject at the last visit: the same sign, with n = 6 (p is not asserted: with
+    # 6 subjects the exact test needs rho >= 0.89 for p < 0.05)
+    sp = cor.loc[("spearman", "dn")]
+    assert sp["visit"] == "W20" and sp["n"] == 6 and sp["r"] > 0, sp.to_dict()
+    # responders against the non-responder: 5 vs 1 subjects can never give p < 0.05, and say so
+    g = res.groups[(res.groups["population"] == "dn") & (res.groups["visit"] == "W20")].iloc[0]
+    assert (g["n_a"], g["n_b"]) == (1, 5) and g["min_p"] == pytest.approx(1 / 3)
+    assert "no p below 0.05 is possible" in g["warning"]
     # the non-responder does not show the responders' fall in DN
     ch = res.changes[(res.changes["population"] == "dn") & (res.changes["group"] == "no")]
     resp = res.changes[(res.changes["population"] == "dn") & (res.changes["group"] == "yes")]

@@ -12,6 +12,10 @@ compiled kernels, and get tidy population tables.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
 from cytophen._version import __version__
 from cytophen.errors import (
     ClinicalError,
@@ -24,6 +28,13 @@ from cytophen.errors import (
     TransformError,
 )
 from cytophen.io.sample import Sample
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from cytophen.pipeline.batch import BatchResult
+    from cytophen.result import GatingResult
+    from cytophen.template import Template
 
 __all__ = [
     "__version__",
@@ -66,19 +77,189 @@ def load_template(path):
     return _load(path)
 
 
-def gate(sample, template, **kwargs):
-    """Apply a template to a sample (see :func:`cytophen.engine.gate`)."""
+def gate(
+    sample: Sample | str | os.PathLike,
+    template: Template | str | os.PathLike,
+    *,
+    sample_id: str | None = None,
+    compensation: str | pd.DataFrame | None = None,
+    fitted: dict | None = None,
+    seed: int = 0,
+    pregated: str | None = None,
+    include_hidden: bool = False,
+) -> GatingResult:
+    """Apply a gating template to one sample.
+
+    Parameters
+    ----------
+    sample
+        A :class:`Sample` from :func:`read_fcs`, or the path of an FCS file (read with the
+        default repairs).
+    template
+        A template from :func:`load_template`, or the path of one (cytophen YAML, GatingML 2.0
+        XML or FlowJo ``.wsp``).
+    sample_id
+        Name of the sample in the table (default: the file name without its extension).
+    compensation
+        Override the template's compensation: ``'template'`` (as the template says), ``'keyword'``
+        (the file's spillover keyword, an error for files without one), ``'FCS'`` (the keyword
+        when present), ``'none'`` (the events are already compensated), or a spillover DataFrame
+        (index: output names, columns: detector names).
+    fitted
+        Data-driven gates already fitted, by gate key (pooled fits, frozen studies); the
+        others are fitted on this sample.
+    seed
+        Seed of the subsampling in data-driven fits: the same seed gives the same gates.
+    pregated
+        The population the file was exported after (it holds only that population's events):
+        it and its ancestors are not gated (each counts every event), its descendants are gated
+        as usual, and the other populations are not measured.
+    include_hidden
+        Also put the template's hidden (helper) populations in ``.table`` (they are always
+        gated, and always in ``.membership``).
+
+    Returns
+    -------
+    GatingResult
+        ``.table`` (tidy, one row per population: ``sample, file, population, parent, path,
+        count, parent_count, percent_of_parent, percent_of_total`` and the template's
+        statistics), ``.membership(name)`` (boolean array over all events), ``.events(name)``
+        (the population's events as a DataFrame), ``.gates`` (the geometry each gate used),
+        ``.skipped`` (clean-up steps skipped on this file), ``.plot(name)``.
+
+    Raises
+    ------
+    FCSError, TemplateError
+        The file or the template cannot be read, or ``pregated`` is not one of its populations.
+    MarkerError
+        The sample lacks markers that required populations are gated on (all of them named).
+    CompensationError
+        The compensation asked for cannot be applied to this sample.
+
+    See Also
+    --------
+    gate_files : many files at once, in parallel, with output files.
+
+    Examples
+    --------
+    >>> sample = cytophen.read_fcs("P01_W00_bcell.fcs")                     # doctest: +SKIP
+    >>> result = cytophen.gate(sample, "gating_templates/bcell.yaml")       # doctest: +SKIP
+    >>> result.table[["population", "count", "percent_of_parent"]]          # doctest: +SKIP
+    >>> result.events("dn").median()                                        # doctest: +SKIP
+    """
     from cytophen.engine import gate as _gate
 
     if not hasattr(template, "populations"):
         template = load_template(template)
     if not isinstance(sample, Sample):
         sample = read_fcs(sample)
-    return _gate(sample, template, **kwargs)
+    return _gate(
+        sample,
+        template,
+        sample_id=sample_id,
+        compensation=compensation,
+        fitted=fitted,
+        seed=seed,
+        pregated=pregated,
+        include_hidden=include_hidden,
+    )
 
 
-def gate_files(paths, template, **kwargs):
-    """Gate many files in parallel (see :func:`cytophen.pipeline.batch.gate_files`)."""
+def gate_files(
+    paths: str | os.PathLike | Iterable[str | os.PathLike],
+    template: Template | str | os.PathLike,
+    *,
+    jobs: int | None = None,
+    scheduler: str | Any | None = None,
+    compensation: str | os.PathLike | pd.DataFrame | None = None,
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    manifest: str | os.PathLike | None = None,
+    export_gated: str | None = None,
+    seed: int = 0,
+    plots: bool = False,
+    pregated: str | None = None,
+    include_hidden: bool = False,
+) -> BatchResult:
+    """Gate many FCS files with one template, in parallel; one bad file never stops the batch.
+
+    Parameters
+    ----------
+    paths
+        FCS files, folders (searched recursively for ``*.fcs`` and ``*.lmd``) or a manifest CSV,
+        or a list of them.
+    template
+        A template from :func:`load_template`, or the path of one. A FlowJo workspace (its path,
+        or a :class:`cytophen.interop.flowjo.Workspace` for one group) gates each file with the
+        gates of its own workspace sample (docs/interop.md).
+    jobs
+        Samples gated at a time (default: all cores); ``1`` gates one at a time in this process.
+    scheduler
+        ``None`` (this process and, for long batches, a local process pool), ``'local'`` (a Dask
+        LocalCluster of ``jobs`` workers), a scheduler address such as ``'tcp://10.0.0.5:8786'``,
+        or a ``distributed.Client``.
+    compensation
+        Override the template's compensation: ``'template'`` (default), ``'keyword'``, ``'none'``,
+        a spillover CSV path or a DataFrame (see :func:`gate`).
+    out
+        Output folder for ``populations.csv``/``.parquet``, ``populations_wide.csv``,
+        ``gates.json``, ``errors.csv`` and ``run.json`` (all written atomically); ``None`` writes
+        nothing.
+    resume
+        Skip samples already finished in ``out`` with the same file content, template and
+        compensation (needs ``out``).
+    progress
+        Show a progress bar (a widget in notebooks, text on a terminal, nothing otherwise).
+    manifest
+        Manifest CSV giving sample ids and metadata columns (subject, visit, panel ...).
+    export_gated
+        Also write each sample's events in this population to ``out/gated/<sample>.fcs``.
+    seed
+        Seed of the data-driven gates.
+    plots
+        Also draw each sample's gating plots into ``out/plots/<sample>/`` (needs ``out``).
+    pregated
+        The population every file was exported after (see :func:`gate`).
+    include_hidden
+        Also report the template's hidden (helper) populations in the tables and plots.
+
+    Returns
+    -------
+    BatchResult
+        ``.populations`` (the tidy table of every sample), ``.errors`` (one row per failed
+        sample, with its reason), ``.gates``, ``.wide``, ``.n_ok``, ``.n_failed``.
+
+    Raises
+    ------
+    TemplateError, InputError, CompensationError
+        Before anything is gated or written: an invalid template, missing inputs, duplicate
+        sample ids, a bad manifest or matrix.
+
+    See Also
+    --------
+    gate : one sample, with its memberships and events kept.
+
+    Examples
+    --------
+    >>> batch = cytophen.gate_files("samples/", "gating_templates/bcell.yaml", jobs=4)  # doctest: +SKIP
+    >>> batch.populations.query("population == 'switched_memory'")                    # doctest: +SKIP
+    """
     from cytophen.pipeline.batch import gate_files as _gate_files
 
-    return _gate_files(paths, template, **kwargs)
+    return _gate_files(
+        paths,
+        template,
+        jobs=jobs,
+        scheduler=scheduler,
+        compensation=compensation,
+        out=out,
+        resume=resume,
+        progress=progress,
+        manifest=manifest,
+        export_gated=export_gated,
+        seed=seed,
+        plots=plots,
+        pregated=pregated,
+        include_hidden=include_hidden,
+    )

@@ -98,7 +98,16 @@ def merge(results, clinical_path, manifest, pattern, subject_column, visit_colum
     help="Clinical column to correlate changes with ('' for none).",
 )
 @click.option(
-    "--group", default=None, help="Column splitting subjects into groups (e.g. responder)."
+    "--group",
+    default=None,
+    help="Column splitting subjects into groups (e.g. responder), compared with each other.",
+)
+@click.option(
+    "--visit",
+    "at_visit",
+    default=None,
+    help="Visit at which each subject's change is correlated with the outcome's change "
+    "(default: the last visit every subject has).",
 )
 @click.option(
     "--value",
@@ -112,11 +121,15 @@ def merge(results, clinical_path, manifest, pattern, subject_column, visit_colum
     "--out",
     required=True,
     type=click.Path(path_type=Path),
-    help="Folder for changes.csv, tests.csv, correlations.csv and plots/.",
+    help="Folder for changes.csv, tests.csv, groups.csv, correlations.csv and plots/.",
 )
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
-def stats(merged, baseline, outcome, group, value, subject_column, visit_column, out, no_plots):
-    """Change from baseline, paired Wilcoxon tests and Spearman correlations with the outcome."""
+def stats(
+    merged, baseline, outcome, group, at_visit, value, subject_column, visit_column, out, no_plots
+):
+    """Change from baseline with the subject as the unit: Wilcoxon tests against baseline,
+    Mann-Whitney between groups, Spearman at one visit and repeated-measures correlation with the
+    outcome, Benjamini-Hochberg across populations (helper populations left out)."""
     import pandas as pd
 
     from cytophen.clinical import analyse
@@ -128,6 +141,7 @@ def stats(merged, baseline, outcome, group, value, subject_column, visit_column,
             baseline=baseline,
             outcome=outcome or None,
             group=group,
+            at_visit=at_visit,
             value=value,
             subject=subject_column,
             visit=visit_column,
@@ -135,13 +149,24 @@ def stats(merged, baseline, outcome, group, value, subject_column, visit_column,
         res.write(out, plots=not no_plots)
     except CytophenError as exc:
         raise click.ClickException(str(exc)) from None
+    n_subjects = res.changes["subject"].nunique()
     n_sig = int((res.tests["p_adj"] < 0.05).sum())
-    click.echo(
-        f"wrote {out}/changes.csv ({len(res.changes)} rows), tests.csv ({len(res.tests)} tests, {n_sig} with p_adj < 0.05)"
-        + (
-            f", correlations.csv ({len(res.correlations)} populations)"
-            if res.correlations is not None
-            else ""
+    parts = [
+        f"wrote {out}/changes.csv ({len(res.changes)} rows, {n_subjects} subjects)",
+        f"tests.csv ({len(res.tests)} tests, {n_sig} with p_adj < 0.05)",
+    ]
+    if res.groups is not None:
+        parts.append(f"groups.csv ({int((res.groups['p_adj'] < 0.05).sum())} with p_adj < 0.05)")
+    if res.correlations is not None:
+        parts.append(
+            f"correlations.csv (Spearman at {res.visit} and rmcorr, "
+            f"{res.correlations['population'].nunique()} populations)"
         )
-    )
+    click.echo(", ".join(parts))
+    if res.helpers:
+        click.echo(
+            f"left out {len(res.helpers)} helper population(s): {', '.join(res.helpers)}", err=True
+        )
+    for line in res.warnings():
+        click.echo(f"warning: {line}", err=True)
     return 0

@@ -59,16 +59,25 @@ class _Invalid(click.ClickException):
     "-f",
     "--format",
     "fmt",
-    type=click.Choice(["yaml", "gatingml"]),
+    type=click.Choice(["yaml", "gatingml", "flowjo"]),
     default=None,
-    help="Output format (default: from the --out extension, else yaml).",
+    help="Output format (default: from the --out extension: .xml GatingML, .wsp FlowJo, else "
+    "yaml).",
+)
+@click.option(
+    "--fcs",
+    "fcs",
+    multiple=True,
+    metavar="PATH",
+    help="FlowJo output: FCS files or folders to place the gates on (FlowJo keeps the gates of "
+    "each sample; data-driven gates are frozen where they fall on each). Repeatable.",
 )
 @click.option(
     "--list-samples", is_flag=True, help="FlowJo: list groups and samples, write nothing."
 )
-def convert(source, sample, group, compensation, out, fmt, list_samples):  # fmt: skip
+def convert(source, sample, group, compensation, out, fmt, fcs, list_samples):  # fmt: skip
     """Convert SOURCE (FlowJo .wsp, GatingML 2.0 .xml or cytophen .yaml) into a cytophen YAML
-    template, or into GatingML 2.0.
+    template, into GatingML 2.0, or (with the FCS files) into a FlowJo 10 workspace.
 
     \b
     Examples:
@@ -76,6 +85,7 @@ def convert(source, sample, group, compensation, out, fmt, list_samples):  # fmt
       cytophen convert gating.wsp --format gatingml --out gating.xml
       cytophen convert gates.xml --out gates.yaml
       cytophen convert gating_templates/treg.yaml --out treg.xml
+      cytophen convert gating_templates/treg.yaml --out review.wsp --fcs samples/
     """
     from cytophen.errors import CytophenError
     from cytophen.interop import _kind
@@ -108,9 +118,14 @@ def convert(source, sample, group, compensation, out, fmt, list_samples):  # fmt
 
     if fmt is None:
         if out is not None:
-            fmt = "gatingml" if out.suffix.lower() in (".xml", ".gml") else "yaml"
+            ext = out.suffix.lower()
+            fmt = "gatingml" if ext in (".xml", ".gml") else "flowjo" if ext == ".wsp" else "yaml"
         else:
             fmt = "gatingml" if kind == "yaml" else "yaml"
+    if fmt == "flowjo":
+        return _to_flowjo(source, kind, template, sample, compensation, out, fcs)
+    if fcs:
+        raise _Invalid("--fcs applies to FlowJo output only (--format flowjo or --out X.wsp)")
     if out is None:
         out = source.with_suffix(".yaml" if fmt == "yaml" else ".gatingml.xml")
     if out.resolve() == source.resolve():
@@ -129,4 +144,34 @@ def convert(source, sample, group, compensation, out, fmt, list_samples):  # fmt
         tmp.unlink(missing_ok=True)
         raise _Invalid(f"cannot write {fmt}: {exc}; try --format gatingml") from None
     click.echo(f"wrote {out} ({fmt}, {len(template.populations)} populations from {source.name})")
+    return 0
+
+
+def _to_flowjo(source: Path, kind, template, sample, compensation, out, fcs) -> int:
+    """Gate the --fcs files and write the gates as placed on each as a FlowJo 10 workspace."""
+    from cytophen.errors import CytophenError
+    from cytophen.interop.flowjo import Workspace, write_workspace
+    from cytophen.pipeline.batch import gate_files
+
+    if not fcs:
+        raise _Invalid(
+            "a FlowJo workspace holds the gates of each sample: give the FCS files they go on "
+            "with --fcs FILE_OR_FOLDER"
+        )
+    if out is None:
+        out = source.with_suffix(".cytophen.wsp")
+    if out.resolve() == source.resolve():
+        raise _Invalid(f"{out}: the output would overwrite the input; choose another --out")
+    if kind == "flowjo" and sample is None:  # each file with its own sample's gates
+        template = Workspace(source, compensation=compensation)
+    try:
+        res = gate_files(list(fcs), template, progress=False)
+        written = write_workspace(res, out, template=template)
+    except CytophenError as exc:
+        raise _Invalid(f"cannot write {out} as a FlowJo workspace: {exc}") from None
+    for row in res.errors.itertuples(index=False):
+        click.echo(f"warning: {row.sample} not written [{row.stage}]: {row.message}", err=True)
+    for note in written.notes:
+        click.echo(f"warning: {note}", err=True)
+    click.echo(f"wrote {out} (FlowJo 10 workspace, {len(written.samples)} samples)")
     return 0

@@ -91,9 +91,36 @@ class _Invalid(click.ClickException):
     metavar="POP",
     help="Also write each sample's events in population POP to DIR/gated/<sample>.fcs.",
 )
+@click.option(
+    "--group",
+    default=None,
+    metavar="NAME",
+    help="With a FlowJo workspace template: only this group's samples.",
+)
+@click.option(
+    "--flowjo",
+    "flowjo_out",
+    is_flag=True,
+    help="Also write DIR/cytophen.wsp: the gates as placed on each sample, as a FlowJo 10 "
+    "workspace.",
+)
+@click.option(
+    "--pregated",
+    default=None,
+    metavar="POP",
+    help="The files hold only population POP's events (exported after that gate): POP and its "
+    "ancestors are not gated, its descendants are.",
+)
+@click.option(
+    "--all-populations",
+    "all_populations",
+    is_flag=True,
+    help="Also report the template's hidden (helper) populations in the tables and plots.",
+)
 @click.pass_context
 def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, scheduler, quiet,
-         make_report, make_plots, seed, export_gated):  # fmt: skip
+         make_report, make_plots, seed, export_gated, group, flowjo_out, pregated,
+         all_populations):  # fmt: skip
     """Gate FCS files (PATHS: files, folders searched recursively for *.fcs/*.lmd, or manifest
     CSVs) with a template; write populations.csv/.parquet, populations_wide.csv, gates.json,
     errors.csv and run.json into DIR.
@@ -119,9 +146,10 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
     if not paths and manifest is None:
         raise _Invalid("no inputs: give FCS files, folders or a manifest CSV (--manifest)")
     try:
-        from cytophen import load_template
+        from cytophen.interop import load_batch_template
 
-        template = load_template(template_path)
+        # a FlowJo workspace gates each file with its own sample's gates
+        template = load_batch_template(template_path, group=group)
     except CytophenError as exc:
         raise _Invalid(str(exc)) from None
 
@@ -141,6 +169,8 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
             export_gated=export_gated,
             seed=seed,
             plots=make_plots or make_report,
+            pregated=pregated,
+            include_hidden=all_populations,
         )
     except KeyboardInterrupt:
         click.echo(
@@ -152,6 +182,8 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
     except CytophenError as exc:  # raised before anything was written
         raise _Invalid(str(exc)) from None
 
+    if flowjo_out:
+        _flowjo(res, template, quiet)
     if make_report:
         _report(res.out, quiet)
     if not quiet:
@@ -168,6 +200,13 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
                 click.echo(f"  {row.sample} [{row.stage}]: {row.message}", err=True)
             if res.n_failed > 10:
                 click.echo(f"  ... and {res.n_failed - 10} more", err=True)
+        no_file = res.run["template"].get("samples_without_file") or []
+        if no_file:
+            click.echo(
+                f"{len(no_file)} workspace sample(s) have no file among the inputs (see run.json): "
+                f"{', '.join(no_file[:5])}{' ...' if len(no_file) > 5 else ''}",
+                err=True,
+            )
         bad_plots = [i["sample"] for i in res.run["inputs"] if i.get("plots_error")]
         if bad_plots:
             click.echo(
@@ -176,6 +215,29 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
                 err=True,
             )
     ctx.exit(0 if res.n_failed == 0 else 1)
+
+
+def _flowjo(res, template, quiet: bool) -> None:
+    from cytophen.errors import CytophenError
+    from cytophen.interop.flowjo import write_workspace
+
+    try:
+        written = write_workspace(res, res.out / "cytophen.wsp", template=template)
+    except CytophenError as exc:
+        click.echo(f"warning: --flowjo: cytophen.wsp not written: {exc}", err=True)
+        return
+    import re
+    from collections import Counter
+
+    # the same note on many samples is said once, with how many
+    notes = Counter(re.sub(r"^sample '[^']*': ", "", n) for n in written.notes)
+    for note, n in list(notes.items())[:10]:
+        on = f" (on {n} samples)" if n > 1 else ""
+        click.echo(f"warning: --flowjo: {note}{on}", err=True)
+    if len(notes) > 10:
+        click.echo(f"warning: --flowjo: ... and {len(notes) - 10} more", err=True)
+    if not quiet:
+        click.echo(f"FlowJo workspace: {written.path}", err=True)
 
 
 def _report(out, quiet: bool) -> None:

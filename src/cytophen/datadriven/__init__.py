@@ -48,7 +48,6 @@ from cytophen.datadriven._cuts import (
 )
 from cytophen.datadriven._halfspace import MixtureHalfspace
 from cytophen.datadriven._kde import density
-from cytophen.datadriven._pooled import fit_groups, fit_pooled, freeze, gate_pooled
 from cytophen.datadriven._quadrant import (
     BoxEstimator,
     GuidedBox,
@@ -83,10 +82,6 @@ del _cls
 __all__ = [
     "fit_gate",
     "build_estimator",
-    "fit_pooled",
-    "fit_groups",
-    "gate_pooled",
-    "freeze",
     "available_methods",
     "check_params",
     "get_method",

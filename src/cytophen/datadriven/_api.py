@@ -9,9 +9,8 @@ import numpy as np
 from cytophen.datadriven._base import QUADRANT_CONSTRAINTS, CutEstimator, FitDeclined, _jsonable
 from cytophen.datadriven._quadrant import BoxEstimator, QuadrantEstimator
 from cytophen.datadriven._registry import check_params, get_method, make_cut
-from cytophen.engine import FitOutcome
 from cytophen.errors import GateError
-from cytophen.gates import DataDrivenGate
+from cytophen.gates import DataDrivenGate, FitOutcome
 
 __all__ = ["fit_gate", "build_estimator", "DEFAULT_MAX_FIT_EVENTS", "subsample_indices"]
 

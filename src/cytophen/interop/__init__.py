@@ -6,7 +6,7 @@ from pathlib import Path
 
 from cytophen.errors import TemplateError
 
-__all__ = ["load_template"]
+__all__ = ["load_template", "load_batch_template"]
 
 
 def load_template(path):
@@ -40,17 +40,35 @@ def load_template(path):
     )
 
 
+def load_batch_template(path, *, group: str | None = None):
+    """What :func:`cytophen.gate_files` gates a batch with: the template of ``path``, except for
+    a FlowJo workspace, where each file is gated with its own workspace sample's gates (a
+    :class:`cytophen.interop.flowjo.Workspace` of all samples, or of ``group``)."""
+    p = Path(path)
+    if p.is_file() and _kind(p) == "flowjo":
+        from cytophen.interop.flowjo import Workspace
+
+        return Workspace(p, group=group)
+    if group is not None:
+        raise TemplateError(
+            f"group {group!r}: only a FlowJo workspace has groups; {p.name} is not one",
+            file=str(p),
+        )
+    return load_template(p)
+
+
 def _kind(p: Path) -> str | None:
     ext = p.suffix.lower()
     if ext in (".yaml", ".yml"):
         return "yaml"
     if ext == ".wsp":
         return "flowjo"
-    if ext in (".xml", ".gml"):
-        head = p.read_bytes()[:4096].decode("utf-8", "replace")
-        return "flowjo" if "<Workspace" in head else "gatingml"
     head = p.read_bytes()[:4096].decode("utf-8", "replace")
-    if "<Workspace" in head:
+    # FlowJo and FACSDiva XML go to the FlowJo reader (which names what it does not read)
+    flowjo = "<Workspace" in head or "<bdfacs" in head.lower()
+    if ext in (".xml", ".gml"):
+        return "flowjo" if flowjo else "gatingml"
+    if flowjo:
         return "flowjo"
     if "gating-ml" in head.lower() or "gatingml" in head.lower() or "<gating:" in head:
         return "gatingml"

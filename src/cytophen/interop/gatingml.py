@@ -1,8 +1,8 @@
 """GatingML 2.0 import and export.
 
-Import reads the XML with FlowKit's parser (:func:`flowkit.parse_gating_xml`) and converts every gate,
-transform and compensation reference into cytophen's own gate model (:mod:`cytophen.gates`); gating
-then runs on cytophen's engine and kernels, never on FlowKit's.
+Import validates the XML against the GatingML 2.0 schemas and reads it with lxml
+(:mod:`cytophen.interop._gml_read`) straight into cytophen's own gate model (:mod:`cytophen.gates`);
+gating then runs on cytophen's engine and kernels.
 
 Mapping (GatingML 2.0 → cytophen):
 
@@ -32,16 +32,13 @@ import math
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from cytophen.errors import CytophenError, GateError, TemplateError, TemplateProblem, TransformError
+from cytophen.errors import GateError, TemplateError
 from cytophen.gates import (
     BooleanGate,
     DataDrivenGate,
-    Dim,
     EllipsoidGate,
     PolygonGate,
     QuadrantGate,
@@ -79,75 +76,6 @@ def _xml_id(name: str) -> str:
 # ------------------------------------------------------------------------------------------------
 # transforms: FlowKit objects <-> cytophen objects <-> GatingML elements
 # ------------------------------------------------------------------------------------------------
-def _tf_module():
-    from cytophen import transforms
-
-    return transforms
-
-
-def _tf_class(name: str, source: str):
-    tf = _tf_module()
-    cls = getattr(tf, name, None)
-    if cls is None:
-        raise TemplateError(
-            f"needs cytophen.transforms.{name}, which this cytophen build does not provide",
-            file=source,
-        )
-    return cls
-
-
-def transform_from_flowkit(xform: Any, *, source: str = "<GatingML>"):
-    """Convert a FlowKit transform object into the equivalent :mod:`cytophen.transforms` object.
-
-    Parameters
-    ----------
-    xform
-        A FlowKit ``LinearTransform``, ``LogTransform``, ``AsinhTransform``, ``LogicleTransform``,
-        ``HyperlogTransform``, ``WSPBiexTransform`` or ``WSPLogTransform``.
-    source
-        File name used in error messages.
-
-    Returns
-    -------
-    cytophen.transforms.Transform
-    """
-    try:
-        return _from_flowkit(xform, source)
-    except TransformError as exc:
-        raise TemplateError(f"invalid transform {xform!r}: {exc}", file=source) from exc
-
-
-def _from_flowkit(xform: Any, source: str):
-    kind = type(xform).__name__
-    if kind == "LinearTransform":
-        return _tf_class("LinearTransform", source)(T=float(xform.param_t), A=float(xform.param_a))
-    if kind == "LogTransform":
-        return _tf_class("LogTransform", source)(T=float(xform.param_t), M=float(xform.param_m))
-    if kind == "AsinhTransform":
-        return _tf_class("AsinhTransform", source)(
-            T=float(xform.param_t), M=float(xform.param_m), A=float(xform.param_a)
-        )
-    if kind in ("LogicleTransform", "HyperlogTransform"):
-        return _tf_class(kind, source)(
-            T=float(xform.param_t),
-            W=float(xform.param_w),
-            M=float(xform.param_m),
-            A=float(xform.param_a),
-        )
-    if kind == "WSPBiexTransform":
-        return _tf_class("FlowJoBiexTransform", source)(
-            negative=float(xform.negative),
-            width=float(xform.width),
-            positive=float(xform.positive),
-            max_value=float(xform.max_value),
-        )
-    if kind == "WSPLogTransform":
-        return _tf_class("FlowJoLogTransform", source)(
-            offset=float(xform.offset), decades=float(xform.decades)
-        )
-    raise TemplateError(f"transform type {kind} is not supported", file=source)
-
-
 def _transform_params(t) -> tuple[str, dict[str, float]]:
     """(kind, parameters) of a cytophen transform, from ``to_dict`` with attribute fallback."""
     d = dict(t.to_dict())
@@ -220,190 +148,13 @@ def load_gatingml(path: str | Path, *, name: str | None = None) -> Template:
     >>> t = load_gatingml("gates.xml")                      # doctest: +SKIP
     >>> cytophen.gate(cytophen.read_fcs("data1.fcs"), t).table  # doctest: +SKIP
     """
-    import flowkit as fk
-    from flowkit._models.dimension import RatioDimension
-    from flowkit._models.gates import _gates as fkg
-    from flowkit._models.transforms._transforms import RatioTransform
+    from cytophen.interop._gml_read import parse
 
     p = Path(path)
     src = str(p)
     if not p.is_file():
         raise TemplateError("file not found (expected a GatingML 2.0 .xml file)", file=src)
-    try:
-        gs = fk.parse_gating_xml(src)
-    except CytophenError:
-        raise
-    except Exception as exc:  # FlowKit/lxml raise ValueError, XMLSyntaxError, KeyError ...
-        line, detail = _schema_problem(p)
-        raise TemplateError(
-            [
-                TemplateProblem(
-                    src,
-                    line if line is not None else getattr(exc, "lineno", None),
-                    None,
-                    f"not a readable GatingML 2.0 document: {detail or exc}",
-                )
-            ]
-        ) from exc
-
-    renames = _custom_names(p)  # population names cytophen's exporter had to sanitise
-
-    def nm(gid) -> str:
-        return renames.get(str(gid), str(gid))
-
-    matrices: dict[str, pd.DataFrame] = {}
-    for mid, m in gs.comp_matrices.items():
-        det = [str(d) for d in m.detectors]
-        flu = [str(f) for f in (m.fluorochromes or [])]
-        if len(flu) != len(det) or not all(flu):
-            flu = det
-        matrices[str(mid)] = pd.DataFrame(
-            np.asarray(m.matrix, dtype=np.float64), index=flu, columns=det
-        )
-
-    xforms: dict[str, Any] = {}
-    ratios: dict[str, Any] = {}
-    for tid, t in gs.transformations.items():
-        if isinstance(t, RatioTransform):
-            ratios[str(tid)] = t
-        else:
-            xforms[str(tid)] = transform_from_flowkit(t, source=src)
-
-    def transform(ref: str | None, where: str):
-        if ref is None:
-            return None
-        if ref not in xforms:
-            raise TemplateError(
-                f"gate {where!r} refers to transformation {ref!r}, which the file does not "
-                f"define (it has: {', '.join(xforms) or 'none'})",
-                file=src,
-            )
-        return xforms[ref]
-
-    def comp(ref: str | None, where: str) -> str | None:
-        if ref is None or ref in _COMP_KEYWORDS or ref in matrices:
-            return ref
-        raise TemplateError(
-            f"gate {where!r} refers to compensation {ref!r}; expected 'uncompensated', 'FCS' "
-            f"or a spectrumMatrix id of the file ({', '.join(matrices) or 'none defined'})",
-            file=src,
-        )
-
-    def ratio_dim(
-        ref: str, transform_ref: str | None, comp_ref: str | None, where: str
-    ) -> RatioDim:
-        rt = ratios[ref]
-        num, den = (str(d) for d in rt.dimensions)
-        return RatioDim(
-            name=ref,
-            numerator=num,
-            denominator=den,
-            A=float(rt.param_a),
-            B=float(rt.param_b),
-            C=float(rt.param_c),
-            transform=transform(transform_ref, where),
-            compensation=comp(comp_ref, where),
-        )
-
-    def dim(d, where: str) -> Dim | RatioDim:
-        if isinstance(d, RatioDimension):
-            if d.ratio_ref not in ratios:
-                raise TemplateError(
-                    f"gate {where!r} has a new-dimension referring to {d.ratio_ref!r}, "
-                    "which is not an fratio transformation of the file",
-                    file=src,
-                )
-            return ratio_dim(d.ratio_ref, d.transformation_ref, d.compensation_ref, where)
-        return Dim(
-            str(d.id),
-            transform=transform(d.transformation_ref, where),
-            compensation=comp(d.compensation_ref, where),
-        )
-
-    pops: list[Population] = []
-    from flowkit.exceptions import QuadrantReferenceError
-
-    for gate_id, gate_path in gs.get_gate_ids():
-        try:
-            g = gs.get_gate(gate_id, gate_path=gate_path)
-        except QuadrantReferenceError:
-            continue  # a quadrant id: its population comes with its QuadrantGate
-        parent = None if gate_path[-1] == "root" else nm(gate_path[-1])
-        where = str(gate_id)
-        try:
-            if isinstance(g, fkg.QuadrantGate):
-                dims = []
-                for div in g.dimensions:
-                    if div.dimension_ref in ratios:
-                        dims.append(
-                            ratio_dim(
-                                div.dimension_ref,
-                                div.transformation_ref,
-                                div.compensation_ref,
-                                where,
-                            )
-                        )
-                    else:
-                        dims.append(
-                            Dim(
-                                str(div.dimension_ref),
-                                transform=transform(div.transformation_ref, where),
-                                compensation=comp(div.compensation_ref, where),
-                            )
-                        )
-                div_ids = [div.id for div in g.dimensions]
-                quads = {}
-                for qid, q in g.quadrants.items():
-                    mins, maxs = [None] * len(div_ids), [None] * len(div_ids)
-                    for ref in q.divider_refs:
-                        lo, hi = q.get_divider_range(ref)
-                        k = div_ids.index(ref)
-                        mins[k], maxs[k] = lo, hi
-                    quads[nm(qid)] = (tuple(mins), tuple(maxs))
-                qg = QuadrantGate(tuple(dims), quads)
-                for qid in quads:
-                    pops.append(
-                        Population(
-                            qid, parent, qg, quadrant=qid, description=f"quadrant of {where}"
-                        )
-                    )
-                continue
-            if isinstance(g, fkg.BooleanGate):
-                ops = [(nm(r["ref"]), bool(r.get("complement", False))) for r in g.gate_refs]
-                gate = BooleanGate(g.type, ops)
-            elif isinstance(g, fkg.RectangleGate):
-                dims = [dim(d, where) for d in g.dimensions]
-                lows = [getattr(d, "min", None) for d in g.dimensions]
-                gate = RectangleGate(
-                    tuple(dims),
-                    tuple(None if v == -math.inf else v for v in lows),  # same rule: x >= -inf
-                    tuple(getattr(d, "max", None) for d in g.dimensions),
-                )
-            elif isinstance(g, fkg.PolygonGate):
-                gate = PolygonGate(
-                    tuple(dim(d, where) for d in g.dimensions), np.asarray(g.vertices, float)
-                )
-            elif isinstance(g, fkg.EllipsoidGate):
-                gate = EllipsoidGate(
-                    tuple(dim(d, where) for d in g.dimensions),
-                    np.asarray(g.coordinates, float),
-                    np.asarray(g.covariance_matrix, float),
-                    float(g.distance_square),
-                )
-            else:
-                raise TemplateError(
-                    f"gate {where!r} of type {type(g).__name__} is not supported", file=src
-                )
-        except CytophenError as exc:
-            if isinstance(exc, TemplateError):
-                raise
-            raise TemplateError(f"gate {where!r}: {exc}", file=src) from exc
-        if getattr(g, "use_complement", False):
-            raise TemplateError(
-                f"gate {where!r} uses a complement, which GatingML gates do not have", file=src
-            )
-        pops.append(Population(nm(where), parent, gate))
-
+    pops, matrices = parse(p)
     pops = _dependency_order(pops, src)
     return Template(
         name=name or p.stem,
@@ -414,36 +165,6 @@ def load_gatingml(path: str | Path, *, name: str | None = None) -> Template:
         source=src,
         meta={"format": "gatingml2", "file": src},
     )
-
-
-def _custom_names(path: Path) -> dict[str, str]:
-    """Population names cytophen's exporter kept in ``custom_info`` (gate id -> name)."""
-    from lxml import etree
-
-    try:
-        doc = etree.parse(str(path))
-    except Exception:  # pragma: no cover - FlowKit parsed it already
-        return {}
-    return {
-        el.get("id"): el.get("name")
-        for el in doc.iter(f"{{{CYTOPHEN_NS}}}name")
-        if el.get("id") and el.get("name")
-    }
-
-
-def _schema_problem(path: Path) -> tuple[int | None, str | None]:
-    """First GatingML 2.0 schema violation of a file (line, message), if it parses as XML at all."""
-    try:
-        from flowkit._utils.xml_common import gml_schema
-        from lxml import etree
-
-        doc = etree.parse(str(path))
-        if gml_schema.validate(doc):
-            return None, None
-        err = gml_schema.error_log.last_error
-        return err.line, f"schema violation: {err.message}"
-    except Exception:  # not XML at all: the parser's own message says why
-        return None, None
 
 
 def _dependency_order(pops: list[Population], src: str) -> list[Population]:
@@ -817,20 +538,6 @@ def export_gatingml(template: Template, path: str | Path) -> None:
 # ------------------------------------------------------------------------------------------------
 # freezing data-driven gates
 # ------------------------------------------------------------------------------------------------
-def _gate_from_geometry(geom: dict[str, Any], dims: tuple, where: str):
-    kind = geom.get("kind")
-    if kind == "rectangle":
-        return RectangleGate(dims, tuple(geom["min"]), tuple(geom["max"]))
-    if kind == "polygon":
-        return PolygonGate(dims, np.asarray(geom["vertices"], dtype=np.float64))
-    if kind == "ellipsoid":
-        return EllipsoidGate(dims, geom["mean"], geom["covariance"], geom["distance_square"])
-    if kind == "quadrant":
-        quads = {n: (tuple(q["min"]), tuple(q["max"])) for n, q in geom["quadrants"].items()}
-        return QuadrantGate(dims, quads)
-    raise TemplateError(f"population {where!r}: cannot freeze a fitted gate of kind {kind!r}")
-
-
 def frozen_template(result, template: Template | None = None) -> Template:
     """The template with every data-driven gate replaced by the gate it placed on one sample.
 
@@ -848,11 +555,12 @@ def frozen_template(result, template: Template | None = None) -> Template:
     Returns
     -------
     Template
-        Same populations, names and parents; ``meta['frozen_from']`` names the sample.
+        :meth:`Template.freeze` of the result: same populations, names and parents;
+        ``meta['frozen_from']`` names the original template and the sample.
 
     Raises
     ------
-    TemplateError
+    GateError
         A data-driven gate placed nothing on that sample (declined), so there is no gate to freeze.
 
     Examples
@@ -863,35 +571,4 @@ def frozen_template(result, template: Template | None = None) -> Template:
     t = template if template is not None else result.template
     if t is None:
         raise TemplateError("frozen_template: the result carries no template; pass template=")
-    fixed: dict[int, Any] = {}
-    pops = []
-    for p in t.populations:
-        g = p.gate
-        if isinstance(g, DataDrivenGate):
-            if id(g) not in fixed:
-                used = result.gates.get(p.name) or {}
-                geom = used.get("geometry")
-                if geom is None:
-                    why = used.get("reason") or result.notes.get(p.name, "") or "it was not fitted"
-                    raise TemplateError(
-                        f"population {p.name!r}: {g.method} placed no gate on sample "
-                        f"{result.sample_id!r} ({why}); cannot freeze it"
-                    )
-                fixed[id(g)] = _gate_from_geometry(geom, g.dims, p.name)
-            g = fixed[id(g)]
-        pops.append(
-            Population(
-                p.name, p.parent, g, quadrant=p.quadrant, report=p.report, description=p.description
-            )
-        )
-    return Template(
-        name=t.name,
-        populations=pops,
-        version=t.version,
-        markers=dict(t.markers),
-        compensation=t.compensation,
-        matrices=dict(t.matrices),
-        description=t.description,
-        source=t.source,
-        meta={**t.meta, "frozen_from": result.sample_id},
-    )
+    return t.freeze(result)

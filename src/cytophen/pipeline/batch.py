@@ -284,6 +284,8 @@ def gate_files(
     export_gated: str | None = None,
     seed: int = 0,
     plots: bool = False,
+    pregated: str | None = None,
+    include_hidden: bool = False,
 ) -> BatchResult:
     """Gate many FCS files with one template, in parallel.
 
@@ -293,7 +295,10 @@ def gate_files(
         A file, folder or manifest CSV, or a list of them (folders are searched recursively for
         ``*.fcs``/``*.lmd``; see :func:`cytophen.pipeline.inputs.discover`).
     template
-        A :class:`~cytophen.template.Template` or a template file path.
+        A :class:`~cytophen.template.Template` or a template file path. A FlowJo workspace (its
+        path, or a :class:`~cytophen.interop.flowjo.Workspace`) gates each file with its own
+        workspace sample's gates; files matching no sample are errors.csv rows (stage
+        ``template``), samples without a file are listed in run.json.
     jobs
         Samples gated at a time (default: all cores): threads of this process, and for a long
         batch worker processes (see docs/batch.md). ``1`` gates one at a time in this process.
@@ -322,6 +327,11 @@ def gate_files(
         Also draw each sample's gating plots in the workers, into ``out/plots/<sample>/``
         (:func:`cytophen.report.plots.save_sample_plots`; needs ``out``). A plot failure is
         recorded (``plots_error`` in run.json) and never fails the sample.
+    pregated
+        The population every file was exported after (the files hold only its events): it and
+        its ancestors are not gated (see :func:`cytophen.engine.gate`).
+    include_hidden
+        Also report the template's hidden (helper) populations in the tables and plots.
 
     Notes
     -----
@@ -339,7 +349,8 @@ def gate_files(
     ------
     TemplateError, InputError, CompensationError
         Before anything is written: invalid template, missing inputs, duplicate sample ids, a bad
-        manifest or matrix, an unknown ``export_gated`` population, ``resume`` without ``out``.
+        manifest or matrix, an unknown ``export_gated`` or ``pregated`` population, ``resume``
+        without ``out``.
 
     Examples
     --------
@@ -355,9 +366,11 @@ def gate_files(
     versions = None if _FORK["allowed"] else _Background(_versions, False)
     # -- validate everything before writing anything ----------------------------------------
     if not hasattr(template, "populations"):
-        from cytophen import load_template
+        from cytophen.interop import load_batch_template
 
-        template = load_template(template)
+        template = load_batch_template(template)
+    # a FlowJo workspace: each file is gated with its own workspace sample's gates
+    per_file = template if hasattr(template, "templates_for") else None
     if isinstance(paths, (str, Path)):
         paths = [paths]
     paths = list(paths or [])
@@ -372,6 +385,10 @@ def gate_files(
             )
         if out_dir is None:
             raise InputError("export_gated needs an output folder (out=...)")
+    if pregated is not None:  # an unknown population: TemplateError, nothing written
+        from cytophen.engine import check_population
+
+        check_population(template, pregated, "pregated")
     if plots and out_dir is None:
         raise InputError("plots needs an output folder (out=...)")
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
@@ -384,6 +401,10 @@ def gate_files(
 
     pool_col = pool_column(template)
     groups = pool_groups(samples, pool_col, manifest) if pool_col is not None else {}
+    own: dict[str, Any] = {}  # safe_id -> the file's own template, or why it has none
+    if per_file is not None:
+        found, per_file_info = per_file.templates_for([s.path for s in samples])
+        own = {s.safe_id: t for s, t in zip(samples, found)}
     t_discover = time.perf_counter()
 
     from cytophen.pipeline.executors import default_jobs, make_runner
@@ -396,11 +417,19 @@ def gate_files(
         "threads": 1,  # parallel across files, one numba thread per sample
         "plots": bool(plots),
         "plots_dir": str(out_dir / "plots") if out_dir is not None else None,
+        "pregated": pregated,
+        "include_hidden": bool(include_hidden),
     }
     tmpl_hash = template.hash
     opts_key = {"template_hash": tmpl_hash, "seed": seed, **comp_desc}
+    if pregated is not None:  # only when set: stores of runs without them still resume
+        opts_key["pregated"] = pregated
+    if include_hidden:
+        opts_key["include_hidden"] = True
 
     def sample_opts(s: SampleInput) -> dict[str, Any]:
+        if s.safe_id in own and not isinstance(own[s.safe_id], str):
+            return {**opts_key, "template_hash": own[s.safe_id].hash}
         if pool_col is None:
             return opts_key
         g = groups[s.safe_id]  # a pooled sample is reused only if its group is unchanged
@@ -412,7 +441,14 @@ def gate_files(
     if resume and store is not None:
         done = _finished(samples, store, sample_opts, export_gated, out_dir, plots=plots)
     todo = [s for s in samples if s.safe_id not in done]
+    records: dict[str, dict[str, Any]] = dict(done)
+    for s in [s for s in todo if isinstance(own.get(s.safe_id), str)]:  # no template for it
+        records[s.safe_id] = {"sample": s.sample, "file": str(s.path), "status": "failed",
+                              "stage": "template", "message": own[s.safe_id]}  # fmt: skip
+        todo.remove(s)
     tasks = [{"sample": s.sample, "file": str(s.path), "safe_id": s.safe_id} for s in todo]
+    for task in tasks if own else ():
+        task["template"] = own[task["safe_id"]]
     t_pool = time.perf_counter()
     if pool_col is not None and tasks:
         need = {groups[s.safe_id] for s in todo}
@@ -422,6 +458,7 @@ def gate_files(
             template,
             seed=seed,
             compensation=comp_override,
+            pregated=pregated,
         )
         for s, task in zip(todo, tasks):
             g = groups[s.safe_id]
@@ -431,7 +468,6 @@ def gate_files(
     runner = make_runner(template, options, jobs=jobs, scheduler=scheduler, n_tasks=len(tasks))
     if runner.kind == "inline" and len(tasks) == 1:  # one file: let numba use the cores asked for
         options["threads"] = default_jobs() if not jobs else int(jobs)
-    records: dict[str, dict[str, Any]] = dict(done)
     by_safe = {s.safe_id: s for s in samples}
     tables: dict[str, pd.DataFrame] = {sid: rec.pop("table") for sid, rec in done.items()}
     with runner, _pinned_hash(template, tmpl_hash):  # connects to / starts the workers
@@ -515,6 +551,7 @@ def gate_files(
             "version": template.version,
             "hash": tmpl_hash,
             "source": str(template.source) if template.source else None,
+            **(per_file_info if per_file is not None else {}),
         },
         "options": {
             "jobs": jobs,
@@ -524,6 +561,8 @@ def gate_files(
             "plots": bool(plots),
             "seed": seed,
             "pool": pool_col,
+            "pregated": pregated,
+            "include_hidden": bool(include_hidden),
             **comp_desc,
             **runner.describe(),
         },

@@ -143,7 +143,7 @@ def run_sample(task: dict[str, Any], template, options: dict[str, Any]) -> dict[
     options
         ``compensation`` (override for :func:`cytophen.engine.gate`), ``seed``, ``threads``
         (numba and BLAS threads per sample, default 1), ``export_gated`` (population name or
-        ``None``) and ``export_dir``.
+        ``None``), ``export_dir``, ``pregated`` and ``include_hidden`` (as :func:`cytophen.gate`).
 
     Returns
     -------
@@ -192,6 +192,8 @@ def run_sample(task: dict[str, Any], template, options: dict[str, Any]) -> dict[
     t1 = time.perf_counter()
     rec["timings"]["read"] = t1 - t0
 
+    template = task.get("template", template)  # a file's own template (FlowJo workspaces)
+    _workspace_markers(sample, template)
     from cytophen.engine import gate
 
     pool = task.get("pool")
@@ -208,6 +210,8 @@ def run_sample(task: dict[str, Any], template, options: dict[str, Any]) -> dict[
                 compensation=options.get("compensation"),
                 seed=options.get("seed", 0),
                 fitted=fitted,
+                pregated=options.get("pregated"),
+                include_hidden=bool(options.get("include_hidden")),
             )
     except Exception as exc:
         return fail(stage_of(exc), exc)
@@ -236,14 +240,21 @@ def run_sample(task: dict[str, Any], template, options: dict[str, Any]) -> dict[
     return rec
 
 
+def _workspace_markers(sample, template) -> None:
+    """Markers a FlowJo workspace names for channels whose ``$PnS`` the file lacks."""
+    names = (getattr(template, "meta", None) or {}).get("markers")
+    if names and not all(m.strip() for m in sample.markers):
+        sample.markers = [
+            m if m.strip() else names.get(c, "") for c, m in zip(sample.channels, sample.markers)
+        ]
+
+
 def _mark_pooled(result, fitted: dict, pool: dict) -> dict:
     """gates.json entries of pooled gates say so: ``pooled: true`` and the pool column/group."""
-    from cytophen.engine import _gate_key
-
     gates = dict(result.gates)
     for pop in result.template.populations:
         entry = gates.get(pop.name)
-        if entry is not None and _gate_key(pop, result.template) in fitted:
+        if entry is not None and result.template.gate_key(pop.name) in fitted:
             gates[pop.name] = {
                 **entry,
                 "pooled": True,
