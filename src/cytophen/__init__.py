@@ -87,6 +87,7 @@ def gate(
     seed: int = 0,
     pregated: str | None = None,
     include_hidden: bool = False,
+    scale: str = "auto",
 ) -> GatingResult:
     """Apply a gating template to one sample.
 
@@ -117,6 +118,10 @@ def gate(
     include_hidden
         Also put the template's hidden (helper) populations in ``.table`` (they are always
         gated, and always in ``.membership``).
+    scale
+        What the file's values are, for the template's ``auto`` transforms: ``'auto'``
+        (detected from the values), ``'linear'`` (raw or compensated), ``'logicle'`` (already
+        logicle-transformed, 0 to ~4.5) or ``'channel'`` (FlowJo's 0-4096 channels).
 
     Returns
     -------
@@ -162,6 +167,7 @@ def gate(
         seed=seed,
         pregated=pregated,
         include_hidden=include_hidden,
+        scale=scale,
     )
 
 
@@ -181,6 +187,8 @@ def gate_files(
     plots: bool = False,
     pregated: str | None = None,
     include_hidden: bool = False,
+    scale: str = "auto",
+    markers: Any = None,
 ) -> BatchResult:
     """Gate many FCS files with one template, in parallel; one bad file never stops the batch.
 
@@ -223,6 +231,12 @@ def gate_files(
         The population every file was exported after (see :func:`gate`).
     include_hidden
         Also report the template's hidden (helper) populations in the tables and plots.
+    scale
+        What the files' values are, for the template's ``auto`` transforms (as :func:`gate`),
+        detected per file by default.
+    markers
+        Marker names for channels whose ``$PnS`` is missing: a ``channel,marker[,file]`` CSV path
+        or a :class:`cytophen.markers.MarkerMap`.
 
     Returns
     -------
@@ -262,4 +276,6 @@ def gate_files(
         plots=plots,
         pregated=pregated,
         include_hidden=include_hidden,
+        scale=scale,
+        markers=markers,
     )

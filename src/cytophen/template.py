@@ -208,6 +208,8 @@ class Template:
             }
             if isinstance(g, DataDrivenGate):
                 entry["pool"] = g.pool
+                if g.guide:
+                    entry["guide"] = [dim(d) for d in g.guide]
             if p.cleanup:  # only when set: templates without the flags keep their hashes
                 entry["cleanup"] = True
             if p.hidden:

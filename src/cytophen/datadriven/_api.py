@@ -132,12 +132,18 @@ def fit_gate(gate: DataDrivenGate, values, *, seed: int = 0) -> FitOutcome:
     if X.ndim == 1:
         X = X[:, None]
     d = len(gate.dims)
-    if X.ndim != 2 or X.shape[1] != d:
+    g = len(gate.guide)
+    widths = (d, d + g) if g else (d,)
+    if X.ndim != 2 or X.shape[1] not in widths:
+        labels = [x.label for x in (*gate.dims, *gate.guide)]
         raise GateError(
             gate.method,
-            f"expected values of shape (n, {d}) for dims {[x.label for x in gate.dims]}, got {X.shape}",
+            f"expected values of shape (n, {' or '.join(map(str, widths))}) for "
+            f"{labels}, got {X.shape}",
         )
     est, need, cap = build_estimator(gate, seed=seed)
+    if g and not getattr(est, "accepts_guide", False):
+        raise GateError(gate.method, f"{gate.method} takes no guide markers")
     finite = np.all(np.isfinite(X), axis=1)
     n_input = int(X.shape[0])
     n_finite = int(finite.sum())
@@ -151,6 +157,8 @@ def fit_gate(gate: DataDrivenGate, values, *, seed: int = 0) -> FitOutcome:
         "max_fit_events": cap,
         "seed": int(seed),
     }
+    if g:
+        details["guided_by"] = [x.label for x in gate.guide] if X.shape[1] > d else []
     if n_finite < need:
         details["n_fit"] = 0
         return FitOutcome(

@@ -66,6 +66,9 @@ class GateEstimator:
     _signature: ClassVar[inspect.Signature]
 
     min_events: int | None
+    #: Whether ``fit`` takes guide columns after the gate's own (a ``guide:`` in the template).
+    accepts_guide: ClassVar[bool] = False
+
     fell_back_: bool
     reason_: str
 

@@ -77,6 +77,23 @@ def _significant_peaks(y: np.ndarray, peaks: np.ndarray, min_depth: float) -> np
     return peaks[prom >= min_depth * y[peaks]]
 
 
+def _heavy_peaks(grid: np.ndarray, y: np.ndarray, peaks: np.ndarray, min_mass: float) -> np.ndarray:
+    """The peaks (order kept) whose basin holds at least ``min_mass`` of the density's mass; a
+    basin runs between the lowest points separating a peak from its neighbouring peaks."""
+    if min_mass <= 0 or peaks.size < 2:
+        return peaks
+    cum = np.concatenate([[0.0], np.cumsum(0.5 * (y[1:] + y[:-1]) * np.diff(grid))])
+    total = cum[-1] if cum[-1] > 0 else 1.0
+    order = np.sort(peaks)
+    cuts = [0]
+    for a, b in zip(order[:-1], order[1:]):
+        cuts.append(int(a + np.argmin(y[a : b + 1])))
+    cuts.append(y.size - 1)
+    mass = {int(p): (cum[cuts[i + 1]] - cum[cuts[i]]) / total for i, p in enumerate(order)}
+    keep = [p for p in peaks if mass[int(p)] >= min_mass]
+    return np.asarray(keep, dtype=peaks.dtype) if keep else peaks[:1]
+
+
 def _deep_valleys(y: np.ndarray, valleys: np.ndarray, min_depth: float) -> np.ndarray:
     """The valleys (order kept) at least ``min_depth`` (relative) below the highest density on
     each side."""
@@ -208,6 +225,11 @@ class MinDensity(CutEstimator):
         real valley, and 340 naive cells were called memory). Default 0.02: on small parents
         real boundaries can be shallow (CD19 of 200 CD3- events: a 4 %-deep dip between the B
         and non-B clouds at the default bandwidth), so the threshold stays well below that.
+    min_mass
+        A peak counts only if its basin (from the valley on its left to the valley on its right)
+        holds at least this fraction of the events: a handful of outliers off the side of one
+        cloud makes a prominent but tiny peak, and a valley next to it is no boundary between
+        populations. Default 0 (openCyto's rule: any peak).
     min_events
         Fewest finite events the gate is fitted on (fewer: not measured); ``None``: the
         method's own minimum (see :meth:`~GateEstimator.required_events`).
@@ -234,6 +256,7 @@ class MinDensity(CutEstimator):
         "tail_tol": [Interval(Real, 0, 1, closed="neither")],
         "min_depth": [Interval(Real, 0, 1, closed="left")],
         "spread": POSITIVE,
+        "min_mass": [Interval(Real, 0, 0.5, closed="left")],
     }
     _parameter_rules = (MIN_BELOW_MAX,)
 
@@ -249,10 +272,12 @@ class MinDensity(CutEstimator):
         tail_tol: float = 0.01,
         min_depth: float = 0.02,
         spread: float = 3.0,
+        min_mass: float = 0.0,
         min_events: int | None = None,
     ):
         self.min_events = min_events
         self.spread = spread
+        self.min_mass = min_mass
         self.min_depth = min_depth
         self.gate_range = gate_range
         self.adjust = adjust
@@ -271,6 +296,7 @@ class MinDensity(CutEstimator):
         else:
             lo, hi = xmin, xmax
         peaks = _significant_peaks(y, find_peaks(grid, y, xmin, xmax), self.min_depth)
+        peaks = _heavy_peaks(grid, y, peaks, float(self.min_mass))
         self.bandwidth_ = bw
         self.peaks_ = grid[peaks]
         self.gate_range_ = [lo, hi]

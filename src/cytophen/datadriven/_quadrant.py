@@ -329,6 +329,7 @@ class GuidedBox(BoxEstimator):
     """
 
     name = "guided_box"
+    accepts_guide = True
     _parameter_constraints = {
         "guide": [CutSpec(), None],
         "beta": [Interval(Real, 0, None, closed="neither")],

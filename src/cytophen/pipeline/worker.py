@@ -143,7 +143,8 @@ def run_sample(task: dict[str, Any], template, options: dict[str, Any]) -> dict[
     options
         ``compensation`` (override for :func:`cytophen.engine.gate`), ``seed``, ``threads``
         (numba and BLAS threads per sample, default 1), ``export_gated`` (population name or
-        ``None``), ``export_dir``, ``pregated`` and ``include_hidden`` (as :func:`cytophen.gate`).
+        ``None``), ``export_dir``, ``pregated``, ``include_hidden`` and ``scale`` (as :func:`cytophen.gate`),
+        ``markers`` (a :class:`~cytophen.markers.MarkerMap` or ``None``).
 
     Returns
     -------
@@ -182,8 +183,9 @@ def run_sample(task: dict[str, Any], template, options: dict[str, Any]) -> dict[
 
     from cytophen import read_fcs
 
+    marker_map = options.get("markers")
     try:
-        sample = read_fcs(path)
+        sample = read_fcs(path, markers=marker_map.for_file(path) if marker_map else None)
     except Exception as exc:
         if isinstance(exc, CytophenError):
             return fail("read", exc)
@@ -212,6 +214,7 @@ def run_sample(task: dict[str, Any], template, options: dict[str, Any]) -> dict[
                 fitted=fitted,
                 pregated=options.get("pregated"),
                 include_hidden=bool(options.get("include_hidden")),
+                scale=options.get("scale", "auto"),
             )
     except Exception as exc:
         return fail(stage_of(exc), exc)
@@ -236,6 +239,8 @@ def run_sample(task: dict[str, Any], template, options: dict[str, Any]) -> dict[
         table=result.table,
         gates=to_jsonable(gates),
     )
+    if result.scale is not None:
+        rec["scale"] = to_jsonable(result.scale)
     rec["timings"]["total"] = time.perf_counter() - t0
     return rec
 
