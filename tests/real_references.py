@@ -197,6 +197,20 @@ def compare(case: Case, res) -> list[dict]:
         out.append(_row(case, "Treg % of CD4 (FoxP3+ CD127lo)", round(ours_pct, 2),
                         round(ref_pct, 2), diff <= 2.0 or diff <= 0.15 * ref_pct,
                         "2 pp or 15 %"))  # fmt: skip
+    elif case.reference == "flowjo_memory":  # reported, not one of the targets
+        name = Path(case.file).name
+        for lineage, fj_parent in (("cd4", "/T cells/CD4/non-Treg"), ("cd8", "/T cells/CD8")):
+            fj_total = _fj(name, fj_parent)
+            ours_total = _count(tab, lineage)
+            if not fj_total or fj_total < 200 or not ours_total:
+                continue
+            for sub, label in (("naive", "Naive"), ("central_memory", "CM"),
+                               ("effector_memory", "EM"), ("emra", "EMRA")):  # fmt: skip
+                fj = _fj(name, f"{fj_parent}/{lineage.upper()} | {label}")
+                ours = 100.0 * _count(tab, f"{lineage}_{sub}") / ours_total
+                ref = 100.0 * (fj or 0) / fj_total
+                out.append(_row(case, f"{lineage}_{sub} % of {lineage}", round(ours, 2),
+                                round(ref, 2), abs(ours - ref) <= 5.0, "5 pp, reported"))  # fmt: skip
     elif case.reference == "opencyto":
         mem = _opencyto(case)
         n = len(mem)

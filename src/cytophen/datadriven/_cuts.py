@@ -229,7 +229,7 @@ class MinDensity(CutEstimator):
         A peak counts only if its basin (from the valley on its left to the valley on its right)
         holds at least this fraction of the events: a handful of outliers off the side of one
         cloud makes a prominent but tiny peak, and a valley next to it is no boundary between
-        populations. Default 0 (openCyto's rule: any peak).
+        populations. Default 0.01 (openCyto's rule, any peak, is 0).
     min_events
         Fewest finite events the gate is fitted on (fewer: not measured); ``None``: the
         method's own minimum (see :meth:`~GateEstimator.required_events`).
@@ -272,7 +272,7 @@ class MinDensity(CutEstimator):
         tail_tol: float = 0.01,
         min_depth: float = 0.02,
         spread: float = 3.0,
-        min_mass: float = 0.0,
+        min_mass: float = 0.01,
         min_events: int | None = None,
     ):
         self.min_events = min_events

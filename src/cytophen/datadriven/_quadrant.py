@@ -35,7 +35,8 @@ class QuadrantEstimator(GateEstimator):
 
     With ``sequential=True`` (openCyto's ``gate_quad_sequential``) the first axis is cut on all
     events and the other axis is cut separately on each side of the first cut, giving four
-    rectangles that need not share corners. ``first='auto'`` cuts first the axis whose two highest
+    rectangles that need not share corners. A side whose cut finds no valley (one population,
+    which may be the positive or the negative one) takes the cut fitted on all events instead. ``first='auto'`` cuts first the axis whose two highest
     KDE peaks are further apart.
 
     Parameters
@@ -99,8 +100,9 @@ class QuadrantEstimator(GateEstimator):
         self._start()
         X = self._as_matrix(X)
         reasons = []
+        self.shared_cuts_: list[str] = []
 
-        def cut(axis: int, rows) -> float:
+        def cut(axis: int, rows, side: str | None = None) -> float:
             est = self._axis(axis)
             vals = X[rows, axis]
             if vals.size < est.required_events():
@@ -114,6 +116,17 @@ class QuadrantEstimator(GateEstimator):
                 )
                 return cut(axis, np.ones(X.shape[0], dtype=bool))
             est.fit(vals)
+            if est.fell_back_ and side is not None:
+                # no valley on this side of the first cut: which population its one peak is
+                # cannot be told from it alone; the cut over all events (if it found a valley)
+                # is the boundary the two sides share
+                whole = self._axis(axis).fit(X[:, axis])
+                if not whole.fell_back_:
+                    self.shared_cuts_.append(
+                        f"{'xy'[axis]} on the {side} side: {est.reason_}; used the cut fitted "
+                        f"on all events ({whole.threshold_:.4g})"
+                    )
+                    return float(whole.threshold_)
             if est.fell_back_:
                 reasons.append(f"{'xy'[axis]}: {est.reason_}")
             return float(est.threshold_)
@@ -132,7 +145,7 @@ class QuadrantEstimator(GateEstimator):
             lo = X[:, f] < c1
             self.first_ = "xy"[f]
             self.first_cut_ = c1
-            self.second_cuts_ = {"-": cut(1 - f, lo), "+": cut(1 - f, ~lo)}
+            self.second_cuts_ = {"-": cut(1 - f, lo, "-"), "+": cut(1 - f, ~lo, "+")}
         if reasons:
             self._fall_back("; ".join(reasons))
         return self

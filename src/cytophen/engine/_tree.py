@@ -309,6 +309,8 @@ class TreeEvaluator:
             return "failed", absent
         if isinstance(g, BooleanGate):
             bad = [op for op, _ in g.operands if not self.measured.get(op, False)]
+            if bad and pop.cleanup:  # e.g. "not plasmablasts" where they cannot be told apart
+                return "skipped", f"skipped: {', '.join(bad)} not measured on this file"
             if bad:
                 return "not measured", f"operand(s) {', '.join(bad)} not measured"
         elif isinstance(g, RefGate):
