@@ -123,8 +123,11 @@ class ScatterCloud(GateEstimator):
 
     1. a smoothed 2-D density of the on-scale events is cut into basins (discrete watershed), and
        basins separated only by a shallow pass (``merge``) are one cloud;
-    2. among clouds holding at least ``min_mass`` of the events, the one whose peak has the lowest
-       SSC / FSC ratio is taken (``pick='least_granular'``; ``'largest'`` takes the heaviest);
+    2. among clouds holding at least ``min_mass`` of the events and clear of the FSC floor (their
+       peak above the floor by at least ``debris`` x the span from the floor to the cloud of
+       largest FSC: debris and dead cells sit on the floor, cut by the acquisition threshold),
+       the one whose peak has the lowest SSC / FSC ratio is taken (``pick='least_granular'``;
+       ``'largest'`` takes the heaviest);
     3. a Gaussian is fitted to the cloud's core (the events where the density is at least ``core``
        x its peak; the covariance of a core truncated at that level is corrected to the whole
        Gaussian's), and the gate is its ``quantile`` ellipse, cut back to the cloud's basin so
@@ -143,6 +146,9 @@ class ScatterCloud(GateEstimator):
         Basins whose pass is at least this fraction of the lower peak are merged.
     min_mass
         Smallest fraction of the on-scale events a cloud must hold to be chosen.
+    debris
+        How far above the FSC floor a cloud's peak must be, as a fraction of the span from the
+        floor (the 0.5th percentile of FSC) to the largest-FSC cloud, to count as cells.
     pick
         ``'least_granular'`` (lymphocytes) or ``'largest'``.
     bins
@@ -162,6 +168,7 @@ class ScatterCloud(GateEstimator):
         "core": [Interval(Real, 0, 1, closed="neither")],
         "merge": [Interval(Real, 0, 1, closed="right")],
         "min_mass": [Interval(Real, 0, 1)],
+        "debris": [Interval(Real, 0, 1, closed="left")],
         "pick": [Options("least_granular", "largest")],
         "bins": [Interval(Integral, 2, None)],
         "n_vertices": [Interval(Integral, 3, None)],
@@ -173,6 +180,7 @@ class ScatterCloud(GateEstimator):
         core: float = 0.25,
         merge: float = 0.6,
         min_mass: float = 0.05,
+        debris: float = 0.3,
         pick: Literal["least_granular", "largest"] = "least_granular",
         bins: int = 100,
         n_vertices: int = 120,
@@ -183,6 +191,7 @@ class ScatterCloud(GateEstimator):
         self.core = core
         self.merge = merge
         self.min_mass = min_mass
+        self.debris = debris
         self.pick = pick
         self.bins = bins
         self.n_vertices = n_vertices
@@ -210,7 +219,12 @@ class ScatterCloud(GateEstimator):
             self._fall_back(f"no cloud holds {self.min_mass:.0%} of the events; took the largest")
         if self.pick == "largest":
             i = int(cand[np.argmax(mass[cand])])
-        else:  # least_granular
+        else:  # least_granular, among the clouds clear of the FSC floor (debris sits on it)
+            floor = float(np.percentile(Xo[:, 0], 0.5))
+            top = float(np.max(pxy[cand, 0]))
+            cells = cand[pxy[cand, 0] >= floor + self.debris * (top - floor)]
+            if cells.size:
+                cand = cells
             ratio = pxy[cand, 1] / np.maximum(pxy[cand, 0], 1e-12)
             i = int(cand[np.argmin(ratio)])
         peak = int(peaks[i])
