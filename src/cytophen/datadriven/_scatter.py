@@ -124,8 +124,9 @@ class ScatterCloud(GateEstimator):
     1. a smoothed 2-D density of the on-scale events is cut into basins (discrete watershed), and
        basins separated only by a shallow pass (``merge``) are one cloud;
     2. among clouds holding at least ``min_mass`` of the events and clear of the FSC floor (their
-       peak above the floor by at least ``debris`` x the span from the floor to the cloud of
-       largest FSC: debris and dead cells sit on the floor, cut by the acquisition threshold),
+       peak above the floor by at least ``debris`` x the distance from the floor to the peak of
+       the heaviest cloud: debris and dead cells sit near the floor, cut by the acquisition
+       threshold),
        the one whose peak has the lowest SSC / FSC ratio is taken (``pick='least_granular'``;
        ``'largest'`` takes the heaviest);
     3. a Gaussian is fitted to the cloud's core (the events where the density is at least ``core``
@@ -147,8 +148,8 @@ class ScatterCloud(GateEstimator):
     min_mass
         Smallest fraction of the on-scale events a cloud must hold to be chosen.
     debris
-        How far above the FSC floor a cloud's peak must be, as a fraction of the span from the
-        floor (the 0.5th percentile of FSC) to the largest-FSC cloud, to count as cells.
+        A cloud whose peak is less than this fraction of the way from the FSC floor (the 0.5th
+        percentile of the on-scale events) to the heaviest cloud's peak is debris.
     pick
         ``'least_granular'`` (lymphocytes) or ``'largest'``.
     bins
@@ -176,11 +177,11 @@ class ScatterCloud(GateEstimator):
 
     def __init__(
         self,
-        quantile: float = 0.995,
+        quantile: float = 0.999,
         core: float = 0.25,
         merge: float = 0.6,
-        min_mass: float = 0.05,
-        debris: float = 0.3,
+        min_mass: float = 0.02,
+        debris: float = 0.25,
         pick: Literal["least_granular", "largest"] = "least_granular",
         bins: int = 100,
         n_vertices: int = 120,
@@ -221,8 +222,8 @@ class ScatterCloud(GateEstimator):
             i = int(cand[np.argmax(mass[cand])])
         else:  # least_granular, among the clouds clear of the FSC floor (debris sits on it)
             floor = float(np.percentile(Xo[:, 0], 0.5))
-            top = float(np.max(pxy[cand, 0]))
-            cells = cand[pxy[cand, 0] >= floor + self.debris * (top - floor)]
+            heaviest = float(pxy[cand[np.argmax(mass[cand])], 0])
+            cells = cand[pxy[cand, 0] >= floor + self.debris * (heaviest - floor)]
             if cells.size:
                 cand = cells
             ratio = pxy[cand, 1] / np.maximum(pxy[cand, 0], 1e-12)
