@@ -7,7 +7,8 @@ learns on the parent's events in transformed space and returns ``self``, learned
 ============== ========================================================================
 name           what it places
 ============== ========================================================================
-mindensity     1-D cut at the deepest KDE valley between the two highest peaks
+mindensity     1-D cut at the deepest KDE valley between the two highest peaks (openCyto)
+valley         1-D cut at the most prominent KDE valley, spread rule without one (cytophen)
 tailgate       1-D cut where the density flattens beyond a reference peak
 quantile       1-D cut at a quantile
 peak_offset    1-D cut at a found peak + offset ("CD38hi = above the 2nd mode")
@@ -45,6 +46,7 @@ from cytophen.datadriven._cuts import (
     QuantileGate,
     Spread,
     TailGate,
+    Valley,
 )
 from cytophen.datadriven._halfspace import MixtureHalfspace
 from cytophen.datadriven._kde import density
@@ -60,6 +62,7 @@ from cytophen.datadriven._scatter import ScatterCloud
 
 for _cls in (
     MinDensity,
+    Valley,
     TailGate,
     QuantileGate,
     PeakOffset,
@@ -92,6 +95,7 @@ __all__ = [
     "CutEstimator",
     "FitDeclined",
     "MinDensity",
+    "Valley",
     "TailGate",
     "QuantileGate",
     "PeakOffset",

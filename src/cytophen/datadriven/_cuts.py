@@ -225,11 +225,25 @@ class MinDensity(CutEstimator):
         real valley, and 340 naive cells were called memory). Default 0.02: on small parents
         real boundaries can be shallow (CD19 of 200 CD3- events: a 4 %-deep dip between the B
         and non-B clouds at the default bandwidth), so the threshold stays well below that.
+    valley
+        Which valley is the cut when there are several: ``'between_highest'`` (openCyto's rule:
+        the deepest valley between the two highest peaks) or ``'prominent'``: the valley that
+        separates the most: the largest drop from the lower of the highest densities on its
+        two sides. Two ripple peaks on the flat top of one cloud are the two highest peaks, and
+        the shallow dip between them is openCyto's cut; the valley between that cloud and the
+        next is far more prominent. ``'upper'`` / ``'lower'``: of the valleys at least half as
+        prominent as the most prominent one, the highest / lowest (a small dim population between
+        the negative and the bright positive cloud is then left out / taken in).
+    negative_edge
+        When set (``k``), the cut is never above the negative population's ``k``-SD edge: the
+        lower of the two peaks beside the valley plus ``k`` robust SDs of its own lower half
+        (:func:`spread_cut`). Dim positive cells (CD19-dim plasmablasts among CD19+ B cells) sit
+        in the valley between a dim negative and a bright positive cloud.
     min_mass
         A peak counts only if its basin (from the valley on its left to the valley on its right)
         holds at least this fraction of the events: a handful of outliers off the side of one
         cloud makes a prominent but tiny peak, and a valley next to it is no boundary between
-        populations. Default 0.01 (openCyto's rule, any peak, is 0).
+        populations. Default 0 (openCyto's rule: any peak).
     min_events
         Fewest finite events the gate is fitted on (fewer: not measured); ``None``: the
         method's own minimum (see :meth:`~GateEstimator.required_events`).
@@ -257,6 +271,8 @@ class MinDensity(CutEstimator):
         "min_depth": [Interval(Real, 0, 1, closed="left")],
         "spread": POSITIVE,
         "min_mass": [Interval(Real, 0, 0.5, closed="left")],
+        "valley": [Options("between_highest", "prominent", "upper", "lower")],
+        "negative_edge": [*POSITIVE, None],
     }
     _parameter_rules = (MIN_BELOW_MAX,)
 
@@ -272,12 +288,16 @@ class MinDensity(CutEstimator):
         tail_tol: float = 0.01,
         min_depth: float = 0.02,
         spread: float = 3.0,
-        min_mass: float = 0.01,
+        min_mass: float = 0.0,
+        valley: Literal["between_highest", "prominent", "upper", "lower"] = "between_highest",
+        negative_edge: float | None = None,
         min_events: int | None = None,
     ):
         self.min_events = min_events
         self.spread = spread
         self.min_mass = min_mass
+        self.valley = valley
+        self.negative_edge = negative_edge
         self.min_depth = min_depth
         self.gate_range = gate_range
         self.adjust = adjust
@@ -310,13 +330,33 @@ class MinDensity(CutEstimator):
             self.threshold_ = self._fallback(
                 grid, y, peaks, lo, hi, "no density valley within gate_range", x
             )
-        elif valleys.size == 1:
-            self.threshold_ = float(grid[valleys[0]])
         else:
-            p1, p2 = sorted(grid[peaks[:2]])
-            between = [v for v in valleys if p1 <= grid[v] < p2]
-            self.threshold_ = float(grid[between[0] if between else valleys[0]])
+            v = self._choose(grid, y, peaks, valleys)
+            cut = float(grid[v])
+            if self.negative_edge is not None:
+                left = peaks[peaks < v]
+                if left.size:
+                    neg = int(left[np.argmax(y[left])])
+                    edge = spread_cut(x, float(self.negative_edge), "right", peak=float(grid[neg]))
+                    self.negative_edge_ = float(edge[0])
+                    cut = min(cut, self.negative_edge_)
+            self.threshold_ = cut
         return self
+
+    def _choose(self, grid, y, peaks, valleys) -> int:
+        if valleys.size == 1:
+            return int(valleys[0])
+        if self.valley in ("prominent", "upper", "lower"):
+            left = np.maximum.accumulate(y)
+            right = np.maximum.accumulate(y[::-1])[::-1]
+            drop = np.minimum(left[valleys], right[valleys]) - y[valleys]
+            if self.valley == "prominent":
+                return int(valleys[np.argmax(drop)])
+            strong = valleys[drop >= 0.5 * drop.max()]
+            return int(strong.max() if self.valley == "upper" else strong.min())
+        p1, p2 = sorted(grid[peaks[:2]])
+        between = [v for v in valleys if p1 <= grid[v] < p2]
+        return int(between[0] if between else valleys[0])
 
     def _fallback(self, grid, y, peaks, lo, hi, why: str, x: np.ndarray) -> float:
         mode = self.unimodal
@@ -343,6 +383,52 @@ class MinDensity(CutEstimator):
                 cut = float(np.clip(cut, lo, hi))
         self._fall_back(f"{why}: cut placed by the {mode!r} rule at {cut:.4g}")
         return cut
+
+
+class Valley(MinDensity):
+    """cytophen's valley cut: :class:`MinDensity` with defaults chosen for real files.
+
+    The most prominent density valley (not openCyto's deepest valley between the two highest
+    peaks, which a ripple on a flat-topped cloud wins), peaks that hold at least 1 % of the events,
+    the R bandwidth unscaled (``adjust`` 1: openCyto's 2 merges a small population into the big
+    one's flank), and without a valley the ``spread`` rule from the one peak: ``upper_spread``
+    when that peak is the negative population (the default), ``lower_spread`` when it is the
+    positive one (IgD among B cells). Parameters as :class:`MinDensity`.
+    """
+
+    name = "valley"
+
+    def __init__(
+        self,
+        gate_range: list[float] | None = None,
+        adjust: float = 1.0,
+        min: float | None = None,
+        max: float | None = None,
+        unimodal: Literal[
+            "upper_tail", "lower_tail", "range_low", "range_high", "upper_spread", "lower_spread"
+        ] = "upper_spread",
+        tail_tol: float = 0.01,
+        min_depth: float = 0.02,
+        spread: float = 3.0,
+        min_mass: float = 0.01,
+        valley: Literal["between_highest", "prominent", "upper", "lower"] = "prominent",
+        negative_edge: float | None = None,
+        min_events: int | None = None,
+    ):
+        super().__init__(
+            gate_range=gate_range,
+            adjust=adjust,
+            min=min,
+            max=max,
+            unimodal=unimodal,
+            tail_tol=tail_tol,
+            min_depth=min_depth,
+            spread=spread,
+            min_mass=min_mass,
+            valley=valley,
+            negative_edge=negative_edge,
+            min_events=min_events,
+        )
 
 
 class TailGate(CutEstimator):
