@@ -20,6 +20,7 @@ import pandas as pd
 
 from cytophen._version import __version__
 from cytophen.errors import CompensationError, TemplateError
+from cytophen.io.fcs import DEFAULT_REPAIRS
 from cytophen.pipeline.inputs import InputError, SampleInput, discover
 from cytophen.pipeline.storage import (
     SampleStore,
@@ -284,6 +285,7 @@ def gate_files(
     export_gated: str | None = None,
     seed: int = 0,
     plots: bool = False,
+    repairs: Iterable[str] | None = DEFAULT_REPAIRS,
 ) -> BatchResult:
     """Gate many FCS files with one template, in parallel.
 
@@ -325,6 +327,9 @@ def gate_files(
         Also draw each sample's gating plots in the workers, into ``out/plots/<sample>/``
         (:func:`cytophen.report.plots.save_sample_plots`; needs ``out``). A plot failure is
         recorded (``plots_error`` in run.json) and never fails the sample.
+    repairs
+        FCS repairs allowed while reading each file (:func:`cytophen.io.fcs.read_fcs`; default
+        :data:`~cytophen.io.fcs.DEFAULT_REPAIRS`, ``()`` is strict).
 
     Notes
     -----
@@ -405,9 +410,13 @@ def gate_files(
         "threads": 1,  # parallel across files, one numba thread per sample
         "plots": bool(plots),
         "plots_dir": str(out_dir / "plots") if out_dir is not None else None,
+        "repairs": repairs,
     }
     tmpl_hash = template.hash
     opts_key = {"template_hash": tmpl_hash, "seed": seed, **comp_desc}
+    repairs_desc = _repairs_option(repairs)
+    if repairs_desc is not None:  # other repairs may read other events: not the same result
+        opts_key["repairs"] = repairs_desc
 
     def sample_opts(s: SampleInput) -> dict[str, Any]:
         if s.safe_id in own and not isinstance(own[s.safe_id], str):
@@ -440,6 +449,7 @@ def gate_files(
             template,
             seed=seed,
             compensation=comp_override,
+            repairs=repairs,
         )
         for s, task in zip(todo, tasks):
             g = groups[s.safe_id]
@@ -542,6 +552,7 @@ def gate_files(
             "plots": bool(plots),
             "seed": seed,
             "pool": pool_col,
+            "repairs": repairs_desc,
             **comp_desc,
             **runner.describe(),
         },
@@ -599,6 +610,14 @@ def gate_files(
         run["timings"]["total_s"] = time.perf_counter() - t_start
         run["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return result
+
+
+def _repairs_option(repairs) -> list[str] | None:
+    """The FCS repairs of a run as recorded (sorted names), ``None`` for the default ones."""
+    from cytophen.io.fcs import _check_repairs
+
+    chosen = _check_repairs(repairs)
+    return None if chosen == DEFAULT_REPAIRS else sorted(chosen)
 
 
 def _write_all(writes) -> None:

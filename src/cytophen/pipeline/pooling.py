@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from cytophen.gates import DataDrivenGate
+from cytophen.io.fcs import DEFAULT_REPAIRS
 from cytophen.pipeline.inputs import InputError, SampleInput
 
 __all__ = ["pool_column", "pool_groups", "fit_batch_pools"]
@@ -80,6 +81,7 @@ def fit_batch_pools(
     *,
     seed: int,
     compensation,
+    repairs=DEFAULT_REPAIRS,
 ) -> dict[str, dict[str, Any]]:
     """Fit the pooled gates of each group; ``{group: {"fitted": {...}} or {"error": message}}``.
 
@@ -97,7 +99,7 @@ def fit_batch_pools(
         loaded, used = [], []
         for s in members:
             try:
-                loaded.append(read_fcs(s.path))
+                loaded.append(read_fcs(s.path, repairs=repairs))
             except Exception:  # the sample's own task reports why
                 continue
             used.append(s.sample)

@@ -143,7 +143,7 @@ def run_sample(task: dict[str, Any], template, options: dict[str, Any]) -> dict[
     options
         ``compensation`` (override for :func:`cytophen.engine.gate`), ``seed``, ``threads``
         (numba and BLAS threads per sample, default 1), ``export_gated`` (population name or
-        ``None``) and ``export_dir``.
+        ``None``), ``export_dir`` and ``repairs`` (FCS repairs allowed, default the default ones).
 
     Returns
     -------
@@ -181,9 +181,10 @@ def run_sample(task: dict[str, Any], template, options: dict[str, Any]) -> dict[
         return fail("read", f"{path}: cannot be read ({exc.strerror or exc})")
 
     from cytophen import read_fcs
+    from cytophen.io.fcs import DEFAULT_REPAIRS
 
     try:
-        sample = read_fcs(path)
+        sample = read_fcs(path, repairs=options.get("repairs", DEFAULT_REPAIRS))
     except Exception as exc:
         if isinstance(exc, CytophenError):
             return fail("read", exc)
