@@ -52,7 +52,8 @@ def compensation() -> None:
     help="Also write the matrix as CSV (--csv is the old name).",
 )
 @repairs_option
-def show(fcs_file: str, dataset: int, csv_out: str | None, repairs) -> None:
+@quiet_option
+def show(fcs_file: str, dataset: int, csv_out: str | None, repairs, quiet: bool) -> None:
     """Print the spillover matrix stored in FCS_FILE ($SPILLOVER / SPILL / $SPILL / $COMP)."""
     from cytophen.compensation import is_identity, write_spillover_csv
     from cytophen.io.fcs import find_spillover, read_fcs
@@ -69,16 +70,18 @@ def show(fcs_file: str, dataset: int, csv_out: str | None, repairs) -> None:
     for w in caught:
         click.echo(f"warning: {w.message}", err=True)
     if spill is None:
-        click.echo(f"{fcs_file}: no spillover keyword ($SPILLOVER, SPILL, $SPILL, $COMP)")
+        click.echo(f"{fcs_file}: no spillover keyword ($SPILLOVER, SPILL, $SPILL, $COMP)", err=quiet)
         return
-    n = spill.shape[0]
-    note = " (identity: no compensation)" if is_identity(spill) else ""
-    click.echo(f"{fcs_file}: {key}, {n} x {n}{note}")
-    click.echo(_format(spill))
+    if not quiet:
+        n = spill.shape[0]
+        note = " (identity: no compensation)" if is_identity(spill) else ""
+        click.echo(f"{fcs_file}: {key}, {n} x {n}{note}")
+        click.echo(_format(spill))
     if csv_out:
         Path(csv_out).parent.mkdir(parents=True, exist_ok=True)
         write_spillover_csv(spill, csv_out)
-        click.echo(f"wrote {csv_out}")
+        if not quiet:
+            click.echo(f"wrote {csv_out}")
 
 
 @compensation.command("compute")
