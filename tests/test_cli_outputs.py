@@ -239,6 +239,7 @@ def test_info_repairs_reads_the_complete_events(truncated, capsys):
     assert any("truncated_data" in w for w in d["warnings"])  # applied, and said so
 
 
+@pytest.mark.filterwarnings("ignore::cytophen.errors.FCSWarning")  # the repair, as asked
 def test_gate_repairs_reaches_the_workers_and_run_json(truncated, tmp_path, capsys):
     cut, n_whole = truncated
     tpath = write_template(tmp_path)

@@ -5,7 +5,7 @@ compiled kernels, and get tidy population tables.
 
 >>> import cytophen                                               # doctest: +SKIP
 >>> sample = cytophen.read_fcs("sample.fcs")                      # doctest: +SKIP
->>> template = cytophen.load_template("gating_templates/bcell.yaml")  # doctest: +SKIP
+>>> template = cytophen.load_template("bcell")                     # doctest: +SKIP
 >>> result = cytophen.gate(sample, template)                      # doctest: +SKIP
 >>> result.table                                                  # doctest: +SKIP
 """
@@ -70,8 +70,9 @@ def write_fcs(path, events, channels, **kwargs) -> None:
 
 
 def load_template(path):
-    """Load a gating template: cytophen YAML, GatingML 2.0 XML or FlowJo .wsp (see
-    :func:`cytophen.interop.load_template`)."""
+    """Load a gating template: cytophen YAML, GatingML 2.0 XML or FlowJo .wsp, or a template
+    shipped with cytophen by name (``"bcell"``, ``"treg.yaml"``; a file that exists wins). See
+    :func:`cytophen.interop.load_template`."""
     from cytophen.interop import load_template as _load
 
     return _load(path)

@@ -140,7 +140,7 @@ def convert(source, sample, group, compensation, out, fmt, fcs, list_samples, re
         out = (Path(source.name) if shipped is not None else source).with_suffix(
             ".yaml" if fmt == "yaml" else ".gatingml.xml"
         )
-        check_out_file(out)
+        check_out_file(out, option="output (or choose --out)")
     if out.resolve() == source.resolve():
         raise _Invalid(f"{out}: the output would overwrite the input; choose another --out")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -146,7 +146,7 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
     except CytophenError as exc:
         raise _Invalid(str(exc)) from None
     if out is None:
-        out = check_out_dir(_new_folder(template.name))
+        out = check_out_dir(_new_folder(template.name), option="output folder (or choose --out)")
     if not quiet:
         click.echo(f"template: {_describe(template)}", err=True)
         click.echo(f"output:   {out}{'' if str(out).endswith('/') else '/'}", err=True)

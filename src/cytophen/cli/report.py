@@ -64,7 +64,10 @@ def report(results, out, stats_dir, embed, low_count, title, replot, template_pa
     """
     from cytophen.report.html import write_report
 
-    check_out_file(out if out is not None else results / "report.html")
+    if out is not None:
+        check_out_file(out)
+    else:
+        check_out_file(results / "report.html", option="report (or choose --out)")
     if replot and results.is_dir():
         check_out_dir(results / "plots", option="--replot: RESULTS/plots")
     try:

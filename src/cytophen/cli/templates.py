@@ -92,7 +92,7 @@ def copy(name: str, out: Path | None, quiet: bool) -> None:
     dest = out if out is not None else Path(f"{t.name}.yaml")
     if dest.is_dir():
         dest = dest / f"{t.name}.yaml"
-    check_out_file(dest)
+    check_out_file(dest, option="--out" if out is not None else "copy (or choose -o)")
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
         with open(dest, "xb") as fh, open(t.path, "rb") as src:  # "x": never overwrite
