@@ -27,6 +27,7 @@ from cytophen.errors import (
     TemplateError,
     TransformError,
 )
+from cytophen.io.fcs import DEFAULT_REPAIRS
 from cytophen.io.sample import Sample
 
 if TYPE_CHECKING:
@@ -135,7 +136,7 @@ def gate(
     Examples
     --------
     >>> sample = cytophen.read_fcs("P01_W00_bcell.fcs")                     # doctest: +SKIP
-    >>> result = cytophen.gate(sample, "gating_templates/bcell.yaml")       # doctest: +SKIP
+    >>> result = cytophen.gate(sample, "bcell")                             # doctest: +SKIP
     >>> result.table[["population", "count", "percent_of_parent"]]          # doctest: +SKIP
     >>> result.events("dn").median()                                        # doctest: +SKIP
     """
@@ -164,6 +165,7 @@ def gate_files(
     export_gated: str | None = None,
     seed: int = 0,
     plots: bool = False,
+    repairs: Iterable[str] | None = DEFAULT_REPAIRS,
 ) -> BatchResult:
     """Gate many FCS files with one template, in parallel; one bad file never stops the batch.
 
@@ -202,6 +204,9 @@ def gate_files(
         Seed of the data-driven gates.
     plots
         Also draw each sample's gating plots into ``out/plots/<sample>/`` (needs ``out``).
+    repairs
+        FCS repairs allowed while reading each file (default: the default ones; ``()`` is
+        strict; see :func:`read_fcs`). Recorded in ``run.json``.
 
     Returns
     -------
@@ -221,7 +226,7 @@ def gate_files(
 
     Examples
     --------
-    >>> batch = cytophen.gate_files("samples/", "gating_templates/bcell.yaml", jobs=4)  # doctest: +SKIP
+    >>> batch = cytophen.gate_files("samples/", "bcell", jobs=4)                        # doctest: +SKIP
     >>> batch.populations.query("population == 'switched_memory'")                    # doctest: +SKIP
     """
     from cytophen.pipeline.batch import gate_files as _gate_files
@@ -239,4 +244,5 @@ def gate_files(
         export_gated=export_gated,
         seed=seed,
         plots=plots,
+        repairs=repairs,
     )
