@@ -288,6 +288,7 @@ def test_repairs_on_every_command_that_reads_fcs_files():
         ("validate",): "validate",
         ("gate",): "gate",
         ("score",): "score",
+        ("convert",): "convert",  # --fcs: the files a FlowJo workspace places the gates on
     }
     for path in readers:
         cmd = cli.get_command(None, path[0])

@@ -131,7 +131,9 @@ def convert(source, sample, group, compensation, out, fmt, fcs, list_samples, re
             fmt = "gatingml" if kind == "yaml" else "yaml"
     if fmt == "flowjo":
         if out is None:
-            out = (Path(source.name) if shipped is not None else source).with_suffix(".cytophen.wsp")
+            out = (Path(source.name) if shipped is not None else source).with_suffix(
+                ".cytophen.wsp"
+            )
             check_out_file(out, option="output (or choose --out)")
         return _to_flowjo(source, kind, template, sample, compensation, out, fcs, repairs, quiet)
     if fcs:
