@@ -4,7 +4,7 @@ with FlowKit applying the equivalent fixed gates.
 cytophen: every data-driven gate of ``gating_templates/bcell.yaml`` is fitted on its parent's events
 (``cytophen.datadriven.fit_gate``; seeded subsample capped at 50 000 events) and the whole template
 is applied with ``cytophen.gate`` (fits included). FlowKit has no data-driven gates, so its peer
-figure is the *fixed* gates cytophen chose (the result frozen with ``cytophen.datadriven.freeze``,
+figure is the *fixed* gates cytophen chose (the result frozen with ``Template.freeze``,
 exported to GatingML 2.0 and loaded into ``flowkit.Session``) applied to the same FCS file; the script
 checks that FlowKit's counts equal cytophen's. Reading the file is excluded for both.
 
@@ -43,7 +43,7 @@ def speed(events: int, repeats: int, template_path: Path) -> int:
     import flowkit as fk
 
     import cytophen
-    from cytophen.datadriven import fit_gate, freeze
+    from cytophen.datadriven import fit_gate
     from cytophen.engine import GateContext, gate
     from cytophen.gates import DataDrivenGate
     from cytophen.interop.gatingml import export_gatingml
@@ -74,7 +74,7 @@ def speed(events: int, repeats: int, template_path: Path) -> int:
             rows.append((pop.name if pop.quadrant is None else f"{pop.parent} quadrants", g.method,
                          int(parent.sum()), out.details.get("n_fit", 0), t_fit))  # fmt: skip
 
-        frozen = freeze(res, template)
+        frozen = template.freeze(res)
         gml = Path(tmp) / "bcell_frozen.xml"
         export_gatingml(frozen, gml)
         t_fixed, res_fixed = _median_time(lambda: gate(sample, frozen), repeats)

@@ -149,6 +149,7 @@ def stage_breakdown(sample, template, repeats: int, threads: int) -> None:
     import numba
 
     from cytophen import engine
+    from cytophen.engine import _tree
     from cytophen.kernels import convert, gating, transforms
 
     acc: dict[str, float] = {}
@@ -159,7 +160,7 @@ def stage_breakdown(sample, template, repeats: int, threads: int) -> None:
         (gating, "band_update", "rectangle bands"),
         (gating, "points_in_rectangle", "rectangle (transformed)"),
         (transforms, "logicle_scale", "logicle"),
-        (engine, "_table", "result table"),
+        (_tree, "population_table", "result table"),
     ]
     saved = [(m, n, getattr(m, n)) for m, n, _ in wrapped]
 

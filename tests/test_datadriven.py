@@ -16,7 +16,7 @@ from scipy.stats import gaussian_kde
 import cytophen
 import cytophen.datadriven as dd
 from cytophen.datadriven._kde import bw_nrd0, density
-from cytophen.engine import FitOutcome
+from cytophen.engine import FitOutcome, fit_groups, fit_pooled
 from cytophen.engine import gate as engine_gate
 from cytophen.errors import GateError
 from cytophen.gates import (
@@ -448,17 +448,17 @@ def test_engine_applies_fitted_gates_and_records_them():
 def test_pooled_fit_is_deterministic_and_shared_by_the_group():
     (s1, _), (s2, _) = _sample(-0.5, 21), _sample(0.5, 22)
     t = _template()
-    fits = dd.fit_pooled([s1, s2], t, seed=0)
+    fits = fit_pooled([s1, s2], t, seed=0)
     assert set(fits) == {"b", "hi"}
     assert fits["b"].gate.mins[0] == pytest.approx(3.0, abs=0.3)
     assert fits["b"].details["pooled_events"] == [20000, 20000]
-    again = dd.fit_pooled([s1, s2], t, seed=0)
+    again = fit_pooled([s1, s2], t, seed=0)
     assert again["b"].gate.geometry() == fits["b"].gate.geometry()
     assert again["hi"].gate.geometry() == fits["hi"].gate.geometry()
     r1 = engine_gate(s1, t, fitted=fits)
     r2 = engine_gate(s2, t, fitted=fits)
     assert r1.gates["b"]["geometry"] == r2.gates["b"]["geometry"]
-    groups = dd.fit_groups([s1, s2, s1], t, ["B", "A", "B"])
+    groups = fit_groups([s1, s2, s1], t, ["B", "A", "B"])
     assert list(groups) == ["A", "B"]
     own = engine_gate(s2, t)  # per-sample fit of s2 alone
     assert groups["A"]["b"].gate.mins[0] == pytest.approx(
@@ -470,21 +470,26 @@ def test_freeze_gives_a_fixed_template_with_identical_memberships(tmp_path):
     s, _ = _sample(0.3, 23)
     t = _template()
     r = engine_gate(s, t, seed=0)
-    frozen = dd.freeze(r, t)
+    frozen = t.freeze(r)
     assert not any(isinstance(p.gate, DataDrivenGate) for p in frozen.populations)
-    assert frozen.meta["frozen_from"] == t.hash
+    assert frozen.meta["frozen_from"] == {
+        "template": "t",
+        "version": "1",
+        "hash": t.hash,
+        "samples": [r.sample_id],
+    }
     frozen.to_yaml(tmp_path / "frozen.yaml")  # exported as a fixed YAML template
     reloaded = cytophen.load_template(tmp_path / "frozen.yaml")
     for again in (engine_gate(s, frozen), engine_gate(s, reloaded)):
         for name in t.names:
             assert np.array_equal(r.membership(name), again.membership(name))
-    fits = dd.fit_pooled([s], t)
-    f2 = dd.freeze(fits, t)
+    fits = fit_pooled([s], t)
+    f2 = t.freeze(fits)
     assert isinstance(f2.population("hi").gate, QuadrantGate)
     assert f2.population("hi").gate is f2.population("lo").gate
     declined = {"b": FitOutcome(None, reason="too few"), "hi": fits["hi"]}
     with pytest.raises(GateError, match="too few"):
-        dd.freeze(declined, t)
+        t.freeze(declined)
 
 
 def test_engine_reports_declined_fits_as_not_measured():

@@ -284,7 +284,7 @@ def _with_bounds(ev, lg):
 @pytest.mark.parametrize("n", [2000, PARALLEL_MIN + 1234])
 @pytest.mark.parametrize("byteorder", ["<", ">"])
 def test_engine_tree_equals_plain_evaluation(n, byteorder, monkeypatch):
-    from cytophen import engine
+    from cytophen.engine import _tree as engine
 
     lg = LogicleTransform(T=262144.0, W=0.5, M=4.5, A=0.0)
     ev = _with_bounds(_events(n, seed=n), lg).astype(byteorder + "f4")

@@ -173,3 +173,27 @@ def test_resume_refits_when_group_changes(cohort, tmp_path):
     assert moved.run["counts"]["resumed"] == 0
     assert moved.gates["A_13"]["t_cells"]["pool"]["group"] == "B"
     assert _threshold(moved.gates["A_13"]["t_cells"]) == _threshold(moved.gates["B_21"]["t_cells"])
+
+
+def test_a_file_lacking_a_marker_fails_alone_and_the_group_pools_the_others(cohort, tmp_path):
+    """A file of subject A without CD19 (which b_cells needs): it fails on its own, naming the
+    marker, as gated alone; subject A's gate is fitted on its other files, the same gate as
+    without that file."""
+    root, manifest, tpath = cohort
+    ev = _events(14, 300, 200, 100, 1.0)
+    bad = root / "in" / "A_14_nocd19.fcs"
+    write_test_fcs(bad, np.delete(ev, 2, axis=1), CHANNELS[:2] + CHANNELS[3:],
+                   MARKERS[:2] + MARKERS[3:])  # fmt: skip
+    m = pd.read_csv(manifest)
+    m = pd.concat([m, pd.DataFrame([{"file": str(bad), "sample": "A_14", "subject": "A"}])])
+    m2 = tmp_path / "m.csv"
+    m.to_csv(m2, index=False)
+    res = cytophen.gate_files([], tpath, manifest=m2, jobs=1, progress=False)
+    assert res.n_ok == 5 and res.n_failed == 1
+    err = res.errors.set_index("sample").loc["A_14"]
+    assert err["stage"] == "markers" and "marker 'CD19' is not in the file" in err["message"]
+    before = cytophen.gate_files([], tpath, manifest=manifest, jobs=1, progress=False)
+    for sid in ("A_11", "A_12", "A_13"):
+        entry = res.gates[sid]["t_cells"]
+        assert sorted(entry["details"]["pooled_samples"]) == ["A_11", "A_12", "A_13"]
+        assert entry["geometry"] == before.gates[sid]["t_cells"]["geometry"]

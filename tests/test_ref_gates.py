@@ -241,7 +241,6 @@ def test_frozen_ref_exports_to_gatingml_and_flowkit_counts_agree(tmp_path):
     """Frozen, a ref gate is written to GatingML as the geometry it applies; FlowKit, reading that
     file on the same FCS file, counts every population as cytophen does."""
     fk = pytest.importorskip("flowkit")
-    from cytophen.datadriven import freeze
     from cytophen.interop.gatingml import export_gatingml, load_gatingml
 
     t = load_yaml_template(
@@ -261,7 +260,7 @@ def test_frozen_ref_exports_to_gatingml_and_flowkit_counts_agree(tmp_path):
     cytophen.write_fcs(fcs, s.events, s.channels, markers=s.markers)
     s = cytophen.read_fcs(fcs)
     r = cytophen.gate(s, t)
-    frozen = freeze(r, t)
+    frozen = t.freeze(r)
     yaml_out = tmp_path / "frozen.yaml"
     frozen.to_yaml(yaml_out)
     assert "ref:" in yaml_out.read_text()  # a ref stays a ref in YAML, over the frozen gates
@@ -284,7 +283,7 @@ def test_frozen_ref_exports_to_gatingml_and_flowkit_counts_agree(tmp_path):
 def test_pooled_fit_feeds_the_ref(tmp_path):
     """Fitted on the pooled events of two samples, the referenced cut is the pooled one, and the
     ref applies that same cut in each sample."""
-    from cytophen.datadriven import fit_pooled
+    from cytophen.engine import fit_pooled
 
     t = load_yaml_template(
         _template(

@@ -87,6 +87,8 @@ def gate(
     compensation: str | pd.DataFrame | None = None,
     fitted: dict | None = None,
     seed: int = 0,
+    pregated: str | None = None,
+    include_hidden: bool = False,
 ) -> GatingResult:
     """Apply a gating template to one sample.
 
@@ -110,6 +112,13 @@ def gate(
         others are fitted on this sample.
     seed
         Seed of the subsampling in data-driven fits: the same seed gives the same gates.
+    pregated
+        The population the file was exported after (it holds only that population's events):
+        it and its ancestors are not gated (each counts every event), its descendants are gated
+        as usual, and the other populations are not measured.
+    include_hidden
+        Also put the template's hidden (helper) populations in ``.table`` (they are always
+        gated, and always in ``.membership``).
 
     Returns
     -------
@@ -118,14 +127,14 @@ def gate(
         count, parent_count, percent_of_parent, percent_of_total`` and the template's
         statistics), ``.membership(name)`` (boolean array over all events), ``.events(name)``
         (the population's events as a DataFrame), ``.gates`` (the geometry each gate used),
-        ``.plot(name)``.
+        ``.skipped`` (clean-up steps skipped on this file), ``.plot(name)``.
 
     Raises
     ------
     FCSError, TemplateError
-        The file or the template cannot be read.
+        The file or the template cannot be read, or ``pregated`` is not one of its populations.
     MarkerError
-        The sample lacks a marker that a required population is gated on.
+        The sample lacks markers that required populations are gated on (all of them named).
     CompensationError
         The compensation asked for cannot be applied to this sample.
 
@@ -147,7 +156,14 @@ def gate(
     if not isinstance(sample, Sample):
         sample = read_fcs(sample)
     return _gate(
-        sample, template, sample_id=sample_id, compensation=compensation, fitted=fitted, seed=seed
+        sample,
+        template,
+        sample_id=sample_id,
+        compensation=compensation,
+        fitted=fitted,
+        seed=seed,
+        pregated=pregated,
+        include_hidden=include_hidden,
     )
 
 
@@ -166,6 +182,8 @@ def gate_files(
     seed: int = 0,
     plots: bool = False,
     repairs: Iterable[str] | None = DEFAULT_REPAIRS,
+    pregated: str | None = None,
+    include_hidden: bool = False,
 ) -> BatchResult:
     """Gate many FCS files with one template, in parallel; one bad file never stops the batch.
 
@@ -207,6 +225,10 @@ def gate_files(
     repairs
         FCS repairs allowed while reading each file (default: the default ones; ``()`` is
         strict; see :func:`read_fcs`). Recorded in ``run.json``.
+    pregated
+        The population every file was exported after (see :func:`gate`).
+    include_hidden
+        Also report the template's hidden (helper) populations in the tables and plots.
 
     Returns
     -------
@@ -245,4 +267,6 @@ def gate_files(
         seed=seed,
         plots=plots,
         repairs=repairs,
+        pregated=pregated,
+        include_hidden=include_hidden,
     )

@@ -100,16 +100,35 @@ class TemplateError(CytophenError):
 
 
 class MarkerError(CytophenError):
-    """A marker named by a template cannot be resolved to exactly one channel of a file."""
+    """A marker named by a template cannot be resolved to exactly one channel of a file.
 
-    def __init__(self, path: str | Path | None, marker: str, problem: str, available: list[str]):
+    ``markers`` lists every marker concerned (several when a file lacks more than one a template
+    needs; ``marker`` is the first); ``absent`` is true when they are not in the file at all (as
+    opposed to matching more than one channel).
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None,
+        marker: str | list[str],
+        problem: str,
+        available: list[str],
+        *,
+        absent: bool | None = None,
+    ):
         self.path = None if path is None else Path(path)
-        self.marker = marker
+        self.markers = [marker] if isinstance(marker, str) else list(marker)
+        self.marker = self.markers[0] if self.markers else ""
+        self.problem = problem
+        self.absent = problem.startswith("is not in") if absent is None else bool(absent)
         self.available = list(available)
         where = str(self.path) if self.path is not None else "<sample>"
-        super().__init__(
-            f"{where}: marker {marker!r} {problem}; the file has: {', '.join(self.available)}"
+        names = (
+            f"marker {self.marker!r}"
+            if len(self.markers) == 1
+            else "markers " + ", ".join(repr(m) for m in self.markers)
         )
+        super().__init__(f"{where}: {names} {problem}; the file has: {', '.join(self.available)}")
 
 
 class GateError(CytophenError):

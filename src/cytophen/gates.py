@@ -38,6 +38,8 @@ __all__ = [
     "BooleanGate",
     "RefGate",
     "DataDrivenGate",
+    "FitOutcome",
+    "gate_from_geometry",
 ]
 
 
@@ -121,6 +123,11 @@ class Gate:
     def geometry(self) -> dict[str, Any]:  # pragma: no cover - abstract
         """JSON-serialisable description of the region (for gates.json, plots and export)."""
         raise NotImplementedError
+
+    @classmethod
+    def from_geometry(cls, geometry: dict[str, Any], dims=None) -> Gate:
+        """The gate a :meth:`geometry` describes (its inverse; see :func:`gate_from_geometry`)."""
+        return gate_from_geometry(geometry, dims)
 
 
 def _as_dims(dims) -> tuple[Dim | RatioDim, ...]:
@@ -671,3 +678,75 @@ class DataDrivenGate(Gate):
             "params": dict(self.params),
             "side": self.side,
         }
+
+
+def gate_from_geometry(geometry: dict[str, Any], dims=None, *, population: str = "gate") -> Gate:
+    """The gate that :meth:`Gate.geometry` describes: ``gate_from_geometry(g.geometry(), g.dims)``
+    gives a gate of the same kind, dimensions and geometry as ``g``.
+
+    Parameters
+    ----------
+    geometry
+        A ``geometry()`` dictionary (``kind`` rectangle, polygon, ellipsoid, quadrant, boolean or
+        ref), e.g. an entry of a result's gates.json.
+    dims
+        The gate's dimensions (:class:`Dim`/:class:`RatioDim`, which carry the transform and
+        compensation a geometry only names by label); ``None`` takes plain dimensions named by
+        the geometry's ``dims`` labels. Boolean and ref gates have none.
+    population
+        Named in errors.
+
+    Raises
+    ------
+    GateError
+        An unknown kind (a data-driven gate has no fixed geometry: fit it first), missing fields,
+        or ``dims`` that do not match the geometry's labels.
+    """
+    kind = geometry.get("kind") if isinstance(geometry, dict) else None
+    try:
+        if kind == "boolean":
+            ops = [(o["population"], o.get("complement", False)) for o in geometry["operands"]]
+            return BooleanGate(geometry["op"], ops)
+        if kind == "ref":
+            return RefGate([(r["population"], r.get("dims")) for r in geometry["refs"]])
+        if kind not in ("rectangle", "polygon", "ellipsoid", "quadrant"):
+            why = (
+                "a data-driven gate has no fixed geometry until it is fitted"
+                if kind == "data_driven"
+                else "expected one of rectangle, polygon, ellipsoid, quadrant, boolean, ref"
+            )
+            raise GateError(population, f"cannot build a gate of kind {kind!r} ({why})")
+        labels = list(geometry["dims"])
+        dims = _as_dims(labels if dims is None else dims)
+        if [d.label for d in dims] != labels:
+            raise GateError(
+                population,
+                f"the geometry is on {', '.join(labels)}, the dimensions given are "
+                f"{', '.join(d.label for d in dims)}",
+            )
+        if kind == "rectangle":
+            return RectangleGate(dims, tuple(geometry["min"]), tuple(geometry["max"]))
+        if kind == "polygon":
+            return PolygonGate(dims, np.asarray(geometry["vertices"], dtype=np.float64))
+        if kind == "ellipsoid":
+            return EllipsoidGate(
+                dims, geometry["mean"], geometry["covariance"], geometry["distance_square"]
+            )
+        quads = {n: (tuple(q["min"]), tuple(q["max"])) for n, q in geometry["quadrants"].items()}
+        return QuadrantGate(dims, quads)
+    except (KeyError, TypeError) as exc:
+        raise GateError(population, f"the {kind} geometry lacks or mangles {exc}") from exc
+
+
+@dataclass
+class FitOutcome:
+    """What a data-driven gate chose on one sample (or pooled group).
+
+    ``gate`` is the fixed gate it placed (``None`` when it declined, e.g. too few events, in which
+    case the population is reported as not measured with ``reason``).
+    """
+
+    gate: Gate | None
+    fell_back: bool = False
+    reason: str = ""
+    details: dict[str, Any] = field(default_factory=dict)

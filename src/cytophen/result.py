@@ -24,7 +24,16 @@ class GatingResult:
         template's name, version and hash.
     gates
         Per population: the geometry used (for data-driven gates, what was fitted on this sample,
-        whether it fell back and why).
+        whether it fell back and why; ``skipped`` / ``pregated`` entries for populations taken as
+        they are).
+    skipped
+        Clean-up populations skipped on this file (a channel of their gate is absent: the file
+        was exported after them), with the note of the table.
+    hidden
+        The template's hidden (helper) populations left out of ``table`` and the plots; they are
+        gated, and in ``memberships``.
+    pregated
+        The population the file was exported after, if it was gated as such.
     """
 
     sample_id: str
@@ -40,6 +49,9 @@ class GatingResult:
     timings: dict[str, float] = field(default_factory=dict)
     sample: Any = None
     template: Any = None
+    skipped: dict[str, str] = field(default_factory=dict)
+    hidden: tuple[str, ...] = ()
+    pregated: str | None = None
 
     def membership(self, population: str) -> np.ndarray:
         """Boolean array over all events of the sample: ``True`` for events in ``population``."""

@@ -16,15 +16,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cytophen.errors import TemplateError, TemplateProblem
+from cytophen.errors import GateError, TemplateError, TemplateProblem
 from cytophen.gates import (
     BooleanGate,
     DataDrivenGate,
     Dim,
+    FitOutcome,
     Gate,
     QuadrantGate,
     RatioDim,
     RefGate,
+    gate_from_geometry,
 )
 from cytophen.transforms import Transform
 
@@ -58,7 +60,13 @@ class Report:
 
 @dataclass
 class Population:
-    """A node of the gate tree: ``gate`` applied within ``parent`` (``None`` = all events)."""
+    """A node of the gate tree: ``gate`` applied within ``parent`` (``None`` = all events).
+
+    ``cleanup`` marks a clean-up step (scatter, singlets, viability, dump channel): on a file that
+    lacks a channel its gate uses, the step is skipped (the file was exported after it) instead of
+    failing or going unmeasured. ``hidden`` marks a helper population: gated as usual, left out of
+    tables, plots and the report unless asked for.
+    """
 
     name: str
     parent: str | None
@@ -66,6 +74,8 @@ class Population:
     quadrant: str | None = None
     report: Report = field(default_factory=Report)
     description: str = ""
+    cleanup: bool = False
+    hidden: bool = False
 
 
 @dataclass
@@ -125,6 +135,16 @@ class Template:
 
     def path(self, name: str) -> str:
         return "/" + "/".join([*self.ancestors(name), name])
+
+    def gate_key(self, name: str) -> str:
+        """Key of population ``name``'s gate in ``fitted=`` mappings and gates.json: the
+        population's name, or for a gate shared by quadrant children, the name of the first
+        population using it."""
+        gate_ = self.population(name).gate
+        for p in self.populations:
+            if p.gate is gate_:
+                return p.name
+        return name  # pragma: no cover - the population itself uses it
 
     def validate(self) -> None:
         """Check names, parents, boolean operands and order; raise :class:`TemplateError`."""
@@ -188,6 +208,10 @@ class Template:
             }
             if isinstance(g, DataDrivenGate):
                 entry["pool"] = g.pool
+            if p.cleanup:  # only when set: templates without the flags keep their hashes
+                entry["cleanup"] = True
+            if p.hidden:
+                entry["hidden"] = True
             pops.append(entry)
         return {
             "name": self.name,
@@ -221,6 +245,95 @@ class Template:
     @property
     def short_hash(self) -> str:
         return self.hash[:12]
+
+    def freeze(self, fits, *, name: str | None = None) -> Template:
+        """This template with every data-driven gate replaced by the fixed gate it placed.
+
+        Parameters
+        ----------
+        fits
+            A :class:`~cytophen.result.GatingResult` (its ``gates``: what each gate placed on
+            that sample), a result's ``gates`` mapping (``{population: gates.json entry}``), or a
+            ``{gate_key: FitOutcome}`` mapping (e.g. from :func:`cytophen.engine.fit_pooled`).
+        name
+            Name of the frozen template (default ``<name>-frozen``).
+
+        Returns
+        -------
+        Template
+            Same tree, panel, compensation and reports, with fixed gates only (quadrant children
+            keep sharing one gate). ``meta['frozen_from']`` records where the gates came from:
+            ``{"template", "version", "hash", "samples"}`` (the original template's name, version
+            and full hash, and the samples the gates were fitted on, when known). Export with
+            :meth:`to_yaml` or :meth:`to_gatingml`.
+
+        Raises
+        ------
+        GateError
+            A data-driven gate that placed nothing (declined, not measured) or is missing from
+            ``fits``: there is no gate to freeze.
+
+        Examples
+        --------
+        >>> res = cytophen.gate(sample, template)            # doctest: +SKIP
+        >>> template.freeze(res).to_gatingml("frozen.xml")   # doctest: +SKIP
+        """
+        samples: list[str] = []
+        notes: dict[str, str] = {}
+        if hasattr(fits, "gates") and hasattr(fits, "sample_id"):  # a GatingResult
+            samples.append(str(fits.sample_id))
+            notes = dict(fits.notes)
+            fits = fits.gates
+        fixed: dict[int, Gate] = {}
+        pops = []
+        for p in self.populations:
+            g = p.gate
+            if isinstance(g, DataDrivenGate):
+                if id(g) not in fixed:
+                    fixed[id(g)] = self._frozen_gate(p, fits, samples, notes.get(p.name))
+                g = fixed[id(g)]
+            pops.append(
+                Population(
+                    p.name, p.parent, g, p.quadrant, p.report, p.description, p.cleanup, p.hidden
+                )
+            )
+        frozen_from = {
+            "template": self.name,
+            "version": self.version,
+            "hash": self.hash,
+            "samples": list(dict.fromkeys(samples)),
+        }
+        return Template(
+            name=name or f"{self.name}-frozen",
+            populations=pops,
+            version=self.version,
+            markers=dict(self.markers),
+            compensation=self.compensation,
+            matrices=dict(self.matrices),
+            description=self.description,
+            source=self.source,
+            meta={**self.meta, "frozen_from": frozen_from},
+        )
+
+    def _frozen_gate(self, pop: Population, fits, samples: list[str], note: str | None) -> Gate:
+        """The fixed gate ``fits`` holds for data-driven population ``pop`` (see :meth:`freeze`)."""
+        key = self.gate_key(pop.name)
+        entry = fits.get(key)
+        if entry is None and key != pop.name:
+            entry = fits.get(pop.name)
+        if entry is None:
+            why = note or "missing from the fits given"
+            raise GateError(pop.name, f"no fitted gate to freeze ({why})")
+        if isinstance(entry, FitOutcome):
+            if entry.gate is None:
+                raise GateError(pop.name, f"no fitted gate to freeze (declined: {entry.reason})")
+            samples.extend(str(s) for s in entry.details.get("pooled_samples", ()))
+            return entry.gate
+        geometry = entry.get("geometry")
+        if geometry is None:
+            why = entry.get("reason") or "declined or not measured"
+            raise GateError(pop.name, f"no fitted gate to freeze ({why})")
+        return gate_from_geometry(geometry, pop.gate.dims, population=pop.name)
 
     def marker_for(self, channel: str) -> Marker | None:
         return self.markers.get(channel)

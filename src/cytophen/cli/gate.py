@@ -105,10 +105,24 @@ __all__ = ["gate"]
     help="Also write DIR/cytophen.wsp: the gates as placed on each sample, as a FlowJo 10 "
     "workspace.",
 )
+@click.option(
+    "--pregated",
+    default=None,
+    metavar="POP",
+    help="The files hold only population POP's events (exported after that gate): POP and its "
+    "ancestors are not gated, its descendants are.",
+)
+@click.option(
+    "--all-populations",
+    "all_populations",
+    is_flag=True,
+    help="Also report the template's hidden (helper) populations in the tables and plots.",
+)
 @repairs_option
 @click.pass_context
 def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, scheduler, quiet,
-         make_report, make_plots, seed, export_gated, group, flowjo_out, repairs):  # fmt: skip
+         make_report, make_plots, seed, export_gated, group, flowjo_out, pregated,
+         all_populations, repairs):  # fmt: skip
     """Gate FCS files (PATHS: files, folders searched recursively for *.fcs/*.lmd, or manifest
     CSVs) with a template; write populations.csv/.parquet, populations_wide.csv, gates.json,
     errors.csv and run.json into DIR.
@@ -168,6 +182,8 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
             seed=seed,
             plots=make_plots or make_report,
             repairs=repairs,
+            pregated=pregated,
+            include_hidden=all_populations,
         )
     except KeyboardInterrupt:
         click.echo(

@@ -38,7 +38,6 @@ from cytophen.datadriven._base import CutEstimator, FitDeclined, GateEstimator
 from cytophen.datadriven._cuts import MinDensity, Mixture1D, PeakOffset, QuantileGate, TailGate
 from cytophen.datadriven._halfspace import MixtureHalfspace
 from cytophen.datadriven._kde import density
-from cytophen.datadriven._pooled import fit_groups, fit_pooled, freeze, gate_pooled
 from cytophen.datadriven._quadrant import BoxEstimator, PairEstimator, QuadrantEstimator
 from cytophen.datadriven._regions import BoundaryGate, MixtureEllipse, SingletGate, Transitional
 from cytophen.datadriven._registry import available_methods, check_params, get_method, register
@@ -64,10 +63,6 @@ del _cls
 __all__ = [
     "fit_gate",
     "build_estimator",
-    "fit_pooled",
-    "fit_groups",
-    "gate_pooled",
-    "freeze",
     "available_methods",
     "check_params",
     "get_method",

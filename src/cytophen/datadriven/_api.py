@@ -9,9 +9,8 @@ import numpy as np
 from cytophen.datadriven._base import CutEstimator, FitDeclined, _jsonable
 from cytophen.datadriven._quadrant import BoxEstimator, QuadrantEstimator
 from cytophen.datadriven._registry import QUADRANT_PARAMS, check_params, get_method
-from cytophen.engine import FitOutcome
 from cytophen.errors import GateError
-from cytophen.gates import DataDrivenGate
+from cytophen.gates import DataDrivenGate, FitOutcome
 
 __all__ = ["fit_gate", "build_estimator", "DEFAULT_MAX_FIT_EVENTS", "subsample_indices"]
 

@@ -32,7 +32,6 @@ import math
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -539,20 +538,6 @@ def export_gatingml(template: Template, path: str | Path) -> None:
 # ------------------------------------------------------------------------------------------------
 # freezing data-driven gates
 # ------------------------------------------------------------------------------------------------
-def _gate_from_geometry(geom: dict[str, Any], dims: tuple, where: str):
-    kind = geom.get("kind")
-    if kind == "rectangle":
-        return RectangleGate(dims, tuple(geom["min"]), tuple(geom["max"]))
-    if kind == "polygon":
-        return PolygonGate(dims, np.asarray(geom["vertices"], dtype=np.float64))
-    if kind == "ellipsoid":
-        return EllipsoidGate(dims, geom["mean"], geom["covariance"], geom["distance_square"])
-    if kind == "quadrant":
-        quads = {n: (tuple(q["min"]), tuple(q["max"])) for n, q in geom["quadrants"].items()}
-        return QuadrantGate(dims, quads)
-    raise TemplateError(f"population {where!r}: cannot freeze a fitted gate of kind {kind!r}")
-
-
 def frozen_template(result, template: Template | None = None) -> Template:
     """The template with every data-driven gate replaced by the gate it placed on one sample.
 
@@ -570,11 +555,12 @@ def frozen_template(result, template: Template | None = None) -> Template:
     Returns
     -------
     Template
-        Same populations, names and parents; ``meta['frozen_from']`` names the sample.
+        :meth:`Template.freeze` of the result: same populations, names and parents;
+        ``meta['frozen_from']`` names the original template and the sample.
 
     Raises
     ------
-    TemplateError
+    GateError
         A data-driven gate placed nothing on that sample (declined), so there is no gate to freeze.
 
     Examples
@@ -585,35 +571,4 @@ def frozen_template(result, template: Template | None = None) -> Template:
     t = template if template is not None else result.template
     if t is None:
         raise TemplateError("frozen_template: the result carries no template; pass template=")
-    fixed: dict[int, Any] = {}
-    pops = []
-    for p in t.populations:
-        g = p.gate
-        if isinstance(g, DataDrivenGate):
-            if id(g) not in fixed:
-                used = result.gates.get(p.name) or {}
-                geom = used.get("geometry")
-                if geom is None:
-                    why = used.get("reason") or result.notes.get(p.name, "") or "it was not fitted"
-                    raise TemplateError(
-                        f"population {p.name!r}: {g.method} placed no gate on sample "
-                        f"{result.sample_id!r} ({why}); cannot freeze it"
-                    )
-                fixed[id(g)] = _gate_from_geometry(geom, g.dims, p.name)
-            g = fixed[id(g)]
-        pops.append(
-            Population(
-                p.name, p.parent, g, quadrant=p.quadrant, report=p.report, description=p.description
-            )
-        )
-    return Template(
-        name=t.name,
-        populations=pops,
-        version=t.version,
-        markers=dict(t.markers),
-        compensation=t.compensation,
-        matrices=dict(t.matrices),
-        description=t.description,
-        source=t.source,
-        meta={**t.meta, "frozen_from": result.sample_id},
-    )
+    return t.freeze(result)

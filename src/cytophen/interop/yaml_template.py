@@ -97,7 +97,7 @@ _TOP_KEYS = (
     "populations",
 )
 _MARKER_KEYS = ("aliases", "transform", "optional", "description")
-_POP_KEYS = ("parent", "description", "gate", "percent_of", "statistics")
+_POP_KEYS = ("parent", "description", "gate", "percent_of", "statistics", "cleanup", "hidden")
 _COMP_WORDS = {
     "fcs": "FCS",
     "keyword": "keyword",
@@ -108,6 +108,7 @@ _RATIO_KEYS = ("ratio", "A", "B", "C")
 _QUADRANT_CHILD_KEYS = (
     "signs",
     "description",
+    "hidden",
     "percent_of",
     "statistics",
     "min",
@@ -259,6 +260,8 @@ class _PopSpec:
     percent_of: list[tuple[str, Pos]] = field(default_factory=list)
     statistics: list[tuple[str, str]] = field(default_factory=list)
     operands: list[tuple[str, Pos]] = field(default_factory=list)  # boolean operands / ref targets
+    cleanup: bool = False
+    hidden: bool = False
 
 
 class _Builder:
@@ -755,6 +758,8 @@ class _Builder:
                         percent_of=tuple(a for a, _ in s.percent_of), statistics=tuple(s.statistics)
                     ),
                     description=s.description,
+                    cleanup=s.cleanup,
+                    hidden=s.hidden,
                 )
             )
         return pops
@@ -821,6 +826,8 @@ class _Builder:
             description=description,
             percent_of=percent_of,
             statistics=statistics,
+            cleanup=self.read_flag(entry, "cleanup"),
+            hidden=self.read_flag(entry, "hidden"),
         )
         if "gate" not in entry:
             self.err(entry.pos, f"population {name!r} has no 'gate'")
@@ -850,6 +857,13 @@ class _Builder:
                 )
             return out
         return [_PopSpec(name, kpos, gate=gate, operands=operands, **base)]
+
+    def read_flag(self, entry: _Map, key: str) -> bool:
+        """A ``true``/``false`` population key (``cleanup``, ``hidden``); absent = false."""
+        v = entry.get(key, False)
+        if key in entry and not self.expect(v, bool, entry.vpos[key], key):
+            return False
+        return bool(v)
 
     def read_percent_of(self, entry: _Map, name: str) -> list[tuple[str, Pos]]:
         if "percent_of" not in entry:
@@ -1201,6 +1215,8 @@ class _Builder:
                     signs["description"], str, signs.vpos["description"], "description"
                 ):
                     extra["description"] = signs["description"]
+                if "hidden" in signs:
+                    extra["hidden"] = self.read_flag(signs, "hidden")
                 if "percent_of" in signs:
                     extra["percent_of"] = self.read_percent_of(signs, child)
                 if "statistics" in signs:
@@ -1685,6 +1701,7 @@ def check_sample(
     file = file or template.source or "<template>"
     out: list[TemplateProblem] = []
     used = _used_markers(template)
+    cleanup_only = used - _used_markers(template, cleanup=False)
     panel = dict(template.markers)
     for name in sorted(
         used - set(panel)
@@ -1697,6 +1714,10 @@ def check_sample(
             line, col = positions.get(name) or (None, None)
             if m.optional:
                 msg = f"{exc} (optional: populations gated on it will be reported as not measured)"
+                out.append(_problem(file, line, col, msg, None, "warning"))
+            elif name in cleanup_only and getattr(exc, "absent", False):
+                steps = [p.name for p in template.populations if p.cleanup and name in _gated_on(p)]
+                msg = f"{exc} (clean-up step(s) {', '.join(steps)} will be skipped on this file)"
                 out.append(_problem(file, line, col, msg, None, "warning"))
             else:
                 hint = (
@@ -1874,6 +1895,11 @@ def _to_doc(t: Template) -> dict:
         same = True
         if p.description and not sharing:
             entry["description"] = p.description
+        if p.cleanup:
+            entry["cleanup"] = True
+        group_hidden = all(q.hidden for q in sharing) if sharing else p.hidden
+        if group_hidden:
+            entry["hidden"] = True
         g = p.gate
         gdoc = _gate_doc(p, g, markers, err)
         if sharing:
@@ -1898,6 +1924,8 @@ def _to_doc(t: Template) -> dict:
                         rect["quadrant"] = q.quadrant
                     if q.description:
                         rect["description"] = q.description
+                    if q.hidden and not group_hidden:
+                        rect["hidden"] = True
                     if not same:
                         rect.update(_report_doc(q.report))
                     quads[q.name] = rect
@@ -1915,6 +1943,8 @@ def _to_doc(t: Template) -> dict:
                     and not q.description.endswith(f"[{signs}]")
                 ):
                     child["description"] = q.description
+                if q.hidden and not group_hidden:
+                    child["hidden"] = True
                 if not same:
                     child.update(_report_doc(q.report))
                 quads[q.name] = {"signs": signs, **child} if child else signs
@@ -2067,18 +2097,26 @@ def _method_kind(method: str) -> str | None:
     return "cut" if issubclass(cls, CutEstimator) else "other"
 
 
-def _used_markers(template: Template) -> set[str]:
-    """Channels the gates and statistics of ``template`` use (matrix fluorochromes excluded)."""
+def _used_markers(template: Template, *, cleanup: bool = True) -> set[str]:
+    """Channels the gates and statistics of ``template`` use (matrix fluorochromes excluded;
+    without the gates of clean-up steps unless ``cleanup``)."""
     fluor = {str(i) for m in template.matrices.values() for i in m.index} - {
         str(c) for m in template.matrices.values() for c in m.columns
     }
     out: set[str] = set()
     for p in template.populations:
-        for d in getattr(p.gate, "dims", ()):
-            names = [d.numerator, d.denominator] if isinstance(d, RatioDim) else [d.channel]
-            out.update(n for n in names if n not in fluor)
+        if cleanup or not p.cleanup:
+            out.update(n for n in _gated_on(p) if n not in fluor)
         out.update(m for _, m in p.report.statistics)
     return out
+
+
+def _gated_on(p) -> list[str]:
+    """The channel names population ``p``'s own gate reads."""
+    names: list[str] = []
+    for d in getattr(p.gate, "dims", ()):
+        names += [d.numerator, d.denominator] if isinstance(d, RatioDim) else [d.channel]
+    return names
 
 
 def _registry():

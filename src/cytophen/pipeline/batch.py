@@ -286,6 +286,8 @@ def gate_files(
     seed: int = 0,
     plots: bool = False,
     repairs: Iterable[str] | None = DEFAULT_REPAIRS,
+    pregated: str | None = None,
+    include_hidden: bool = False,
 ) -> BatchResult:
     """Gate many FCS files with one template, in parallel.
 
@@ -330,6 +332,11 @@ def gate_files(
     repairs
         FCS repairs allowed while reading each file (:func:`cytophen.io.fcs.read_fcs`; default
         :data:`~cytophen.io.fcs.DEFAULT_REPAIRS`, ``()`` is strict).
+    pregated
+        The population every file was exported after (the files hold only its events): it and
+        its ancestors are not gated (see :func:`cytophen.engine.gate`).
+    include_hidden
+        Also report the template's hidden (helper) populations in the tables and plots.
 
     Notes
     -----
@@ -347,7 +354,8 @@ def gate_files(
     ------
     TemplateError, InputError, CompensationError
         Before anything is written: invalid template, missing inputs, duplicate sample ids, a bad
-        manifest or matrix, an unknown ``export_gated`` population, ``resume`` without ``out``.
+        manifest or matrix, an unknown ``export_gated`` or ``pregated`` population, ``resume``
+        without ``out``.
 
     Examples
     --------
@@ -382,6 +390,10 @@ def gate_files(
             )
         if out_dir is None:
             raise InputError("export_gated needs an output folder (out=...)")
+    if pregated is not None:  # an unknown population: TemplateError, nothing written
+        from cytophen.engine import check_population
+
+        check_population(template, pregated, "pregated")
     if plots and out_dir is None:
         raise InputError("plots needs an output folder (out=...)")
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
@@ -411,12 +423,18 @@ def gate_files(
         "plots": bool(plots),
         "plots_dir": str(out_dir / "plots") if out_dir is not None else None,
         "repairs": repairs,
+        "pregated": pregated,
+        "include_hidden": bool(include_hidden),
     }
     tmpl_hash = template.hash
     opts_key = {"template_hash": tmpl_hash, "seed": seed, **comp_desc}
     repairs_desc = _repairs_option(repairs)
     if repairs_desc is not None:  # other repairs may read other events: not the same result
         opts_key["repairs"] = repairs_desc
+    if pregated is not None:  # only when set: stores of runs without them still resume
+        opts_key["pregated"] = pregated
+    if include_hidden:
+        opts_key["include_hidden"] = True
 
     def sample_opts(s: SampleInput) -> dict[str, Any]:
         if s.safe_id in own and not isinstance(own[s.safe_id], str):
@@ -450,6 +468,7 @@ def gate_files(
             seed=seed,
             compensation=comp_override,
             repairs=repairs,
+            pregated=pregated,
         )
         for s, task in zip(todo, tasks):
             g = groups[s.safe_id]
@@ -553,6 +572,8 @@ def gate_files(
             "seed": seed,
             "pool": pool_col,
             "repairs": repairs_desc,
+            "pregated": pregated,
+            "include_hidden": bool(include_hidden),
             **comp_desc,
             **runner.describe(),
         },

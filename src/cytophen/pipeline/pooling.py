@@ -2,13 +2,14 @@
 
 Before the samples are gated, the driver reads every sample of each group (the samples sharing a
 value of the manifest column), fits the pooled gates once on their pooled parent events
-(:func:`cytophen.datadriven._pooled.fit_pooled`, deterministic: groups in sorted order, samples in
+(:func:`cytophen.engine.fit_pooled`, deterministic: groups in sorted order, samples in
 input order, seeded) and ships the small fitted geometry with each sample's task; the workers then
 gate with ``fitted=``. Gates without ``pool`` are still fitted per sample.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -82,16 +83,18 @@ def fit_batch_pools(
     seed: int,
     compensation,
     repairs=DEFAULT_REPAIRS,
+    pregated: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Fit the pooled gates of each group; ``{group: {"fitted": {...}} or {"error": message}}``.
 
     Groups are fitted in sorted label order, samples within a group in input order. A sample that
-    cannot be read is left out of its group's pool (it fails on its own when gated); a group whose
-    fit fails records the error, and its samples fail with it.
+    cannot be read, or lacks a marker the template needs, is left out of its group's pool (it
+    fails on its own when gated); a group whose fit fails records the error, and its samples fail
+    with it.
     """
     from cytophen import read_fcs
-    from cytophen.datadriven._pooled import fit_pooled
-    from cytophen.errors import CytophenError
+    from cytophen.engine import fit_pooled
+    from cytophen.errors import CytophenError, MarkerError
 
     out: dict[str, dict[str, Any]] = {}
     for label in sorted(set(groups.values())):
@@ -107,9 +110,22 @@ def fit_batch_pools(
             out[label] = {"error": f"pool group {label!r}: none of its files could be read"}
             continue
         try:
-            fits = fit_pooled(
-                loaded, template, seed=seed, compensation=compensation, only_marked=True
-            )
+            while True:
+                try:
+                    fits = fit_pooled(
+                        loaded,
+                        template,
+                        seed=seed,
+                        compensation=compensation,
+                        only_marked=True,
+                        pregated=pregated,
+                    )
+                    break
+                except MarkerError as exc:  # that file fails on its own; pool the others
+                    bad = [i for i, x in enumerate(loaded) if x.path and Path(x.path) == exc.path]
+                    if not bad or len(loaded) == 1:
+                        raise
+                    del loaded[bad[0]], used[bad[0]]
         except CytophenError as exc:
             out[label] = {"error": f"pooled fit of group {label!r} failed: {exc}"}
             continue

@@ -143,7 +143,8 @@ def run_sample(task: dict[str, Any], template, options: dict[str, Any]) -> dict[
     options
         ``compensation`` (override for :func:`cytophen.engine.gate`), ``seed``, ``threads``
         (numba and BLAS threads per sample, default 1), ``export_gated`` (population name or
-        ``None``), ``export_dir`` and ``repairs`` (FCS repairs allowed, default the default ones).
+        ``None``), ``export_dir``, ``repairs`` (FCS repairs allowed, default the default ones),
+        ``pregated`` and ``include_hidden`` (as :func:`cytophen.gate`).
 
     Returns
     -------
@@ -211,6 +212,8 @@ def run_sample(task: dict[str, Any], template, options: dict[str, Any]) -> dict[
                 compensation=options.get("compensation"),
                 seed=options.get("seed", 0),
                 fitted=fitted,
+                pregated=options.get("pregated"),
+                include_hidden=bool(options.get("include_hidden")),
             )
     except Exception as exc:
         return fail(stage_of(exc), exc)
@@ -250,12 +253,10 @@ def _workspace_markers(sample, template) -> None:
 
 def _mark_pooled(result, fitted: dict, pool: dict) -> dict:
     """gates.json entries of pooled gates say so: ``pooled: true`` and the pool column/group."""
-    from cytophen.engine import _gate_key
-
     gates = dict(result.gates)
     for pop in result.template.populations:
         entry = gates.get(pop.name)
-        if entry is not None and _gate_key(pop, result.template) in fitted:
+        if entry is not None and result.template.gate_key(pop.name) in fitted:
             gates[pop.name] = {
                 **entry,
                 "pooled": True,

@@ -724,13 +724,22 @@ class GatePanel:
         return str(self.entry.get("reason") or "")
 
 
-def gate_panels(result) -> tuple[list[GatePanel], list[tuple[str, str]]]:
+def gate_panels(
+    result, *, include_hidden: bool = False
+) -> tuple[list[GatePanel], list[tuple[str, str]]]:
     """The result's gates in tree order, one panel per gate (quadrant children share one), and the
-    boolean populations as ``(name, expression)`` text."""
+    boolean populations as ``(name, expression)`` text; the populations the result hides
+    (``result.hidden``: helper populations) are left out unless ``include_hidden``, and so are
+    those it applied no gate for (clean-up steps skipped on the file, pregated populations: the
+    table's note says why)."""
     template = _template_of(result)
+    hidden = set() if include_hidden else set(getattr(result, "hidden", ()))
     panels: dict[int, GatePanel] = {}
     booleans: list[tuple[str, str]] = []
     for pop in template.populations:
+        entry = result.gates.get(pop.name) or {}
+        if pop.name in hidden or entry.get("skipped") or entry.get("pregated"):
+            continue
         g = pop.gate
         if getattr(g, "kind", "") == "boolean":
             ops = [("not " if c else "") + n for n, c in g.operands]
@@ -992,7 +1001,7 @@ def plot_result(
             dpi=dpi,
         )
     name = _find(result, population)
-    panels, booleans = gate_panels(result)
+    panels, booleans = gate_panels(result, include_hidden=True)  # asked for by name
     fig = Figure(figsize=panel_size, dpi=dpi, layout="constrained")
     ax = fig.add_subplot()
     for p in panels:

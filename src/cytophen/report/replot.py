@@ -63,7 +63,13 @@ def _one(task: dict[str, Any], template, compensation, seed: int, plots_dir: str
     try:
         sample = read_fcs(task["file"], repairs=DEFAULT_REPAIRS if repairs is None else repairs)
         result = gate(
-            sample, template, sample_id=task["sample"], compensation=compensation, seed=seed
+            sample,
+            template,
+            sample_id=task["sample"],
+            compensation=compensation,
+            seed=seed,
+            pregated=task.get("pregated"),
+            include_hidden=bool(task.get("include_hidden")),
         )
         save_sample_plots(result, plots_dir, folder=task["folder"], compensation=compensation)
     except (CytophenError, OSError) as exc:
@@ -158,6 +164,8 @@ def replot(
                 "file": file,
                 "folder": folders.get(sample) or safe_name(sample),
                 "counts": counts,
+                "pregated": (run.get("options") or {}).get("pregated"),
+                "include_hidden": bool((run.get("options") or {}).get("include_hidden")),
             }
         )
     if not tasks:

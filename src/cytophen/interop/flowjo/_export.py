@@ -30,7 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from cytophen.errors import CytophenError, GateError, TemplateError
-from cytophen.gates import BooleanGate, DataDrivenGate, QuadrantGate, RefGate, resolve_ref
+from cytophen.gates import (
+    BooleanGate,
+    DataDrivenGate,
+    QuadrantGate,
+    RefGate,
+    gate_from_geometry,
+    resolve_ref,
+)
 from cytophen.interop.flowjo._elements import (
     _D,
     _G,
@@ -225,8 +232,6 @@ def _override(run: dict) -> Any:
 def _placed(e: _Entry, notes: list[str]) -> list[tuple[Population, Any]]:
     """``(population, fixed gate or None)`` in template order; ``None`` = not placed on this
     sample (not measured, or a data-driven gate that declined)."""
-    from cytophen.interop.gatingml import _gate_from_geometry
-
     out: list[tuple[Population, Any]] = []
     placed: dict[str, Any] = {}
     for pop in e.template.populations:
@@ -240,7 +245,7 @@ def _placed(e: _Entry, notes: list[str]) -> list[tuple[Population, Any]]:
                 if geom is None:
                     out.append((pop, None))
                     continue
-                g = _gate_from_geometry(geom, g.dims, pop.name)
+                g = gate_from_geometry(geom, g.dims, population=pop.name)
             if isinstance(g, QuadrantGate):
                 g = g.rectangle(pop.quadrant)
             if isinstance(g, RefGate):
