@@ -22,8 +22,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import real_references as rr  # noqa: E402
 
-import cytophen  # noqa: E402
-
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

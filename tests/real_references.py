@@ -137,17 +137,16 @@ def flowjo_counts() -> pd.DataFrame:
 
     tree = etree.parse(str(REAL / _FA / "workspace.wsp"))
     rows = []
+
+    def walk(name, el, path):
+        for sub in el.findall("Subpopulations/Population"):
+            p = f"{path}/{sub.get('name')}"
+            rows.append((name, p.replace("/non-B", ""), int(sub.get("count"))))
+            walk(name, sub, p)
+
     for node in tree.iter("SampleNode"):
-        name = node.get("name")
-
-        def walk(el, path):
-            for sub in el.findall("Subpopulations/Population"):
-                p = f"{path}/{sub.get('name')}"
-                rows.append((name, p.replace("/non-B", ""), int(sub.get("count"))))
-                walk(sub, p)
-
-        rows.append((name, "root", int(node.get("count"))))
-        walk(node, "")
+        rows.append((node.get("name"), "root", int(node.get("count"))))
+        walk(node.get("name"), node, "")
     return pd.DataFrame(rows, columns=["sample", "path", "count"])
 
 

@@ -5,7 +5,7 @@ compiled kernels, and get tidy population tables.
 
 >>> import cytophen                                               # doctest: +SKIP
 >>> sample = cytophen.read_fcs("sample.fcs")                      # doctest: +SKIP
->>> template = cytophen.load_template("gating_templates/bcell.yaml")  # doctest: +SKIP
+>>> template = cytophen.load_template("bcell")                     # doctest: +SKIP
 >>> result = cytophen.gate(sample, template)                      # doctest: +SKIP
 >>> result.table                                                  # doctest: +SKIP
 """
@@ -27,6 +27,7 @@ from cytophen.errors import (
     TemplateError,
     TransformError,
 )
+from cytophen.io.fcs import DEFAULT_REPAIRS
 from cytophen.io.sample import Sample
 
 if TYPE_CHECKING:
@@ -70,8 +71,9 @@ def write_fcs(path, events, channels, **kwargs) -> None:
 
 
 def load_template(path):
-    """Load a gating template: cytophen YAML, GatingML 2.0 XML or FlowJo .wsp (see
-    :func:`cytophen.interop.load_template`)."""
+    """Load a gating template: cytophen YAML, GatingML 2.0 XML or FlowJo .wsp, or a template
+    shipped with cytophen by name (``"bcell"``, ``"treg.yaml"``; a file that exists wins). See
+    :func:`cytophen.interop.load_template`."""
     from cytophen.interop import load_template as _load
 
     return _load(path)
@@ -148,7 +150,7 @@ def gate(
     Examples
     --------
     >>> sample = cytophen.read_fcs("P01_W00_bcell.fcs")                     # doctest: +SKIP
-    >>> result = cytophen.gate(sample, "gating_templates/bcell.yaml")       # doctest: +SKIP
+    >>> result = cytophen.gate(sample, "bcell")                             # doctest: +SKIP
     >>> result.table[["population", "count", "percent_of_parent"]]          # doctest: +SKIP
     >>> result.events("dn").median()                                        # doctest: +SKIP
     """
@@ -185,6 +187,7 @@ def gate_files(
     export_gated: str | None = None,
     seed: int = 0,
     plots: bool = False,
+    repairs: Iterable[str] | None = DEFAULT_REPAIRS,
     pregated: str | None = None,
     include_hidden: bool = False,
     scale: str = "auto",
@@ -227,6 +230,9 @@ def gate_files(
         Seed of the data-driven gates.
     plots
         Also draw each sample's gating plots into ``out/plots/<sample>/`` (needs ``out``).
+    repairs
+        FCS repairs allowed while reading each file (default: the default ones; ``()`` is
+        strict; see :func:`read_fcs`). Recorded in ``run.json``.
     pregated
         The population every file was exported after (see :func:`gate`).
     include_hidden
@@ -256,7 +262,7 @@ def gate_files(
 
     Examples
     --------
-    >>> batch = cytophen.gate_files("samples/", "gating_templates/bcell.yaml", jobs=4)  # doctest: +SKIP
+    >>> batch = cytophen.gate_files("samples/", "bcell", jobs=4)                        # doctest: +SKIP
     >>> batch.populations.query("population == 'switched_memory'")                    # doctest: +SKIP
     """
     from cytophen.pipeline.batch import gate_files as _gate_files
@@ -274,6 +280,7 @@ def gate_files(
         export_gated=export_gated,
         seed=seed,
         plots=plots,
+        repairs=repairs,
         pregated=pregated,
         include_hidden=include_hidden,
         scale=scale,

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "merge": ("cytophen.cli.clinical", "merge", "Merge population tables with a manifest and clinical table."),
     "stats": ("cytophen.cli.clinical", "stats", "Longitudinal statistics of a merged table."),
     "report": ("cytophen.cli.report", "report", "Write a self-contained HTML report of a results folder."),
+    "templates": ("cytophen.cli.templates", "templates", "List, show or copy the gating templates shipped with cytophen."),
 }
 
 
@@ -72,6 +73,10 @@ def main(argv=None) -> int:
         return 2
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except OSError as exc:  # the file system refused what the up-front checks could not foresee
+        where = f": {exc.filename}" if exc.filename else ""
+        click.echo(f"Error: {exc.strerror or exc}{where}", err=True)
+        return 2
     return int(rv or 0)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from cytophen._atomic import atomic_write_with
+from cytophen.cli._common import Invalid, check_out_dir, check_out_file, out_option, quiet_option
 from cytophen.errors import CytophenError
 
 
@@ -47,20 +48,18 @@ def _populations(path: Path):
 )
 @click.option("--subject-column", default="subject", show_default=True)
 @click.option("--visit-column", default="visit", show_default=True)
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Merged CSV to write (problems go beside it).",
-)
+@out_option(required=True, metavar="FILE.csv", help="Merged CSV to write (problems go beside it).")
 @click.option("--strict", is_flag=True, help="Exit 1 when any sample or clinical row is unmatched.")
-def merge(results, clinical_path, manifest, pattern, subject_column, visit_column, out, strict):
+@quiet_option
+def merge(results, clinical_path, manifest, pattern, subject_column, visit_column, out, strict,
+          quiet):  # fmt: skip
     """Merge population tables (RESULTS folders or CSVs) with a manifest and a clinical table."""
     import pandas as pd
 
     from cytophen.clinical import manifest_from_pattern, read_clinical, read_manifest
     from cytophen.clinical import merge as _merge
 
+    check_out_file(out)
     try:
         pops = pd.concat([_populations(p) for p in results], ignore_index=True)
         clin = read_clinical(clinical_path, subject=subject_column, visit=visit_column)
@@ -76,13 +75,15 @@ def merge(results, clinical_path, manifest, pattern, subject_column, visit_colum
             man = manifest_from_pattern([str(n) for n in names], pattern)
         res = _merge(pops, clin, man, subject=subject_column, visit=visit_column)
     except CytophenError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise Invalid(str(exc)) from None
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_with(out, lambda tmp: res.table.to_csv(tmp, index=False))
     prob_path = out.with_name(out.stem + "_problems.csv")
     atomic_write_with(prob_path, lambda tmp: res.problems.to_csv(tmp, index=False))
-    click.echo(f"wrote {out} ({len(res.table)} rows, {res.table['sample'].nunique()} samples)")
-    click.echo(res.summary() + (f" (see {prob_path})" if not res.ok else ""))
+    if not quiet:
+        n = res.table["sample"].nunique()
+        click.echo(f"wrote {out} ({len(res.table)} rows, {n} samples)")
+        click.echo(res.summary() + (f" (see {prob_path})" if not res.ok else ""))
     for m in res.problems["message"].head(20):
         click.echo(f"  {m}", err=True)
     return 1 if (strict and not res.ok) else 0
@@ -117,16 +118,17 @@ def merge(results, clinical_path, manifest, pattern, subject_column, visit_colum
 )
 @click.option("--subject-column", default="subject", show_default=True)
 @click.option("--visit-column", default="visit", show_default=True)
-@click.option(
-    "--out",
+@out_option(
     required=True,
-    type=click.Path(path_type=Path),
+    metavar="DIR",
     help="Folder for changes.csv, tests.csv, groups.csv, correlations.csv and plots/.",
 )
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
+@quiet_option
 def stats(
-    merged, baseline, outcome, group, at_visit, value, subject_column, visit_column, out, no_plots
-):
+    merged, baseline, outcome, group, at_visit, value, subject_column, visit_column, out, no_plots,
+    quiet,
+):  # fmt: skip
     """Change from baseline with the subject as the unit: Wilcoxon tests against baseline,
     Mann-Whitney between groups, Spearman at one visit and repeated-measures correlation with the
     outcome, Benjamini-Hochberg across populations (helper populations left out)."""
@@ -134,6 +136,7 @@ def stats(
 
     from cytophen.clinical import analyse
 
+    check_out_dir(out)
     try:
         df = pd.read_csv(merged)
         res = analyse(
@@ -148,7 +151,11 @@ def stats(
         )
         res.write(out, plots=not no_plots)
     except CytophenError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise Invalid(str(exc)) from None
+    if quiet:
+        for line in res.warnings():
+            click.echo(f"warning: {line}", err=True)
+        return 0
     n_subjects = res.changes["subject"].nunique()
     n_sig = int((res.tests["p_adj"] < 0.05).sum())
     parts = [

@@ -15,13 +15,10 @@ from pathlib import Path
 
 import click
 
+from cytophen.cli._common import Invalid as _Invalid
+from cytophen.cli._common import check_out_file, out_option, quiet_option, repairs_option
+
 __all__ = ["convert"]
-
-
-class _Invalid(click.ClickException):
-    """Bad invocation or untranslatable template: exit code 2."""
-
-    exit_code = 2
 
 
 @click.command(name="convert")
@@ -47,13 +44,10 @@ class _Invalid(click.ClickException):
     help="FlowJo: compensate with the workspace's matrix (stored in the template) or with "
     "each FCS file's own spillover keyword.",
 )
-@click.option(
-    "-o",
-    "--out",
-    default=None,
+@out_option(
     metavar="FILE",
-    type=click.Path(path_type=Path),
-    help="Output file (default: SOURCE with .yaml, or .gatingml.xml for --format gatingml).",
+    help="Output file (default: SOURCE with .yaml, or .gatingml.xml for --format gatingml; in "
+    "the working folder for a shipped template).",
 )
 @click.option(
     "-f",
@@ -75,23 +69,36 @@ class _Invalid(click.ClickException):
 @click.option(
     "--list-samples", is_flag=True, help="FlowJo: list groups and samples, write nothing."
 )
-def convert(source, sample, group, compensation, out, fmt, fcs, list_samples):  # fmt: skip
-    """Convert SOURCE (FlowJo .wsp, GatingML 2.0 .xml or cytophen .yaml) into a cytophen YAML
-    template, into GatingML 2.0, or (with the FCS files) into a FlowJo 10 workspace.
+@repairs_option
+@quiet_option
+def convert(source, sample, group, compensation, out, fmt, fcs, list_samples, repairs,
+            quiet):  # fmt: skip
+    """Convert SOURCE (FlowJo .wsp, GatingML 2.0 .xml or cytophen .yaml, or a shipped template
+    by name) into a cytophen YAML template, into GatingML 2.0, or (with the FCS files) into a
+    FlowJo 10 workspace.
 
     \b
     Examples:
       cytophen convert gating.wsp --sample 68983.fcs --out gating.yaml
       cytophen convert gating.wsp --format gatingml --out gating.xml
       cytophen convert gates.xml --out gates.yaml
-      cytophen convert gating_templates/treg.yaml --out treg.xml
-      cytophen convert gating_templates/treg.yaml --out review.wsp --fcs samples/
+      cytophen convert treg --out treg.xml
+      cytophen convert treg --out review.wsp --fcs samples/
     """
     from cytophen.errors import CytophenError
     from cytophen.interop import _kind
+    from cytophen.interop.shipped import find_shipped
 
+    if out is not None:
+        check_out_file(out)
+    shipped = None if source.exists() else find_shipped(str(source))
+    if shipped is not None:
+        source = shipped
     if not source.is_file():
-        raise _Invalid(f"{source}: no such file (expected a FlowJo .wsp or GatingML 2.0 .xml)")
+        raise _Invalid(
+            f"{source}: no such file (expected a FlowJo .wsp, GatingML 2.0 .xml, cytophen .yaml "
+            "or a shipped template's name)"
+        )
     kind = _kind(source)
     try:
         if kind == "flowjo":
@@ -123,13 +130,22 @@ def convert(source, sample, group, compensation, out, fmt, fcs, list_samples):  
         else:
             fmt = "gatingml" if kind == "yaml" else "yaml"
     if fmt == "flowjo":
-        return _to_flowjo(source, kind, template, sample, compensation, out, fcs)
+        if out is None:
+            out = (Path(source.name) if shipped is not None else source).with_suffix(
+                ".cytophen.wsp"
+            )
+            check_out_file(out, option="output (or choose --out)")
+        return _to_flowjo(source, kind, template, sample, compensation, out, fcs, repairs, quiet)
     if fcs:
         raise _Invalid("--fcs applies to FlowJo output only (--format flowjo or --out X.wsp)")
     if out is None:
-        out = source.with_suffix(".yaml" if fmt == "yaml" else ".gatingml.xml")
+        out = (Path(source.name) if shipped is not None else source).with_suffix(
+            ".yaml" if fmt == "yaml" else ".gatingml.xml"
+        )
+        check_out_file(out, option="output (or choose --out)")
     if out.resolve() == source.resolve():
         raise _Invalid(f"{out}: the output would overwrite the input; choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
     try:
         if fmt == "yaml":
@@ -143,11 +159,18 @@ def convert(source, sample, group, compensation, out, fmt, fcs, list_samples):  
     except ImportError as exc:
         tmp.unlink(missing_ok=True)
         raise _Invalid(f"cannot write {fmt}: {exc}; try --format gatingml") from None
-    click.echo(f"wrote {out} ({fmt}, {len(template.populations)} populations from {source.name})")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if not quiet:
+        click.echo(
+            f"wrote {out} ({fmt}, {len(template.populations)} populations from {source.name})"
+        )
     return 0
 
 
-def _to_flowjo(source: Path, kind, template, sample, compensation, out, fcs) -> int:
+def _to_flowjo(source: Path, kind, template, sample, compensation, out, fcs, repairs,
+               quiet) -> int:  # fmt: skip
     """Gate the --fcs files and write the gates as placed on each as a FlowJo 10 workspace."""
     from cytophen.errors import CytophenError
     from cytophen.interop.flowjo import Workspace, write_workspace
@@ -158,14 +181,12 @@ def _to_flowjo(source: Path, kind, template, sample, compensation, out, fcs) -> 
             "a FlowJo workspace holds the gates of each sample: give the FCS files they go on "
             "with --fcs FILE_OR_FOLDER"
         )
-    if out is None:
-        out = source.with_suffix(".cytophen.wsp")
     if out.resolve() == source.resolve():
         raise _Invalid(f"{out}: the output would overwrite the input; choose another --out")
     if kind == "flowjo" and sample is None:  # each file with its own sample's gates
         template = Workspace(source, compensation=compensation)
     try:
-        res = gate_files(list(fcs), template, progress=False)
+        res = gate_files(list(fcs), template, progress=False, repairs=repairs)
         written = write_workspace(res, out, template=template)
     except CytophenError as exc:
         raise _Invalid(f"cannot write {out} as a FlowJo workspace: {exc}") from None
@@ -173,5 +194,6 @@ def _to_flowjo(source: Path, kind, template, sample, compensation, out, fcs) -> 
         click.echo(f"warning: {row.sample} not written [{row.stage}]: {row.message}", err=True)
     for note in written.notes:
         click.echo(f"warning: {note}", err=True)
-    click.echo(f"wrote {out} (FlowJo 10 workspace, {len(written.samples)} samples)")
+    if not quiet:
+        click.echo(f"wrote {out} (FlowJo 10 workspace, {len(written.samples)} samples)")
     return 0

@@ -4,7 +4,7 @@ Stages (each through its public CLI / function; a stage that is not available in
 reported and skipped, so the demo always finishes):
 
 1. simulate the study cohort (6 subjects x 5 visits x B-cell and Treg panels) with ground truth;
-2. gate each panel with gating_templates/<panel>.yaml (``cytophen gate``);
+2. gate each panel with the shipped template of that name (``cytophen gate``);
 3. score a few gated files against the simulator's truth (F1, error of percent of parent);
 4. merge the population tables with the manifest and clinical table (``cytophen merge``);
 5. change from baseline, paired tests, correlation with SLEDAI, plots (``cytophen stats``);
@@ -22,24 +22,17 @@ from pathlib import Path
 
 import click
 
+from cytophen.cli._common import check_out_dir, out_option, quiet_option
+
 __all__ = ["demo", "run_demo", "find_template"]
 
 
 def find_template(name: str) -> Path | None:
-    """``gating_templates/<name>.yaml`` from the working directory, the source checkout, or the
-    installed package data."""
-    here = Path(__file__).resolve()
-    candidates = [
-        Path.cwd() / "gating_templates",
-        here.parents[3] / "gating_templates",
-        here.parents[1] / "data" / "gating_templates",
-        here.parents[1] / "data",
-    ]
-    for c in candidates:
-        p = c / f"{name}.yaml"
-        if p.is_file():
-            return p
-    return None
+    """The shipped template ``name`` (``None`` when not shipped); see
+    :mod:`cytophen.interop.shipped`."""
+    from cytophen.interop.shipped import find_shipped
+
+    return find_shipped(name)
 
 
 def _cli(args: list[str]) -> int:
@@ -292,14 +285,7 @@ def _summary(out: Path, st: _Stages, echo) -> None:
 
 
 @click.command(name="demo")
-@click.option(
-    "-o",
-    "--out",
-    default="demo",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Folder to write everything into.",
-)
+@out_option(metavar="DIR", default="demo", help="Folder to write everything into (default: demo).")
 @click.option(
     "--events",
     type=click.IntRange(min=1000),
@@ -315,7 +301,8 @@ def _summary(out: Path, st: _Stages, echo) -> None:
     default=None,
     help="Processes (default: all cores, at most 4).",
 )
-def demo(out, events, seed, jobs):
+@quiet_option
+def demo(out, events, seed, jobs, quiet):
     """Simulate the lupus study cohort, gate both panels with the shipped templates, score the
     gates against the truth, merge with the clinical table, run the statistics and write the
     report; then print where to look. Stages not available in this build are skipped.
@@ -324,7 +311,19 @@ def demo(out, events, seed, jobs):
     Example:
       cytophen demo --out demo
     """
+    check_out_dir(out)
     t0 = time.perf_counter()
-    run_demo(out, events=events, seed=seed, jobs=jobs)
+    status = run_demo(
+        out, events=events, seed=seed, jobs=jobs, echo=_silent if quiet else click.echo
+    )
+    if quiet:
+        for stage, state in status.items():
+            if state != "ok":
+                click.echo(f"{stage}: {state}", err=True)
+        return 0
     click.echo(f"\ndemo finished in {time.perf_counter() - t0:.0f} s")
     return 0
+
+
+def _silent(line: str) -> None:
+    pass

@@ -1,23 +1,26 @@
 """``cytophen gate``: gate a batch of FCS files with a template (a thin layer over
 :func:`cytophen.pipeline.batch.gate_files`).
 
+Without ``--out`` the results go to a new folder in the working directory named after the
+template (``bcell_results/``, then ``bcell_results_2/`` ...): an earlier run is never overwritten,
+and the command says where it wrote.
+
 Exit codes: 0 every sample gated; 1 some samples failed (each in OUT/errors.csv, the others
 complete); 2 bad invocation or invalid template (checked before anything is written).
 """
 
 from __future__ import annotations
 
+import re
 import time
+from pathlib import Path
 
 import click
 
+from cytophen.cli._common import Invalid as _Invalid
+from cytophen.cli._common import check_out_dir, out_option, quiet_option, repairs_option
+
 __all__ = ["gate"]
-
-
-class _Invalid(click.ClickException):
-    """A bad invocation or invalid template: exit code 2, nothing written."""
-
-    exit_code = 2
 
 
 @click.command(name="gate")
@@ -28,15 +31,13 @@ class _Invalid(click.ClickException):
     "template_path",
     required=True,
     metavar="T",
-    help="Gating template: cytophen YAML, GatingML 2.0 XML or FlowJo .wsp.",
+    help="Gating template: a shipped one by name (bcell, treg: see 'cytophen templates'), or "
+    "a file: cytophen YAML, GatingML 2.0 XML or FlowJo .wsp. A file that exists wins.",
 )
-@click.option(
-    "-o",
-    "--out",
-    required=True,
+@out_option(
     metavar="DIR",
-    type=click.Path(file_okay=False),
-    help="Output folder (created if needed).",
+    help="Output folder (created if needed; default: a new TEMPLATE_results folder in the "
+    "working directory, never an earlier run's).",
 )
 @click.option(
     "-j",
@@ -71,7 +72,7 @@ class _Invalid(click.ClickException):
     metavar="local|tcp://host:port",
     help="Run on dask.distributed: a new local cluster or an existing scheduler.",
 )
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
+@quiet_option
 @click.option(
     "--report",
     "make_report",
@@ -117,17 +118,19 @@ class _Invalid(click.ClickException):
     is_flag=True,
     help="Also report the template's hidden (helper) populations in the tables and plots.",
 )
+@repairs_option
 @click.pass_context
 def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, scheduler, quiet,
          make_report, make_plots, seed, export_gated, group, flowjo_out, pregated,
-         all_populations):  # fmt: skip
+         all_populations, repairs):  # fmt: skip
     """Gate FCS files (PATHS: files, folders searched recursively for *.fcs/*.lmd, or manifest
     CSVs) with a template; write populations.csv/.parquet, populations_wide.csv, gates.json,
     errors.csv and run.json into DIR.
 
     \b
-    Example:
-      cytophen gate samples/ --template gating_templates/bcell.yaml --out results/
+    Examples:
+      cytophen gate samples/ --template bcell.yaml
+      cytophen gate samples/ --template my_lab_bcell.yaml --out results/bcell
     """
     from cytophen.errors import CytophenError
     from cytophen.pipeline._fast_start import (
@@ -145,6 +148,10 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
     allow_fork_workers()  # and may fork its batch workers from itself
     if not paths and manifest is None:
         raise _Invalid("no inputs: give FCS files, folders or a manifest CSV (--manifest)")
+    if out is not None:
+        check_out_dir(out)
+    elif resume:
+        raise _Invalid("--resume needs --out DIR: the folder of the run to finish")
     try:
         from cytophen.interop import load_batch_template
 
@@ -152,6 +159,11 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
         template = load_batch_template(template_path, group=group)
     except CytophenError as exc:
         raise _Invalid(str(exc)) from None
+    if out is None:
+        out = check_out_dir(_new_folder(template.name), option="output folder (or choose --out)")
+    if not quiet:
+        click.echo(f"template: {_describe(template)}", err=True)
+        click.echo(f"output:   {out}{'' if str(out).endswith('/') else '/'}", err=True)
 
     from cytophen.pipeline.batch import gate_files
 
@@ -169,13 +181,14 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
             export_gated=export_gated,
             seed=seed,
             plots=make_plots or make_report,
+            repairs=repairs,
             pregated=pregated,
             include_hidden=all_populations,
         )
     except KeyboardInterrupt:
         click.echo(
             f"\ninterrupted: finished samples are kept in {out}/.cytophen/samples; "
-            "rerun with --resume to finish the batch",
+            f"rerun with --resume --out {out} to finish the batch",
             err=True,
         )
         raise
@@ -238,6 +251,29 @@ def _flowjo(res, template, quiet: bool) -> None:
         click.echo(f"warning: --flowjo: ... and {len(notes) - 10} more", err=True)
     if not quiet:
         click.echo(f"FlowJo workspace: {written.path}", err=True)
+
+
+def _new_folder(template_name: str) -> Path:
+    """``<template>_results`` in the working directory, or ``_2``, ``_3`` ... after it: the first
+    name no earlier run has taken."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", str(template_name)).strip("._") or "cytophen"
+    base = f"{stem}_results"
+    path, n = Path(base), 1
+    while path.exists() or path.is_symlink():
+        n += 1
+        path = Path(f"{base}_{n}")
+    return path
+
+
+def _describe(template) -> str:
+    from cytophen.interop.shipped import shipped_dir
+
+    source = Path(template.source) if template.source else None
+    where = ""
+    if source is not None:
+        shipped = source.resolve().parent == shipped_dir().resolve()
+        where = " (shipped with cytophen)" if shipped else f" ({source})"
+    return f"{template.name} {template.version}{where}"
 
 
 def _report(out, quiet: bool) -> None:

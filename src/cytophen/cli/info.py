@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from cytophen.cli._common import repairs_option
+
 KEY_KEYWORDS = (
     "$CYT",
     "$CYTSN",
@@ -25,7 +27,7 @@ KEY_KEYWORDS = (
 )
 
 
-def describe_fcs(path: str | Path, *, dataset: int = 0) -> dict:
+def describe_fcs(path: str | Path, *, dataset: int = 0, repairs=None) -> dict:
     """A JSON-ready summary of one data set of an FCS file.
 
     Parameters
@@ -34,6 +36,8 @@ def describe_fcs(path: str | Path, *, dataset: int = 0) -> dict:
         The FCS file.
     dataset
         Which data set (0 = first).
+    repairs
+        FCS repairs allowed (default: :data:`cytophen.io.fcs.DEFAULT_REPAIRS`).
 
     Returns
     -------
@@ -47,12 +51,13 @@ def describe_fcs(path: str | Path, *, dataset: int = 0) -> dict:
     cytophen.errors.FCSError
         When the file cannot be read.
     """
-    from cytophen.io.fcs import find_spillover, read_fcs, read_fcs_datasets
+    from cytophen.io.fcs import DEFAULT_REPAIRS, find_spillover, read_fcs, read_fcs_datasets
 
+    repairs = DEFAULT_REPAIRS if repairs is None else repairs
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        datasets = read_fcs_datasets(path)
-        sample = read_fcs(path, dataset=dataset)
+        datasets = read_fcs_datasets(path, repairs=repairs)
+        sample = read_fcs(path, dataset=dataset, repairs=repairs)
         spill_key, spill = find_spillover(sample.keywords, path=path, channels=sample.channels)
     channels = []
     for i, (name, marker) in enumerate(zip(sample.channels, sample.markers)):
@@ -108,12 +113,13 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     "--dataset", type=int, default=0, show_default=True, help="Data set to describe (0 = first)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def info(file: Path, dataset: int, as_json: bool) -> None:
+@repairs_option
+def info(file: Path, dataset: int, as_json: bool, repairs) -> None:
     """Describe an FCS file: version, events, data sets, channels and markers, spillover, keywords."""
     from cytophen.errors import CytophenError
 
     try:
-        d = describe_fcs(file, dataset=dataset)
+        d = describe_fcs(file, dataset=dataset, repairs=repairs)
     except CytophenError as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
@@ -121,7 +127,9 @@ def info(file: Path, dataset: int, as_json: bool) -> None:
         return
     click.echo(f"file:       {d['file']}")
     click.echo(f"version:    {d['version']}")
-    click.echo(f"data sets:  {d['n_datasets']} (showing {d['dataset']})")
+    n = d["n_datasets"]
+    shown = f" (showing {d['dataset']})" if n > 1 else ""  # --dataset 0..n-1 chooses
+    click.echo(f"data sets:  {n}{shown}")
     click.echo(f"events:     {d['events']}")
     click.echo(f"channels:   {d['n_channels']} (events stored as {d['dtype']})")
     sp = d["spillover"]

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import click
 
+from cytophen.cli._common import Invalid, check_out_dir, check_out_file, out_option, quiet_option
 from cytophen.errors import CytophenError
 
 
 @click.command(name="report")
 @click.argument("results", type=click.Path(path_type=Path))
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
+@out_option(
+    metavar="FILE.html",
     help="HTML file to write (default RESULTS/report.html; images are linked relative to it).",
 )
 @click.option(
@@ -38,7 +38,8 @@ from cytophen.errors import CytophenError
 @click.option(
     "--replot",
     is_flag=True,
-    help="Make missing gating plots by re-reading and re-gating the FCS files listed in RESULTS.",
+    help="Make missing gating plots by re-reading and re-gating the FCS files listed in RESULTS "
+    "(with the FCS repairs the run used).",
 )
 @click.option(
     "--template",
@@ -53,7 +54,8 @@ from cytophen.errors import CytophenError
     default=None,
     help="Processes for --replot (default all cores).",
 )
-def report(results, out, stats_dir, embed, low_count, title, replot, template_path, jobs):
+@quiet_option
+def report(results, out, stats_dir, embed, low_count, title, replot, template_path, jobs, quiet):
     """Write a self-contained HTML report of a RESULTS folder (from 'cytophen gate --out').
 
     Run summary, failures, flags (data-driven gates that fell back, populations not measured or
@@ -62,6 +64,12 @@ def report(results, out, stats_dir, embed, low_count, title, replot, template_pa
     """
     from cytophen.report.html import write_report
 
+    if out is not None:
+        check_out_file(out)
+    else:
+        check_out_file(results / "report.html", option="report (or choose --out)")
+    if replot and results.is_dir():
+        check_out_dir(results / "plots", option="--replot: RESULTS/plots")
     try:
         path = write_report(
             results,
@@ -75,6 +83,7 @@ def report(results, out, stats_dir, embed, low_count, title, replot, template_pa
             jobs=jobs,
         )
     except CytophenError as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(f"wrote {path}")
+        raise Invalid(str(exc)) from None
+    if not quiet:
+        click.echo(f"wrote {path}")
     return 0

@@ -10,22 +10,20 @@ from pathlib import Path
 
 import click
 
+from cytophen.cli._common import Invalid as _Invalid
+from cytophen.cli._common import (
+    check_out_dir,
+    check_out_file,
+    out_option,
+    quiet_option,
+    repairs_option,
+)
+
 __all__ = ["simulate", "score"]
 
 
-class _Invalid(click.ClickException):
-    exit_code = 2
-
-
 @click.command(name="simulate")
-@click.option(
-    "-o",
-    "--out",
-    required=True,
-    metavar="DIR",
-    type=click.Path(file_okay=False),
-    help="Output folder (created if needed).",
-)
+@out_option(required=True, metavar="DIR", help="Output folder (created if needed).")
 @click.option(
     "--cohort",
     type=click.Choice(["study"]),
@@ -73,7 +71,8 @@ class _Invalid(click.ClickException):
     show_default=True,
     help="Processes for writing a cohort.",
 )
-def simulate(out, cohort, seed, events, panel, n_files, drift, jobs):
+@quiet_option
+def simulate(out, cohort, seed, events, panel, n_files, drift, jobs, quiet):
     """Write simulated FCS 3.1 files, each with <stem>.truth.parquet (one boolean column per
     template population) beside it.
 
@@ -85,7 +84,8 @@ def simulate(out, cohort, seed, events, panel, n_files, drift, jobs):
     from cytophen.errors import CytophenError
 
     panels = ("bcell", "treg") if panel == "both" else (panel,)
-    out_dir = Path(out)
+    out_dir = check_out_dir(out)
+    echo = (lambda *a, **k: None) if quiet else click.echo
     try:
         if cohort == "study":
             from cytophen.simulate import simulate_cohort
@@ -93,7 +93,7 @@ def simulate(out, cohort, seed, events, panel, n_files, drift, jobs):
             c = simulate_cohort(
                 out_dir, seed=seed, events=events, drift=drift, panels=panels, jobs=jobs
             )
-            click.echo(
+            echo(
                 f"wrote {len(c.files)} FCS files (+ truth) for 6 subjects x 5 visits to "
                 f"{out_dir}/, with manifest.csv, clinical.csv and design.csv"
             )
@@ -106,7 +106,7 @@ def simulate(out, cohort, seed, events, panel, n_files, drift, jobs):
                 s = seed + i
                 path = out_dir / f"sim_{p}_s{s}.fcs"
                 simulate_file(path, p, seed=s, events=events, drift=drift)
-                click.echo(f"wrote {path} (+ {path.stem}.truth.parquet)")
+                echo(f"wrote {path} (+ {path.stem}.truth.parquet)")
                 n += 1
     except CytophenError as exc:
         raise _Invalid(str(exc)) from None
@@ -135,16 +135,9 @@ def _expand(paths) -> list[Path]:
     "template_path",
     required=True,
     metavar="T",
-    help="The template to gate with (e.g. gating_templates/bcell.yaml).",
+    help="The template to gate with (a shipped one by name, e.g. bcell, or a file).",
 )
-@click.option(
-    "-o",
-    "--out",
-    default=None,
-    metavar="FILE.csv",
-    type=click.Path(dir_okay=False),
-    help="Write the per-file, per-population scores here.",
-)
+@out_option(metavar="FILE.csv", help="Write the per-file, per-population scores here.")
 @click.option(
     "--panel",
     default=None,
@@ -152,14 +145,16 @@ def _expand(paths) -> list[Path]:
     help="Only files whose name contains NAME (default: the template's name when FILES "
     "include folders).",
 )
-def score(files, template_path, out, panel):
+@repairs_option
+@quiet_option
+def score(files, template_path, out, panel, repairs, quiet):
     """Gate simulated FCS files (or folders of them) with a template and score each population
     against the simulator's truth: F1, precision, recall of membership and the absolute error of
     percent of parent (percentage points). Prints the mean over files per population.
 
     \b
     Example:
-      cytophen score --template gating_templates/bcell.yaml study/ --out scores.csv
+      cytophen score --template bcell study/ --out scores.csv
     """
     import pandas as pd
 
@@ -168,6 +163,8 @@ def score(files, template_path, out, panel):
     from cytophen.simulate import read_truth
     from cytophen.simulate import score as _score
 
+    if out is not None:
+        check_out_file(out)
     try:
         template = cytophen.load_template(template_path)
     except CytophenError as exc:
@@ -186,7 +183,7 @@ def score(files, template_path, out, panel):
     for p in paths:
         try:
             truth = read_truth(p)
-            res = cytophen.gate(cytophen.read_fcs(p), template)
+            res = cytophen.gate(cytophen.read_fcs(p, repairs=repairs), template)
             t = _score(res, truth)
         except CytophenError as exc:
             failed.append((p, str(exc)))
@@ -198,8 +195,12 @@ def score(files, template_path, out, panel):
         raise click.ClickException("no file could be scored")
     allt = pd.concat(tables, ignore_index=True)
     if out:
+        from cytophen._atomic import atomic_write_with
+
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-        allt.to_csv(out, index=False)
+        atomic_write_with(out, lambda tmp: allt.to_csv(tmp, index=False))
+    if quiet:
+        return 1 if failed else 0
     order = list(dict.fromkeys(allt["population"]))
     summ = (
         allt.groupby("population", sort=False)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from cytophen.cli._common import quiet_option, repairs_option
 from cytophen.errors import CytophenError, TemplateError, TemplateProblem
 
 
@@ -21,16 +22,19 @@ from cytophen.errors import CytophenError, TemplateError, TemplateProblem
     type=click.Path(dir_okay=False, path_type=Path),
     help="An FCS file to resolve every panel marker against (repeatable).",
 )
-@click.option("--quiet", "-q", is_flag=True, help="Print problems only, no summary.")
+@quiet_option
+@repairs_option
 @click.pass_context
-def validate(ctx: click.Context, template: Path, samples: tuple[Path, ...], quiet: bool) -> int:
-    """Check TEMPLATE (cytophen YAML, GatingML 2.0 or FlowJo .wsp) and report every problem.
+def validate(ctx: click.Context, template: Path, samples: tuple[Path, ...], quiet: bool,
+             repairs) -> int:  # fmt: skip
+    """Check TEMPLATE (cytophen YAML, GatingML 2.0 or FlowJo .wsp; or a shipped template by
+    name: bcell, treg) and report every problem.
 
     With --sample, also resolve each marker of the panel against the file: a missing or ambiguous
     marker is an error, a missing optional marker a warning (its populations would be reported as
     not measured).
     """
-    problems, tmpl = _check(template, samples)
+    problems, tmpl = _check(template, samples, repairs)
     errors = [p for p in problems if p.severity == "error"]
     warnings = [p for p in problems if p.severity != "error"]
     for p in problems:
@@ -54,12 +58,16 @@ def validate(ctx: click.Context, template: Path, samples: tuple[Path, ...], quie
     return 0
 
 
-def _check(path: Path, samples: tuple[Path, ...]):
-    """(problems, template or None) for a template file and optional samples."""
+def _check(path: Path, samples: tuple[Path, ...], repairs=None):
+    """(problems, template or None) for a template file (or shipped name) and optional samples."""
+    from cytophen.interop.shipped import resolve_template
     from cytophen.interop.yaml_template import check_sample, load_yaml_template, validate_template
+    from cytophen.io.fcs import DEFAULT_REPAIRS, read_fcs
 
-    if not path.exists():
-        return [TemplateProblem(str(path), None, None, "template file not found")], None
+    try:
+        path = resolve_template(path)
+    except TemplateError as exc:
+        return list(exc.problems), None
     is_yaml = path.suffix.lower() in (".yaml", ".yml")
     tmpl = None
     if is_yaml:
@@ -80,7 +88,8 @@ def _check(path: Path, samples: tuple[Path, ...]):
         positions = _marker_positions(path) if is_yaml else {}
         for s in samples:
             try:
-                problems.extend(check_sample(tmpl, s, positions=positions, file=str(path)))
+                sample = read_fcs(s, repairs=DEFAULT_REPAIRS if repairs is None else repairs)
+                problems.extend(check_sample(tmpl, sample, positions=positions, file=str(path)))
             except CytophenError as exc:
                 problems.append(TemplateProblem(str(s), None, None, f"cannot read sample: {exc}"))
     return problems, tmpl

@@ -14,12 +14,18 @@ def load_template(path):
 
     ``.yaml``/``.yml`` → cytophen YAML; ``.xml`` (GatingML 2.0) → GatingML; ``.wsp`` → FlowJo
     workspace. Every reader returns a :class:`cytophen.template.Template`.
+
+    ``path`` may also name a template shipped with cytophen (``"bcell"``, ``"bcell.yaml"``): a
+    path that exists wins, else the shipped template of that name is loaded (see
+    :mod:`cytophen.interop.shipped`).
     """
-    p = Path(path)
-    if not p.exists():
-        raise TemplateError(f"template file not found: {p}", file=str(p))
+    from cytophen.interop.shipped import resolve_template
+
+    p = resolve_template(path)
     if p.is_dir():
-        raise TemplateError(f"{p} is a folder; expected a .yaml, GatingML .xml or FlowJo .wsp file", file=str(p))
+        raise TemplateError(
+            f"{p} is a folder; expected a .yaml, GatingML .xml or FlowJo .wsp file", file=str(p)
+        )
     kind = _kind(p)
     if kind == "yaml":
         from cytophen.interop.yaml_template import load_yaml_template

@@ -58,6 +58,7 @@ from typing import BinaryIO
 import numpy as np
 import pandas as pd
 
+from cytophen._atomic import _file_mode
 from cytophen.errors import FCSError, FCSWarning
 from cytophen.io.sample import Sample
 from cytophen.markers import relabel
@@ -169,7 +170,8 @@ class _Warner:
         if name not in self.repairs:
             raise FCSError(
                 self.path,
-                f"{problem} (pass repairs including {name!r} to read it anyway)",
+                f"{problem} (to read it anyway, allow repair {name!r}: --repairs {name} on the "
+                "command line, or include it in read_fcs(..., repairs=...))",
                 keyword=keyword,
             )
         kw = f" [{keyword}]" if keyword else ""
@@ -1200,6 +1202,7 @@ def write_fcs(
         raise FCSError(p, "the folder to write into does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
+        os.fchmod(fd, _file_mode())  # the umask's permissions, as every other output (not 0600)
         with os.fdopen(fd, "wb") as out:
             out.write(header)
             out.write(tb)

@@ -21,6 +21,7 @@ import pandas as pd
 
 from cytophen._version import __version__
 from cytophen.errors import CompensationError, TemplateError
+from cytophen.io.fcs import DEFAULT_REPAIRS
 from cytophen.markers import MarkerMap, read_marker_csv
 from cytophen.pipeline.inputs import InputError, SampleInput, discover
 from cytophen.pipeline.storage import (
@@ -286,6 +287,7 @@ def gate_files(
     export_gated: str | None = None,
     seed: int = 0,
     plots: bool = False,
+    repairs: Iterable[str] | None = DEFAULT_REPAIRS,
     pregated: str | None = None,
     include_hidden: bool = False,
     scale: str = "auto",
@@ -331,6 +333,9 @@ def gate_files(
         Also draw each sample's gating plots in the workers, into ``out/plots/<sample>/``
         (:func:`cytophen.report.plots.save_sample_plots`; needs ``out``). A plot failure is
         recorded (``plots_error`` in run.json) and never fails the sample.
+    repairs
+        FCS repairs allowed while reading each file (:func:`cytophen.io.fcs.read_fcs`; default
+        :data:`~cytophen.io.fcs.DEFAULT_REPAIRS`, ``()`` is strict).
     pregated
         The population every file was exported after (the files hold only its events): it and
         its ancestors are not gated (see :func:`cytophen.engine.gate`).
@@ -434,6 +439,7 @@ def gate_files(
         "threads": 1,  # parallel across files, one numba thread per sample
         "plots": bool(plots),
         "plots_dir": str(out_dir / "plots") if out_dir is not None else None,
+        "repairs": repairs,
         "pregated": pregated,
         "include_hidden": bool(include_hidden),
         "scale": scale,
@@ -441,6 +447,9 @@ def gate_files(
     }
     tmpl_hash = template.hash
     opts_key = {"template_hash": tmpl_hash, "seed": seed, **comp_desc}
+    repairs_desc = _repairs_option(repairs)
+    if repairs_desc is not None:  # other repairs may read other events: not the same result
+        opts_key["repairs"] = repairs_desc
     if pregated is not None:  # only when set: stores of runs without them still resume
         opts_key["pregated"] = pregated
     if include_hidden:
@@ -481,6 +490,7 @@ def gate_files(
             template,
             seed=seed,
             compensation=comp_override,
+            repairs=repairs,
             pregated=pregated,
         )
         for s, task in zip(todo, tasks):
@@ -584,6 +594,7 @@ def gate_files(
             "plots": bool(plots),
             "seed": seed,
             "pool": pool_col,
+            "repairs": repairs_desc,
             "pregated": pregated,
             "include_hidden": bool(include_hidden),
             **comp_desc,
@@ -648,6 +659,14 @@ def gate_files(
         run["timings"]["total_s"] = time.perf_counter() - t_start
         run["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return result
+
+
+def _repairs_option(repairs) -> list[str] | None:
+    """The FCS repairs of a run as recorded (sorted names), ``None`` for the default ones."""
+    from cytophen.io.fcs import _check_repairs
+
+    chosen = _check_repairs(repairs)
+    return None if chosen == DEFAULT_REPAIRS else sorted(chosen)
 
 
 def _write_all(writes) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from cytophen.gates import DataDrivenGate
+from cytophen.io.fcs import DEFAULT_REPAIRS
 from cytophen.pipeline.inputs import InputError, SampleInput
 
 __all__ = ["pool_column", "pool_groups", "fit_batch_pools"]
@@ -81,6 +82,7 @@ def fit_batch_pools(
     *,
     seed: int,
     compensation,
+    repairs=DEFAULT_REPAIRS,
     pregated: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Fit the pooled gates of each group; ``{group: {"fitted": {...}} or {"error": message}}``.
@@ -100,7 +102,7 @@ def fit_batch_pools(
         loaded, used = [], []
         for s in members:
             try:
-                loaded.append(read_fcs(s.path))
+                loaded.append(read_fcs(s.path, repairs=repairs))
             except Exception:  # the sample's own task reports why
                 continue
             used.append(s.sample)

@@ -143,8 +143,9 @@ def run_sample(task: dict[str, Any], template, options: dict[str, Any]) -> dict[
     options
         ``compensation`` (override for :func:`cytophen.engine.gate`), ``seed``, ``threads``
         (numba and BLAS threads per sample, default 1), ``export_gated`` (population name or
-        ``None``), ``export_dir``, ``pregated``, ``include_hidden`` and ``scale`` (as :func:`cytophen.gate`),
-        ``markers`` (a :class:`~cytophen.markers.MarkerMap` or ``None``).
+        ``None``), ``export_dir``, ``repairs`` (FCS repairs allowed, default the default ones),
+        ``pregated``, ``include_hidden`` and ``scale`` (as :func:`cytophen.gate`), ``markers``
+        (a :class:`~cytophen.markers.MarkerMap` or ``None``).
 
     Returns
     -------
@@ -182,10 +183,15 @@ def run_sample(task: dict[str, Any], template, options: dict[str, Any]) -> dict[
         return fail("read", f"{path}: cannot be read ({exc.strerror or exc})")
 
     from cytophen import read_fcs
+    from cytophen.io.fcs import DEFAULT_REPAIRS
 
     marker_map = options.get("markers")
     try:
-        sample = read_fcs(path, markers=marker_map.for_file(path) if marker_map else None)
+        sample = read_fcs(
+            path,
+            repairs=options.get("repairs", DEFAULT_REPAIRS),
+            markers=marker_map.for_file(path) if marker_map else None,
+        )
     except Exception as exc:
         if isinstance(exc, CytophenError):
             return fail("read", exc)

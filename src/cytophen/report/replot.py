@@ -46,12 +46,22 @@ def _compensation(run: dict[str, Any]):
         return {"keyword": "keyword", "none": "none", "fcs": "FCS"}.get(str(word).lower())
 
 
-def _one(task: dict[str, Any], template, compensation, seed: int, plots_dir: str) -> ReplotOutcome:
+def _repairs(run: dict[str, Any]):
+    """The FCS repairs the run read its files with (run.json; ``None`` there: the default)."""
+    from cytophen.io.fcs import DEFAULT_REPAIRS
+
+    names = (run.get("options") or {}).get("repairs")
+    return DEFAULT_REPAIRS if names is None else frozenset(names)
+
+
+def _one(task: dict[str, Any], template, compensation, seed: int, plots_dir: str,
+         repairs=None) -> ReplotOutcome:  # fmt: skip
     from cytophen import read_fcs
     from cytophen.engine import gate
+    from cytophen.io.fcs import DEFAULT_REPAIRS
 
     try:
-        sample = read_fcs(task["file"])
+        sample = read_fcs(task["file"], repairs=DEFAULT_REPAIRS if repairs is None else repairs)
         result = gate(
             sample,
             template,
@@ -139,6 +149,7 @@ def replot(
     }
     compensation = _compensation(run)
     seed = int((run.get("options") or {}).get("seed") or 0)
+    repairs = _repairs(run)
     plots_dir = str(Path(results_dir) / "plots")
     tasks, outcomes = [], []
     for sample, g in pops.groupby(pops["sample"].astype(str), sort=False):
@@ -161,10 +172,13 @@ def replot(
         return outcomes
     n = (os.cpu_count() or 1) if jobs is None else max(1, int(jobs))
     if n == 1 or len(tasks) == 1:
-        outcomes += [_one(t, template, compensation, seed, plots_dir) for t in tasks]
+        outcomes += [_one(t, template, compensation, seed, plots_dir, repairs) for t in tasks]
     else:
         with ProcessPoolExecutor(max_workers=min(n, len(tasks)), mp_context=_mp_context()) as pool:
-            futs = [pool.submit(_one, t, template, compensation, seed, plots_dir) for t in tasks]
+            futs = [
+                pool.submit(_one, t, template, compensation, seed, plots_dir, repairs)
+                for t in tasks
+            ]
             outcomes += [f.result() for f in futs]
     summary = [o.__dict__ for o in outcomes]
     (Path(results_dir) / "plots").mkdir(exist_ok=True)
