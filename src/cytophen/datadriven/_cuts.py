@@ -231,7 +231,9 @@ class MinDensity(CutEstimator):
         separates the most: the largest drop from the lower of the highest densities on its
         two sides. Two ripple peaks on the flat top of one cloud are the two highest peaks, and
         the shallow dip between them is openCyto's cut; the valley between that cloud and the
-        next is far more prominent. ``'upper'`` / ``'lower'``: of the valleys at least half as
+        next is far more prominent. With ``'prominent'``, ``'upper'`` and ``'lower'`` the
+        candidates are only the lowest points between two kept peaks (a wiggle in the sparse tail
+        of a cloud is no boundary). ``'upper'`` / ``'lower'``: of the valleys at least half as
         prominent as the most prominent one, the highest / lowest (a small dim population between
         the negative and the bright positive cloud is then left out / taken in).
     negative_edge
@@ -325,7 +327,13 @@ class MinDensity(CutEstimator):
                 grid, y, peaks, lo, hi, f"{peaks.size} density peak(s)", x
             )
             return self
-        valleys = _deep_valleys(y, find_valleys(grid, y, lo, hi), self.min_depth)
+        if self.valley == "between_highest":  # openCyto: every valley of the density
+            valleys = _deep_valleys(y, find_valleys(grid, y, lo, hi), self.min_depth)
+        else:  # only the valleys that separate two kept peaks: the lowest point between them
+            order = np.sort(peaks)
+            low = [int(a + np.argmin(y[a : b + 1])) for a, b in zip(order[:-1], order[1:])]
+            valleys = np.array([v for v in low if lo <= grid[v] < hi], dtype=np.int64)
+            valleys = _deep_valleys(y, valleys, self.min_depth)
         if valleys.size == 0:
             self.threshold_ = self._fallback(
                 grid, y, peaks, lo, hi, "no density valley within gate_range", x
