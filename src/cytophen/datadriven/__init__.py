@@ -21,6 +21,7 @@ anchored_transitional  small hi-hi cloud beyond a robust main one: line at the p
 mixture_halfspace  side of a Fisher hyperplane between two t components started from a 1-D cut
 singlet        FSC-A/FSC-H robust regression band (polygon)
 scatter_cloud  the lymphocyte cloud on FSC x SSC, to the density valleys around it (polygon)
+corner_cloud   a cloud in one corner of a 2-D view, to its valleys (polygon; else a box)
 boundary       rectangle removing saturated / off-scale events
 quadrant       four named rectangles from two 1-D cuts (optionally sequential)
 box            a box from one 1-D cut per dimension (optionally sequential)
@@ -58,7 +59,7 @@ from cytophen.datadriven._quadrant import (
 )
 from cytophen.datadriven._regions import BoundaryGate, MixtureEllipse, SingletGate, Transitional
 from cytophen.datadriven._registry import available_methods, check_params, get_method, register
-from cytophen.datadriven._scatter import ScatterCloud
+from cytophen.datadriven._scatter import CornerCloud, ScatterCloud
 
 for _cls in (
     MinDensity,
@@ -78,6 +79,7 @@ for _cls in (
     MixtureHalfspace,
     ScatterCloud,
     GuidedBox,
+    CornerCloud,
 ):
     register(_cls)
 del _cls
@@ -112,4 +114,5 @@ __all__ = [
     "PairEstimator",
     "ScatterCloud",
     "GuidedBox",
+    "CornerCloud",
 ]

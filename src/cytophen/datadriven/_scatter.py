@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from numbers import Integral, Real
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -11,10 +11,11 @@ from scipy.stats import chi2
 
 from cytophen.datadriven._base import FitDeclined, GateEstimator
 from cytophen.datadriven._constraints import Interval, Options
+from cytophen.datadriven._quadrant import BoxEstimator
 from cytophen.errors import GateError
 from cytophen.gates import Gate, PolygonGate
 
-__all__ = ["ScatterCloud", "density_basins"]
+__all__ = ["ScatterCloud", "CornerCloud", "density_basins", "cloud_polygon", "clouds"]
 
 
 def _ascent_basins(D: np.ndarray) -> np.ndarray:
@@ -114,6 +115,59 @@ def density_basins(
     return D, _merge_shallow(D, _ascent_basins(D), merge), ex, ey
 
 
+def cloud_polygon(Xo, D, B, ex, ey, eb, peak, core, quantile, n_vertices, name):
+    """The gate of one density cloud: a Gaussian fitted to its core (density >= ``core`` x its
+    peak; the covariance of a Gaussian truncated there corrected to the whole one's), its
+    ``quantile`` ellipse cut back to the cloud's basin along rays from the centre.
+
+    Returns ``(vertices, mean, covariance)``."""
+    nb = D.shape[0]
+    ix = np.clip(((Xo[:, 0] - ex[0]) / (ex[1] - ex[0])).astype(np.int64), 0, nb - 1)
+    iy = np.clip(((Xo[:, 1] - ey[0]) / (ey[1] - ey[0])).astype(np.int64), 0, nb - 1)
+    height = float(D.ravel()[peak])
+    sel = (eb == peak) & (D[ix, iy] >= core * height)
+    if sel.sum() < 10:
+        raise FitDeclined(name, f"the chosen cloud's core holds only {int(sel.sum())} events")
+    mean = Xo[sel].mean(axis=0)
+    cov = np.cov(Xo[sel].T)
+    # E[r^2] of a 2-D Gaussian truncated where its density is core x peak (r^2 <= c)
+    c = -2.0 * np.log(core)
+    cov = cov / ((2.0 - c * core / (1.0 - core)) / 2.0)
+    try:
+        inv = np.linalg.inv(cov)
+    except np.linalg.LinAlgError:
+        raise FitDeclined(name, "the cloud's core is degenerate") from None
+    limit = chi2.ppf(quantile, 2)
+    theta = np.linspace(0.0, 2.0 * np.pi, n_vertices, endpoint=False)
+    dirs = np.c_[np.cos(theta), np.sin(theta)]
+    rmax = np.sqrt(limit / np.einsum("ij,jk,ik->i", dirs, inv, dirs))
+    steps = np.linspace(0.0, 1.0, 201)[1:]
+    pts = mean + dirs[:, None, :] * rmax[:, None, None] * steps[None, :, None]
+    gx = np.floor((pts[..., 0] - ex[0]) / (ex[1] - ex[0])).astype(np.int64)
+    gy = np.floor((pts[..., 1] - ey[0]) / (ey[1] - ey[0])).astype(np.int64)
+    inside_grid = (gx >= 0) & (gx < nb) & (gy >= 0) & (gy < nb)
+    basin = B == peak
+    ok = inside_grid & basin[np.clip(gx, 0, nb - 1), np.clip(gy, 0, nb - 1)]
+    ok |= ~inside_grid  # beyond the grid (the outer 0.1 %) the ellipse alone decides
+    out = ~ok
+    first = np.where(out.any(axis=1), out.argmax(axis=1), steps.size)
+    r = np.where(first == 0, steps[0], steps[np.maximum(first - 1, 0)]) * rmax
+    return mean + dirs * r[:, None], mean, cov
+
+
+def clouds(X: np.ndarray, bins: int, merge: float):
+    """Density basins of ``X`` and, per cloud, its peak position and share of the events:
+    ``(D, B, ex, ey, eb, peaks, mass, pxy)`` (``eb``: each event's basin)."""
+    D, B, ex, ey = density_basins(X, bins=bins, merge=merge)
+    ix = np.clip(((X[:, 0] - ex[0]) / (ex[1] - ex[0])).astype(np.int64), 0, bins - 1)
+    iy = np.clip(((X[:, 1] - ey[0]) / (ey[1] - ey[0])).astype(np.int64), 0, bins - 1)
+    eb = B[ix, iy]
+    peaks, mass = np.unique(eb, return_counts=True)
+    cx, cy = 0.5 * (ex[:-1] + ex[1:]), 0.5 * (ey[:-1] + ey[1:])
+    pxy = np.c_[cx[peaks // bins], cy[peaks % bins]]
+    return D, B, ex, ey, eb, peaks, mass / X.shape[0], pxy
+
+
 class ScatterCloud(GateEstimator):
     """The lymphocyte cloud on FSC x SSC: the least granular large cloud, to the valleys around it.
 
@@ -205,15 +259,7 @@ class ScatterCloud(GateEstimator):
         Xo = X[on] if on.sum() >= need else X
         if Xo.shape[0] < need:
             raise FitDeclined(self.name, f"only {Xo.shape[0]} on-scale events")
-        D, B, ex, ey = density_basins(Xo, bins=int(self.bins), merge=float(self.merge))
-        nb = int(self.bins)
-        ix = np.clip(((Xo[:, 0] - ex[0]) / (ex[1] - ex[0])).astype(np.int64), 0, nb - 1)
-        iy = np.clip(((Xo[:, 1] - ey[0]) / (ey[1] - ey[0])).astype(np.int64), 0, nb - 1)
-        eb = B[ix, iy]
-        peaks, mass = np.unique(eb, return_counts=True)
-        mass = mass / Xo.shape[0]
-        cx, cy = 0.5 * (ex[:-1] + ex[1:]), 0.5 * (ey[:-1] + ey[1:])
-        pxy = np.c_[cx[peaks // nb], cy[peaks % nb]]
+        D, B, ex, ey, eb, peaks, mass, pxy = clouds(Xo, int(self.bins), float(self.merge))
         cand = np.flatnonzero((mass >= self.min_mass) & (pxy[:, 0] > 0))
         if cand.size == 0:
             cand = np.array([int(np.argmax(mass))])
@@ -228,41 +274,19 @@ class ScatterCloud(GateEstimator):
                 cand = cells
             ratio = pxy[cand, 1] / np.maximum(pxy[cand, 0], 1e-12)
             i = int(cand[np.argmin(ratio)])
-        peak = int(peaks[i])
-        height = float(D.ravel()[peak])
-        sel = (eb == peak) & (D[ix, iy] >= self.core * height)
-        if sel.sum() < 10:
-            raise FitDeclined(
-                self.name, f"the chosen cloud's core holds only {int(sel.sum())} events"
-            )
-        mean = Xo[sel].mean(axis=0)
-        cov = np.cov(Xo[sel].T)
-        # E[r^2] of a 2-D Gaussian truncated where its density is core x peak (r^2 <= c)
-        c = -2.0 * np.log(self.core)
-        cov = cov / ((2.0 - c * self.core / (1.0 - self.core)) / 2.0)
-        try:
-            inv = np.linalg.inv(cov)
-        except np.linalg.LinAlgError:
-            raise FitDeclined(self.name, "the cloud's core is degenerate") from None
-        limit = chi2.ppf(self.quantile, 2)
-        theta = np.linspace(0.0, 2.0 * np.pi, int(self.n_vertices), endpoint=False)
-        dirs = np.c_[np.cos(theta), np.sin(theta)]
-        rmax = np.sqrt(limit / np.einsum("ij,jk,ik->i", dirs, inv, dirs))
-        steps = np.linspace(0.0, 1.0, 201)[1:]
-        pts = mean + dirs[:, None, :] * rmax[:, None, None] * steps[None, :, None]
-        gx = np.floor((pts[..., 0] - ex[0]) / (ex[1] - ex[0])).astype(np.int64)
-        gy = np.floor((pts[..., 1] - ey[0]) / (ey[1] - ey[0])).astype(np.int64)
-        inside_grid = (gx >= 0) & (gx < nb) & (gy >= 0) & (gy < nb)
-        basin = B == peak
-        ok = inside_grid & basin[np.clip(gx, 0, nb - 1), np.clip(gy, 0, nb - 1)]
-        # beyond the grid (the outer 0.1 %) the ellipse alone decides
-        ok |= ~inside_grid
-        out = ~ok
-        first = np.where(out.any(axis=1), out.argmax(axis=1), steps.size)
-        r = np.where(first == 0, steps[0], steps[np.maximum(first - 1, 0)]) * rmax
-        self.vertices_ = mean + dirs * r[:, None]
-        self.mean_ = mean
-        self.covariance_ = cov
+        self.vertices_, self.mean_, self.covariance_ = cloud_polygon(
+            Xo,
+            D,
+            B,
+            ex,
+            ey,
+            eb,
+            int(peaks[i]),
+            self.core,
+            self.quantile,
+            int(self.n_vertices),
+            self.name,
+        )
         self.peak_ = pxy[i]
         self.mass_ = float(mass[i])
         self.clouds_ = int(cand.size)
@@ -272,3 +296,112 @@ class ScatterCloud(GateEstimator):
         if side not in (None, "+"):
             raise GateError(self.name, f"a scatter cloud has no side {side!r} (it is a region)")
         return PolygonGate(dims, self.vertices_.tolist())
+
+
+class CornerCloud(BoxEstimator):
+    """A cloud in one corner of a 2-D view, to the density valleys around it (activated naive
+    B cells: the CD21lo CD11c+ cloud beside the CD21+ CD11c- naive cells).
+
+    The view's smoothed density is cut into clouds as for :class:`ScatterCloud`; the heaviest is
+    the main population. The events outside its basin and beyond its peak on both axes in the
+    direction of the gate's side (``'-+'``: lower x, higher y) are smoothed again on their own (a
+    sparse cloud beside a dense one fragments at the dense one's bandwidth), and their heaviest
+    cloud, if it holds at least ``min_mass`` of all events, is the population. Its gate is the
+    polygon of :class:`ScatterCloud`: a Gaussian fitted to the cloud's core, its ``quantile``
+    ellipse cut back to the cloud's basin. Without such a cloud (the cells form a smear, or none are there)
+    the gate is the box of the ``axes`` cuts, as :class:`BoxEstimator` with ``sequential``,
+    flagged.
+
+    Parameters
+    ----------
+    side
+        Two signs, the corner (from the template's ``side``).
+    axes
+        The 1-D method per dimension for the box without a cloud.
+    quantile, core, merge, bins, n_vertices
+        As :class:`ScatterCloud`.
+    min_mass
+        Smallest share of the events a cloud must hold.
+    """
+
+    name = "corner_cloud"
+    n_dims = 2
+    _parameter_constraints = {
+        "quantile": [Interval(Real, 0, 1, closed="neither")],
+        "core": [Interval(Real, 0, 1, closed="neither")],
+        "merge": [Interval(Real, 0, 1, closed="right")],
+        "min_mass": [Interval(Real, 0, 1)],
+        "bins": [Interval(Integral, 2, None)],
+        "n_vertices": [Interval(Integral, 3, None)],
+    }
+
+    def __init__(
+        self,
+        side: str | None = None,
+        axes: list[dict[str, Any]] | None = None,
+        quantile: float = 0.999,
+        core: float = 0.25,
+        merge: float = 0.6,
+        min_mass: float = 0.01,
+        bins: int = 100,
+        n_vertices: int = 120,
+        random_state: int = 0,
+        min_events: int | None = None,
+    ):
+        super().__init__(
+            side=side,
+            axes=axes,
+            sequential=True,
+            random_state=random_state,
+            too_few="empty",
+            min_events=min_events,
+        )
+        self.quantile = quantile
+        self.core = core
+        self.merge = merge
+        self.min_mass = min_mass
+        self.bins = bins
+        self.n_vertices = n_vertices
+
+    def fit(self, X) -> CornerCloud:
+        self._start()
+        X = self._as_matrix(X)
+        if not self.side or len(self.side) != 2:
+            raise GateError(
+                self.name, f"a corner cloud needs a side of two signs, got {self.side!r}"
+            )
+        sign = np.array([1.0 if c == "+" else -1.0 for c in self.side])
+        _, _, _, _, eb, peaks, mass, pxy = clouds(X, int(self.bins), float(self.merge))
+        main = int(np.argmax(mass))
+        # the events beyond the main cloud's peak in the corner's direction, outside its basin,
+        # smoothed on their own (a sparse cloud next to a dense one fragments at the dense
+        # one's bandwidth)
+        corner = (eb != peaks[main]) & np.all((X - pxy[main]) * sign > 0, axis=1)
+        self.polygon_ = None
+        need = max(20, int(np.ceil(self.min_mass * X.shape[0])))
+        if corner.sum() >= need:
+            sub = X[corner]
+            D, B, ex, ey, sb, speaks, smass, spxy = clouds(sub, int(self.bins), float(self.merge))
+            k = int(np.argmax(smass))
+            if smass[k] * sub.shape[0] >= need:
+                try:
+                    poly, _, _ = cloud_polygon(
+                        sub, D, B, ex, ey, sb, int(speaks[k]), self.core, self.quantile,
+                        int(self.n_vertices), self.name,
+                    )  # fmt: skip
+                except FitDeclined:
+                    poly = None
+                if poly is not None:
+                    self.polygon_ = poly
+                    self.peak_ = spxy[k]
+                    self.mass_ = float(smass[k] * sub.shape[0] / X.shape[0])
+                    return self
+        reason = "no separate cloud in that corner; box from the axes' cuts"
+        super().fit(X)
+        self._fall_back(f"{reason}: {self.reason_}" if self.reason_ else reason)
+        return self
+
+    def to_gate(self, dims, side: str | None = None) -> Gate:
+        if self.polygon_ is not None:
+            return PolygonGate(list(dims), self.polygon_.tolist())
+        return super().to_gate(dims, side)
