@@ -1723,7 +1723,7 @@ def check_sample(
             _markers.resolve(sample.channels, sample.markers, name, m.aliases, path=sample.path)
         except MarkerError as exc:
             line, col = positions.get(name) or (None, None)
-            if m.optional:
+            if m.optional and getattr(exc, "absent", False):  # ambiguous is an error, optional or not
                 msg = f"{exc} (optional: populations gated on it will be reported as not measured)"
                 out.append(_problem(file, line, col, msg, None, "warning"))
             elif name in cleanup_only and getattr(exc, "absent", False):

@@ -236,7 +236,11 @@ def _placed(e: _Entry, notes: list[str]) -> list[tuple[Population, Any]]:
     placed: dict[str, Any] = {}
     for pop in e.template.populations:
         g = pop.gate
-        if not e.measured.get(pop.name, False):
+        # hidden helpers are not in the tables: placed when their parent (and operands) are
+        seen = e.measured.get(pop.name, pop.hidden and (pop.parent is None or pop.parent in placed))
+        if isinstance(g, BooleanGate) and any(n not in placed for n, _ in g.operands):
+            seen = False
+        if not seen:
             out.append((pop, None))
             continue
         try:
