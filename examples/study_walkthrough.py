@@ -69,15 +69,16 @@ print(
 
 # %% [markdown]
 # ## 4. The whole cohort, both panels
-# ``jobs=1`` gates in this process. With ``jobs=N`` the batch uses worker processes: fine in a
-# notebook, but a plain script then needs the usual ``if __name__ == "__main__":`` guard.
+# ``jobs=2`` gates two files at a time (threads of this process, worker processes for a long
+# batch); the workers never re-run this script, so it needs no ``if __name__ == "__main__":``
+# guard. Each panel's results go to a folder of their own (one run per output folder).
 
 # %%
 tables = []
 for panel in ("bcell", "treg"):
     files = sorted((OUT / "data").glob(f"*_{panel}.fcs"))
     batch = cytophen.gate_files(
-        files, TEMPLATES / f"{panel}.yaml", jobs=1, out=OUT / "results" / panel, progress=False
+        files, TEMPLATES / f"{panel}.yaml", jobs=2, out=OUT / "results" / panel, progress=False
     )
     print(f"{panel}: {batch.n_ok} samples gated, {batch.n_failed} failed")
     tables.append(batch.populations)

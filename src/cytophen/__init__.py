@@ -13,11 +13,39 @@ compiled kernels, and get tidy population tables.
 from __future__ import annotations
 
 import os
+import sys as _sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from cytophen._version import __version__
-from cytophen.errors import (
+
+def _kernel_cache_dir() -> str | None:
+    """Where numba keeps cytophen's compiled kernels unless ``NUMBA_CACHE_DIR`` says otherwise:
+    the user's cache folder (``$XDG_CACHE_HOME`` or ``~/.cache`` on Linux, ``~/Library/Caches``
+    on macOS, ``%LOCALAPPDATA%`` on Windows) + ``cytophen/numba``, so that a second run loads
+    them instead of compiling again wherever cytophen is installed; ``None`` if it cannot be
+    created or written."""
+    if _sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or os.path.expanduser("~/AppData/Local")
+    elif _sys.platform == "darwin":
+        base = os.path.expanduser("~/Library/Caches")
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    path = os.path.join(base, "cytophen", "numba")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:
+        return None
+    return path if os.access(path, os.W_OK) else None
+
+
+# numba reads NUMBA_CACHE_DIR once, when it is first imported: set it before any kernel module is
+if "NUMBA_CACHE_DIR" not in os.environ and "numba" not in _sys.modules:
+    _cache = _kernel_cache_dir()
+    if _cache is not None:
+        os.environ["NUMBA_CACHE_DIR"] = _cache
+
+from cytophen._version import __version__  # noqa: E402
+from cytophen.errors import (  # noqa: E402
     ClinicalError,
     CompensationError,
     CytophenError,
@@ -27,8 +55,8 @@ from cytophen.errors import (
     TemplateError,
     TransformError,
 )
-from cytophen.io.fcs import DEFAULT_REPAIRS
-from cytophen.io.sample import Sample
+from cytophen.io.fcs import DEFAULT_REPAIRS  # noqa: E402
+from cytophen.io.sample import Sample  # noqa: E402
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -190,6 +218,8 @@ def gate_files(
     repairs: Iterable[str] | None = DEFAULT_REPAIRS,
     pregated: str | None = None,
     include_hidden: bool = False,
+    wait: bool = False,
+    time_limit: float | None = None,
     scale: str = "auto",
     markers: Any = None,
 ) -> BatchResult:
@@ -215,8 +245,8 @@ def gate_files(
         a spillover CSV path or a DataFrame (see :func:`gate`).
     out
         Output folder for ``populations.csv``/``.parquet``, ``populations_wide.csv``,
-        ``gates.json``, ``errors.csv`` and ``run.json`` (all written atomically); ``None`` writes
-        nothing.
+        ``gates.json``, ``errors.csv`` and ``run.json``, replaced all at once when the run ends
+        (one run at a time per folder, see docs/batch.md); ``None`` writes nothing.
     resume
         Skip samples already finished in ``out`` with the same file content, template and
         compensation (needs ``out``).
@@ -237,6 +267,11 @@ def gate_files(
         The population every file was exported after (see :func:`gate`).
     include_hidden
         Also report the template's hidden (helper) populations in the tables and plots.
+    wait
+        When another run is writing into ``out``, wait for it to finish instead of raising.
+    time_limit
+        Seconds one sample may take; a sample that takes longer is stopped and becomes an
+        ``errors`` row (stage ``timeout``). ``None``: no limit.
     scale
         What the files' values are, for the template's ``auto`` transforms (as :func:`gate`),
         detected per file by default.
@@ -254,7 +289,7 @@ def gate_files(
     ------
     TemplateError, InputError, CompensationError
         Before anything is gated or written: an invalid template, missing inputs, duplicate
-        sample ids, a bad manifest or matrix.
+        sample ids, a bad manifest or matrix, ``out`` in use by another run.
 
     See Also
     --------
@@ -283,6 +318,8 @@ def gate_files(
         repairs=repairs,
         pregated=pregated,
         include_hidden=include_hidden,
+        wait=wait,
+        time_limit=time_limit,
         scale=scale,
         markers=markers,
     )

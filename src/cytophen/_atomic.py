@@ -2,6 +2,8 @@
 
 Every output of cytophen (tables, JSON, plots, reports, FCS files) goes through these: the data is
 written to a temporary file in the same folder and renamed over the target with :func:`os.replace`.
+Temporary files are named ``.<name>.<random>.tmp`` (the name shortened to fit the file system's
+255-byte limit), so that what a killed process left behind is recognisable (:func:`is_temp_name`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,18 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_with"]
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_write_with",
+    "temp_file_beside",
+    "is_temp_name",
+]
+
+#: Longest file name (bytes) on the usual file systems (ext4, XFS, APFS, NTFS in UTF-16 units).
+_NAME_MAX = 255
+#: What mkstemp adds to the prefix: 8 random characters and the ``.tmp`` suffix.
+_TEMP_EXTRA = 8 + len(".tmp")
 
 
 @functools.lru_cache(maxsize=1)
@@ -23,15 +36,36 @@ def _file_mode() -> int:
     return 0o666 & ~mask
 
 
+def temp_file_beside(path: str | Path) -> tuple[int, str]:
+    """A new temporary file in ``path``'s folder, for writing ``path`` atomically: ``(fd, name)``,
+    with the permissions a new file gets under the umask."""
+    path = Path(path)
+    name = path.name
+    room = _NAME_MAX - _TEMP_EXTRA - 2  # the dots around the name
+    while len(os.fsencode(name)) > room:  # a long name: the temp name keeps its beginning
+        name = name[:-1]
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, _file_mode())
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    return fd, tmp
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` is one of :func:`temp_file_beside`'s temporary files."""
+    return name.startswith(".") and name.endswith(".tmp") and len(name) > _TEMP_EXTRA + 1
+
+
 def atomic_write_bytes(path: str | Path, data: bytes, *, fsync: bool = True) -> None:
     """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename).
 
     The rename alone makes the write atomic for readers and against a crash of this process;
     ``fsync`` also makes the content durable against a crash of the machine."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_file_beside(path)
     try:
-        os.fchmod(fd, _file_mode())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             if fsync:
@@ -53,9 +87,7 @@ def atomic_write_text(path: str | Path, text: str, *, fsync: bool = True) -> Non
 
 def atomic_write_with(path: str | Path, writer: Callable[[str], None]) -> None:
     """Atomically create ``path`` with ``writer(tmp_path)`` (for writers that need a file name)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.fchmod(fd, _file_mode())
+    fd, tmp = temp_file_beside(path)
     os.close(fd)
     try:
         writer(tmp)

@@ -119,6 +119,18 @@ __all__ = ["gate"]
     help="Also report the template's hidden (helper) populations in the tables and plots.",
 )
 @click.option(
+    "--wait",
+    is_flag=True,
+    help="If another run is writing into DIR, wait for it to finish (default: exit 2 at once).",
+)
+@click.option(
+    "--time-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Stop a sample that takes longer than this (an errors.csv row, stage 'timeout').",
+)
+@click.option(
     "--scale",
     type=click.Choice(["auto", "linear", "logicle", "channel"]),
     default="auto",
@@ -139,7 +151,7 @@ __all__ = ["gate"]
 @click.pass_context
 def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, scheduler, quiet,
          make_report, make_plots, seed, export_gated, group, flowjo_out, pregated,
-         all_populations, scale, markers_csv, repairs):  # fmt: skip
+         all_populations, wait, time_limit, scale, markers_csv, repairs):  # fmt: skip
     """Gate FCS files (PATHS: files, folders searched recursively for *.fcs/*.lmd, or manifest
     CSVs) with a template; write populations.csv/.parquet, populations_wide.csv, gates.json,
     errors.csv and run.json into DIR.
@@ -149,6 +161,7 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
       cytophen gate samples/ --template bcell.yaml
       cytophen gate samples/ --template my_lab_bcell.yaml --out results/bcell
     """
+    from cytophen._terminal import printable
     from cytophen.errors import CytophenError
     from cytophen.pipeline._fast_start import (
         light_numba_cache_loads,
@@ -201,6 +214,8 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
             repairs=repairs,
             pregated=pregated,
             include_hidden=all_populations,
+            wait=wait,
+            time_limit=time_limit,
             scale=scale,
             markers=markers_csv,
         )
@@ -212,7 +227,7 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
         )
         raise
     except CytophenError as exc:  # raised before anything was written
-        raise _Invalid(str(exc)) from None
+        raise _Invalid(printable(exc, lines=True)) from None
 
     if flowjo_out:
         _flowjo(res, template, quiet)
@@ -229,7 +244,9 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
         if res.n_failed:
             click.echo(f"{res.n_failed} failed (see {res.out / 'errors.csv'}):", err=True)
             for row in res.errors.head(10).itertuples(index=False):
-                click.echo(f"  {row.sample} [{row.stage}]: {row.message}", err=True)
+                click.echo(
+                    f"  {printable(row.sample)} [{row.stage}]: {printable(row.message)}", err=True
+                )
             if res.n_failed > 10:
                 click.echo(f"  ... and {res.n_failed - 10} more", err=True)
         no_file = res.run["template"].get("samples_without_file") or []
@@ -243,7 +260,7 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
         if bad_plots:
             click.echo(
                 f"warning: plots failed for {len(bad_plots)} sample(s) (see run.json): "
-                f"{', '.join(bad_plots[:5])}",
+                f"{printable(', '.join(bad_plots[:5]))}",
                 err=True,
             )
     ctx.exit(0 if res.n_failed == 0 else 1)

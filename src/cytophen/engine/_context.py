@@ -405,6 +405,28 @@ class GateContext:
     ) -> list[np.ndarray]:
         return [self.value(d, idx, subset) for d in dims]
 
+    def dead_channels(self, dims) -> list[str]:
+        """Stored channels behind ``dims`` (with every detector compensation mixes into them)
+        that hold no finite value: a gate on them would count 0 % or 100 % of nothing."""
+        dead: list[str] = []
+        for d in dims:
+            for name in (d.numerator, d.denominator) if isinstance(d, RatioDim) else (d.channel,):
+                info = self._comp_info(self.comp_ref(d.compensation))
+                try:
+                    cols = [self.index(name)]
+                    if info is not None and self._comp_output(self.comp_ref(d.compensation), name):
+                        cols = info["det"]
+                except MarkerError:  # a spectrum matrix's fluorochrome: its detectors
+                    cols = info["det"] if info is not None else []
+                for j in cols:
+                    col = self.sample.events[:, j]
+                    # the first value settles it for any channel holding a finite value there
+                    if col.size and not np.isfinite(col[0]) and not np.isfinite(col).any():
+                        marker = self.sample.markers[j]
+                        name_j = self.sample.channels[j]
+                        dead.append(f"{name_j} ({marker})" if marker else name_j)
+        return list(dict.fromkeys(dead))
+
     def absent(self, dims) -> list[str]:
         """Channels of ``dims`` that are not in the file (a fluorochrome of the dimension's
         spectrum matrix is there); a name matching several channels raises :class:`MarkerError`."""

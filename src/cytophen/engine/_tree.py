@@ -307,6 +307,10 @@ class TreeEvaluator:
                     f"optional marker(s) {', '.join(optional)} absent from the file"
                 )
             return "failed", absent
+        if not isinstance(g, (BooleanGate, RefGate)):
+            dead = self.ctx.dead_channels(getattr(g, "dims", ()))
+            if dead:  # a gate would count 0 % or 100 % of nothing
+                return "not measured", f"no finite value in channel(s) {', '.join(dead)}"
         if isinstance(g, BooleanGate):
             bad = [op for op, _ in g.operands if not self.measured.get(op, False)]
             if bad and pop.cleanup:  # e.g. "not plasmablasts" where they cannot be told apart

@@ -1591,16 +1591,26 @@ def _parse(path: str | Path | None, text: str | None = None) -> tuple[_Builder, 
         p = Path(path)
         if not p.exists():
             raise TemplateError(f"template file not found: {p}", file=file)
+        _check_size(p.stat().st_size, file)
         try:
             text = p.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
             raise TemplateError(
                 [TemplateProblem(file, None, None, f"not UTF-8 text: {exc}")]
             ) from None
+    _check_size(len(text), file)
     base = Path(path).resolve().parent if path is not None else None
     b = _Builder(file, base)
     try:
         node = yaml.compose(text, Loader=_COMPOSER)
+        if node is not None and "&" in text and _expanded_values(node) > MAX_TEMPLATE_VALUES:
+            b.err(
+                None,
+                f"YAML aliases ('*name') expand this template to more than "
+                f"{MAX_TEMPLATE_VALUES:,} values",
+                "write the values out, or refer to an anchor fewer times",
+            )
+            return b, None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         pos = (mark.line + 1, mark.column + 1) if mark is not None else None
@@ -1615,6 +1625,57 @@ def _parse(path: str | Path | None, text: str | None = None) -> tuple[_Builder, 
         return b, None
     doc = _Reader(b.err).convert(node) if node is not None else None
     return b, b.build(doc)
+
+
+#: Largest template accepted, in bytes (characters for text given directly): the shipped templates
+#: are under 20 kB; 1 MiB holds some 10 000 populations.
+MAX_TEMPLATE_BYTES = 1 << 20
+#: Most values (mappings, lists and scalars) a template may hold once its YAML aliases are expanded.
+MAX_TEMPLATE_VALUES = 1_000_000
+
+
+def _check_size(n: int, file: str) -> None:
+    if n > MAX_TEMPLATE_BYTES:
+        raise TemplateError(
+            [
+                TemplateProblem(
+                    file,
+                    None,
+                    None,
+                    f"template is {n / 2**20:.1f} MiB; at most {MAX_TEMPLATE_BYTES >> 20} MiB "
+                    "is read (a gating template is a few kB)",
+                )
+            ]
+        )
+
+
+def _expanded_values(root: yaml.Node) -> int:
+    """How many values the node tree holds with every alias expanded, counted without expanding
+    (each distinct node once; only anchors, ``&name``, make a node count more than once); stops
+    counting above :data:`MAX_TEMPLATE_VALUES`."""
+    size: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, closing = stack.pop()
+        key = id(node)
+        if isinstance(node, yaml.MappingNode):
+            children = [x for pair in node.value for x in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        else:
+            size[key] = 1
+            continue
+        if closing:
+            open_.discard(key)
+            size[key] = 1 + sum(size.get(id(c), 0) for c in children)  # 0: a recursive alias
+            if size[key] > MAX_TEMPLATE_VALUES:
+                return size[key]
+        elif key not in size and key not in open_:
+            open_.add(key)
+            stack.append((node, True))
+            stack.extend((c, False) for c in children)
+    return size[id(root)]
 
 
 def load_yaml_template(path: str | Path, *, text: str | None = None) -> Template:

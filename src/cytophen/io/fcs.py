@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -58,7 +57,7 @@ from typing import BinaryIO
 import numpy as np
 import pandas as pd
 
-from cytophen._atomic import _file_mode
+from cytophen._atomic import temp_file_beside
 from cytophen.errors import FCSError, FCSWarning
 from cytophen.io.sample import Sample
 from cytophen.markers import relabel
@@ -1200,9 +1199,10 @@ def write_fcs(
 
     if not p.parent.is_dir():
         raise FCSError(p, "the folder to write into does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    if len(os.fsencode(p.name)) > 255:
+        raise FCSError(p, f"file name too long ({len(os.fsencode(p.name))} bytes; at most 255)")
+    fd, tmp = temp_file_beside(p)  # the umask's permissions (not 0600), a name that fits
     try:
-        os.fchmod(fd, _file_mode())  # the umask's permissions, as every other output (not 0600)
         with os.fdopen(fd, "wb") as out:
             out.write(header)
             out.write(tb)

@@ -19,11 +19,13 @@ from typing import Any
 
 import pandas as pd
 
+from cytophen._terminal import printable
 from cytophen._version import __version__
 from cytophen.errors import CompensationError, TemplateError
 from cytophen.io.fcs import DEFAULT_REPAIRS
 from cytophen.markers import MarkerMap, read_marker_csv
 from cytophen.pipeline.inputs import InputError, SampleInput, discover
+from cytophen.pipeline.outdir import OutputFolder
 from cytophen.pipeline.storage import (
     SampleStore,
     write_csv,
@@ -290,6 +292,8 @@ def gate_files(
     repairs: Iterable[str] | None = DEFAULT_REPAIRS,
     pregated: str | None = None,
     include_hidden: bool = False,
+    wait: bool = False,
+    time_limit: float | None = None,
     scale: str = "auto",
     markers: MarkerMap | str | os.PathLike | None = None,
 ) -> BatchResult:
@@ -341,6 +345,14 @@ def gate_files(
         its ancestors are not gated (see :func:`cytophen.engine.gate`).
     include_hidden
         Also report the template's hidden (helper) populations in the tables and plots.
+    wait
+        When another run holds ``out``, wait for it to finish instead of raising
+        :class:`~cytophen.pipeline.outdir.FolderInUseError`.
+    time_limit
+        Seconds one sample may take (reading, gating, plots); a sample that takes longer is
+        stopped and becomes an ``errors.csv`` row (stage ``timeout``). Samples are then gated
+        in worker processes (with ``jobs=1``, one), whatever the batch's length. ``None``: no
+        limit.
     scale
         What the files' values are, for the template's ``auto`` transforms: ``'auto'``
         (detected per file), ``'linear'``, ``'logicle'`` or ``'channel'`` (see
@@ -356,6 +368,11 @@ def gate_files(
     in input order, seeded), then every sample of the group is gated with the same fitted gate;
     gates.json marks them ``pooled`` with their group.
 
+    One run at a time writes into ``out``: a run holds it from its start (after the arguments are
+    checked) to its end, and its tables, plots and exported events replace the folder's earlier
+    ones all at once when it finishes (see :mod:`cytophen.pipeline.outdir`); files a killed run
+    left behind are removed by the next.
+
     Returns
     -------
     BatchResult
@@ -366,7 +383,8 @@ def gate_files(
     TemplateError, InputError, CompensationError
         Before anything is written: invalid template, missing inputs, duplicate sample ids, a bad
         manifest or matrix, an unknown ``export_gated`` or ``pregated`` population, ``resume``
-        without ``out``.
+        without ``out``, ``out`` in use by another run
+        (:class:`~cytophen.pipeline.outdir.FolderInUseError`).
 
     Examples
     --------
@@ -413,6 +431,14 @@ def gate_files(
         check_population(template, pregated, "pregated")
     if plots and out_dir is None:
         raise InputError("plots needs an output folder (out=...)")
+    if time_limit is not None and not time_limit > 0:
+        raise InputError(f"time_limit must be a number of seconds > 0, got {time_limit!r}")
+    if time_limit is not None and scheduler is not None and scheduler != "":
+        raise InputError("a per-sample time limit cannot be used with a Dask scheduler")
+    if isinstance(scheduler, str) and scheduler not in ("", "local"):
+        from cytophen.pipeline.executors import _check_reachable
+
+        _check_reachable(scheduler)  # before the output folder is created
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"output {out_dir} exists and is not a folder")
     comp_override, comp_desc = _compensation_option(compensation)
@@ -429,16 +455,17 @@ def gate_files(
         own = {s.safe_id: t for s, t in zip(samples, found)}
     t_discover = time.perf_counter()
 
-    from cytophen.pipeline.executors import default_jobs, make_runner
+    from cytophen.pipeline.executors import make_runner
 
+    folder = OutputFolder(out_dir) if out_dir is not None else None
     options = {
         "compensation": comp_override,
         "seed": seed,
         "export_gated": export_gated,
-        "export_dir": str(out_dir / "gated") if out_dir is not None else None,
+        "export_dir": str(folder.gated_dir) if folder is not None else None,
         "threads": 1,  # parallel across files, one numba thread per sample
         "plots": bool(plots),
-        "plots_dir": str(out_dir / "plots") if out_dir is not None else None,
+        "plots_dir": str(folder.plots_dir) if folder is not None else None,
         "repairs": repairs,
         "pregated": pregated,
         "include_hidden": bool(include_hidden),
@@ -468,197 +495,219 @@ def gate_files(
         members = sorted(str(x.path) for x in samples if groups[x.safe_id] == g)
         return {**opts_key, "pool": {"column": pool_col, "group": g, "members": members}}
 
-    store = SampleStore(out_dir) if out_dir is not None else None
-    done: dict[str, dict[str, Any]] = {}
-    if resume and store is not None:
-        done = _finished(samples, store, sample_opts, export_gated, out_dir, plots=plots)
-    todo = [s for s in samples if s.safe_id not in done]
-    records: dict[str, dict[str, Any]] = dict(done)
-    for s in [s for s in todo if isinstance(own.get(s.safe_id), str)]:  # no template for it
-        records[s.safe_id] = {"sample": s.sample, "file": str(s.path), "status": "failed",
-                              "stage": "template", "message": own[s.safe_id]}  # fmt: skip
-        todo.remove(s)
-    tasks = [{"sample": s.sample, "file": str(s.path), "safe_id": s.safe_id} for s in todo]
-    for task in tasks if own else ():
-        task["template"] = own[task["safe_id"]]
-    t_pool = time.perf_counter()
-    if pool_col is not None and tasks:
-        need = {groups[s.safe_id] for s in todo}
-        pooled = fit_batch_pools(
-            [s for s in samples if groups[s.safe_id] in need],
-            groups,
+    with folder.held(wait=wait, on_wait=_waiting(progress)) if folder else contextlib.nullcontext():
+        store = SampleStore(out_dir) if out_dir is not None else None
+        done: dict[str, dict[str, Any]] = {}
+        if folder is not None:
+            folder.clean()  # what a killed run left
+        if resume and store is not None:
+            done = _finished(samples, store, sample_opts, export_gated, folder, plots=plots)
+        todo = [s for s in samples if s.safe_id not in done]
+        records: dict[str, dict[str, Any]] = dict(done)
+        for s in [s for s in todo if isinstance(own.get(s.safe_id), str)]:  # no template for it
+            records[s.safe_id] = {"sample": s.sample, "file": str(s.path), "status": "failed",
+                                  "stage": "template", "message": own[s.safe_id]}  # fmt: skip
+            todo.remove(s)
+        tasks = [{"sample": s.sample, "file": str(s.path), "safe_id": s.safe_id} for s in todo]
+        for task in tasks if own else ():
+            task["template"] = own[task["safe_id"]]
+        t_pool = time.perf_counter()
+        if pool_col is not None and tasks:
+            need = {groups[s.safe_id] for s in todo}
+            pooled = fit_batch_pools(
+                [s for s in samples if groups[s.safe_id] in need],
+                groups,
+                template,
+                seed=seed,
+                compensation=comp_override,
+                repairs=repairs,
+                pregated=pregated,
+            )
+            for s, task in zip(todo, tasks):
+                g = groups[s.safe_id]
+                task["pool"] = {"column": pool_col, "group": g, **pooled[g]}
+        t_pool = time.perf_counter() - t_pool
+
+        runner = make_runner(
             template,
-            seed=seed,
-            compensation=comp_override,
-            repairs=repairs,
-            pregated=pregated,
+            options,
+            jobs=jobs,
+            scheduler=scheduler,
+            n_tasks=len(tasks),
+            time_limit=time_limit,
         )
-        for s, task in zip(todo, tasks):
-            g = groups[s.safe_id]
-            task["pool"] = {"column": pool_col, "group": g, **pooled[g]}
-    t_pool = time.perf_counter() - t_pool
-
-    runner = make_runner(template, options, jobs=jobs, scheduler=scheduler, n_tasks=len(tasks))
-    if runner.kind == "inline" and len(tasks) == 1:  # one file: let numba use the cores asked for
-        options["threads"] = default_jobs() if not jobs else int(jobs)
-    by_safe = {s.safe_id: s for s in samples}
-    tables: dict[str, pd.DataFrame] = {sid: rec.pop("table") for sid, rec in done.items()}
-    with runner, _pinned_hash(template, tmpl_hash):  # connects to / starts the workers
-        if store is not None:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            store.create()
-        t_run = time.perf_counter()
-        bar = _progress_bar(len(samples), progress)
-        bar.update(len(done))
-        try:
-            for task, rec in runner.run(tasks):
-                if versions is None and (
-                    getattr(runner, "forked_workers", False) or runner.kind != "processes"
-                ):  # no thread may be started before the workers are forked
-                    versions = _Background(_versions, False)
-                table = rec.pop("table", None)
-                rec["computed"] = True
-                if rec["status"] == "ok":
-                    rec["options"] = sample_opts(by_safe[task["safe_id"]])
-                    rec["export_gated"] = export_gated
-                    tables[task["safe_id"]] = table
-                    if store is not None:
-                        store.save(task["safe_id"], rec, table)
-                    if rec.get("plots_error") and not bar.disable:
+        # one file: numba's thread pool only when jobs asks for it (by default, on a busy
+        # machine, its threads spinning beside other work cost more than they save)
+        if runner.kind == "inline" and len(tasks) == 1 and jobs:
+            options["threads"] = int(jobs)
+        by_safe = {s.safe_id: s for s in samples}
+        tables: dict[str, pd.DataFrame] = {sid: rec.pop("table") for sid, rec in done.items()}
+        with runner, _pinned_hash(template, tmpl_hash):  # connects to / starts the workers
+            if store is not None:
+                store.create()
+            t_run = time.perf_counter()
+            bar = _progress_bar(len(samples), progress)
+            bar.update(len(done))
+            try:
+                for task, rec in runner.run(tasks):
+                    if versions is None and (
+                        getattr(runner, "forked_workers", False) or runner.kind != "processes"
+                    ):  # no thread may be started before the workers are forked
+                        versions = _Background(_versions, False)
+                    table = rec.pop("table", None)
+                    rec["computed"] = True
+                    if rec["status"] == "ok":
+                        rec["options"] = sample_opts(by_safe[task["safe_id"]])
+                        rec["export_gated"] = export_gated
+                        tables[task["safe_id"]] = table
+                        if store is not None:
+                            store.save(task["safe_id"], rec, table)
+                        if rec.get("plots_error") and not bar.disable:
+                            bar.write(
+                                f"plots failed: {printable(rec['sample'])} "
+                                f"({printable(rec['plots_error'])})",
+                                file=sys.stderr,
+                            )
+                    elif not bar.disable:
                         bar.write(
-                            f"plots failed: {rec['sample']} ({rec['plots_error']})", file=sys.stderr
+                            f"failed: {printable(rec['sample'])} ({rec['stage']})", file=sys.stderr
                         )
-                elif not bar.disable:
-                    bar.write(f"failed: {rec['sample']} ({rec['stage']})", file=sys.stderr)
-                records[task["safe_id"]] = rec
-                bar.update(1)
-        finally:
-            bar.close()
-    t_gated = time.perf_counter()
+                    records[task["safe_id"]] = rec
+                    bar.update(1)
+            finally:
+                bar.close()
+        t_gated = time.perf_counter()
 
-    # -- assemble ------------------------------------------------------------------------------
-    parts = []
-    gates: dict[str, dict[str, Any]] = {}
-    errors = []
-    for s in samples:
-        rec = records.get(s.safe_id)
-        if rec is None:  # pragma: no cover - every task yields a record
-            continue
-        if rec["status"] != "ok":
-            errors.append(
+        # -- assemble ------------------------------------------------------------------------------
+        parts = []
+        gates: dict[str, dict[str, Any]] = {}
+        errors = []
+        for s in samples:
+            rec = records.get(s.safe_id)
+            if rec is None:  # pragma: no cover - every task yields a record
+                continue
+            if rec["status"] != "ok":
+                errors.append(
+                    {
+                        "sample": s.sample,
+                        "file": str(s.path),
+                        "stage": rec["stage"],
+                        "message": rec["message"],
+                    }
+                )
+                continue
+            table = tables.get(s.safe_id)
+            if table is None:
+                table = store.table(s.safe_id)
+            if meta_cols:
+                table = table.assign(**{c: s.metadata.get(c) for c in meta_cols})
+            parts.append(table)
+            gates[s.sample] = rec.get("gates", {})
+        populations = (
+            pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=BASE_COLUMNS)
+        )
+        errors_df = pd.DataFrame(errors, columns=ERROR_COLUMNS)
+        n_ok = sum(1 for s in samples if records.get(s.safe_id, {}).get("status") == "ok")
+        n_failed = len(samples) - n_ok
+
+        run = {
+            "cytophen": __version__,
+            "versions": (
+                _versions(True)
+                if getattr(runner, "kind", "") == "dask"
+                else (versions.result() if versions is not None else _versions(False))
+            ),
+            "platform": platform.platform(),
+            "started": started,
+            "finished": None,
+            "command": list(sys.argv) if out_dir is not None else None,
+            "template": {
+                "name": template.name,
+                "version": template.version,
+                "hash": tmpl_hash,
+                "source": str(template.source) if template.source else None,
+                **(per_file_info if per_file is not None else {}),
+            },
+            "options": {
+                "jobs": jobs,
+                "resume": bool(resume),
+                "manifest": str(Path(manifest).resolve()) if manifest is not None else None,
+                "export_gated": export_gated,
+                "plots": bool(plots),
+                "seed": seed,
+                "pool": pool_col,
+                "repairs": repairs_desc,
+                "pregated": pregated,
+                "include_hidden": bool(include_hidden),
+                **comp_desc,
+                **runner.describe(),
+            },
+            "metadata_columns": meta_cols,
+            "counts": {
+                "total": len(samples),
+                "ok": n_ok,
+                "failed": n_failed,
+                "resumed": len(done),
+                "computed": len(tasks),
+            },
+            "inputs": [
                 {
                     "sample": s.sample,
                     "file": str(s.path),
-                    "stage": rec["stage"],
-                    "message": rec["message"],
+                    "safe_id": s.safe_id,
+                    "blake3": records.get(s.safe_id, {}).get("blake3"),
+                    "n_events": records.get(s.safe_id, {}).get("n_events"),
+                    "status": records.get(s.safe_id, {}).get("status"),
+                    "resumed": s.safe_id in done,
+                    "worker": records.get(s.safe_id, {}).get("worker"),
+                    **(
+                        {"plots_error": records[s.safe_id]["plots_error"]}
+                        if records.get(s.safe_id, {}).get("plots_error")
+                        else {}
+                    ),
+                    **(
+                        {"scale": records[s.safe_id]["scale"]}
+                        if records.get(s.safe_id, {}).get("scale")
+                        else {}
+                    ),
+                    "timings": records.get(s.safe_id, {}).get("timings", {}),
                 }
-            )
-            continue
-        table = tables.get(s.safe_id)
-        if table is None:
-            table = store.table(s.safe_id)
-        if meta_cols:
-            table = table.assign(**{c: s.metadata.get(c) for c in meta_cols})
-        parts.append(table)
-        gates[s.sample] = rec.get("gates", {})
-    populations = (
-        pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=BASE_COLUMNS)
-    )
-    errors_df = pd.DataFrame(errors, columns=ERROR_COLUMNS)
-    n_ok = sum(1 for s in samples if records.get(s.safe_id, {}).get("status") == "ok")
-    n_failed = len(samples) - n_ok
+                for s in samples
+            ],
+            "timings": {
+                "discover_s": t_discover - t_start,
+                "pool_fit_s": t_pool,
+                "gating_s": t_gated - t_run,
+            },
+        }
+        result = BatchResult(populations, errors_df, gates, n_ok, n_failed, run, out_dir)
+        if out_dir is not None:
+            t_write = time.perf_counter()
+            gates_doc = {"template": template.name, "template_hash": tmpl_hash, "samples": gates}
 
-    run = {
-        "cytophen": __version__,
-        "versions": (
-            _versions(True)
-            if getattr(runner, "kind", "") == "dask"
-            else (versions.result() if versions is not None else _versions(False))
-        ),
-        "platform": platform.platform(),
-        "started": started,
-        "finished": None,
-        "command": list(sys.argv) if out_dir is not None else None,
-        "template": {
-            "name": template.name,
-            "version": template.version,
-            "hash": tmpl_hash,
-            "source": str(template.source) if template.source else None,
-            **(per_file_info if per_file is not None else {}),
-        },
-        "options": {
-            "jobs": jobs,
-            "resume": bool(resume),
-            "manifest": str(Path(manifest).resolve()) if manifest is not None else None,
-            "export_gated": export_gated,
-            "plots": bool(plots),
-            "seed": seed,
-            "pool": pool_col,
-            "repairs": repairs_desc,
-            "pregated": pregated,
-            "include_hidden": bool(include_hidden),
-            **comp_desc,
-            **runner.describe(),
-        },
-        "metadata_columns": meta_cols,
-        "counts": {
-            "total": len(samples),
-            "ok": n_ok,
-            "failed": n_failed,
-            "resumed": len(done),
-            "computed": len(tasks),
-        },
-        "inputs": [
-            {
-                "sample": s.sample,
-                "file": str(s.path),
-                "safe_id": s.safe_id,
-                "blake3": records.get(s.safe_id, {}).get("blake3"),
-                "n_events": records.get(s.safe_id, {}).get("n_events"),
-                "status": records.get(s.safe_id, {}).get("status"),
-                "resumed": s.safe_id in done,
-                "worker": records.get(s.safe_id, {}).get("worker"),
-                **(
-                    {"plots_error": records[s.safe_id]["plots_error"]}
-                    if records.get(s.safe_id, {}).get("plots_error")
-                    else {}
-                ),
-                **(
-                    {"scale": records[s.safe_id]["scale"]}
-                    if records.get(s.safe_id, {}).get("scale")
-                    else {}
-                ),
-                "timings": records.get(s.safe_id, {}).get("timings", {}),
-            }
-            for s in samples
-        ],
-        "timings": {
-            "discover_s": t_discover - t_start,
-            "pool_fit_s": t_pool,
-            "gating_s": t_gated - t_run,
-        },
-    }
-    result = BatchResult(populations, errors_df, gates, n_ok, n_failed, run, out_dir)
-    if out_dir is not None:
-        t_write = time.perf_counter()
-        gates_doc = {"template": template.name, "template_hash": tmpl_hash, "samples": gates}
-        _write_all(
-            [
-                (write_csv, out_dir / "populations.csv", populations),
-                (write_parquet, out_dir / "populations.parquet", populations),
-                (write_csv, out_dir / "populations_wide.csv", result.wide),
-                (write_json, out_dir / "gates.json", gates_doc),
-                (write_csv, out_dir / "errors.csv", errors_df),
+            def write(gen: Path) -> None:
+                _write_all(
+                    [
+                        (write_csv, gen / "populations.csv", populations),
+                        (write_parquet, gen / "populations.parquet", populations),
+                        (write_csv, gen / "populations_wide.csv", result.wide),
+                        (write_json, gen / "gates.json", gates_doc),
+                        (write_csv, gen / "errors.csv", errors_df),
+                    ]
+                )
+                run["timings"]["write_s"] = time.perf_counter() - t_write
+                run["timings"]["total_s"] = time.perf_counter() - t_start
+                run["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                write_json(gen / "run.json", run)
+
+            ok_ids = [
+                s.safe_id for s in samples if records.get(s.safe_id, {}).get("status") == "ok"
             ]
-        )
-        run["timings"]["write_s"] = time.perf_counter() - t_write
-        run["timings"]["total_s"] = time.perf_counter() - t_start
-        run["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        write_json(out_dir / "run.json", run)
-    else:
-        run["timings"]["total_s"] = time.perf_counter() - t_start
-        run["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    return result
+            folder.publish(write, samples=ok_ids, plots=bool(plots), gated=export_gated is not None)
+        else:
+            run["timings"]["total_s"] = time.perf_counter() - t_start
+            run["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        return result
 
 
 def _repairs_option(repairs) -> list[str] | None:
@@ -667,6 +716,16 @@ def _repairs_option(repairs) -> list[str] | None:
 
     chosen = _check_repairs(repairs)
     return None if chosen == DEFAULT_REPAIRS else sorted(chosen)
+
+
+def _waiting(progress: bool):
+    """What to say while waiting for another run to release the output folder."""
+
+    def say(who: str) -> None:
+        if progress:
+            print(f"waiting for the run holding the output folder ({who})", file=sys.stderr)
+
+    return say
 
 
 def _write_all(writes) -> None:
@@ -685,7 +744,7 @@ def _finished(
     store: SampleStore,
     opts_key,
     export_gated,
-    out_dir: Path,
+    folder: OutputFolder,
     *,
     plots: bool = False,
 ) -> dict[str, dict[str, Any]]:
@@ -701,9 +760,9 @@ def _finished(
             continue
         if rec.get("sample") != s.sample or rec.get("export_gated") != export_gated:
             continue
-        if export_gated and not (out_dir / "gated" / f"{s.safe_id}.fcs").is_file():
+        if export_gated and not (folder.gated_dir / f"{s.safe_id}.fcs").is_file():
             continue
-        if plots and not (out_dir / "plots" / s.safe_id / "plots.json").is_file():
+        if plots and not (folder.plots_dir / s.safe_id / "plots.json").is_file():
             continue
         candidates.append((s, rec))
 

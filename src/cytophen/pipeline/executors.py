@@ -22,15 +22,6 @@ from cytophen.pipeline.worker import run_sample
 
 __all__ = ["Runner", "InlineRunner", "PoolRunner", "DaskRunner", "make_runner", "default_jobs"]
 
-#: Modules a pool's fork server imports once, so each worker starts by forking a warm interpreter.
-_PRELOAD = [
-    "cytophen.pipeline.worker",
-    "cytophen.engine",
-    "cytophen.io.fcs",
-    "cytophen.pipeline._warm",
-]
-
-
 #: Set by :func:`allow_fork_workers` in processes cytophen runs itself (the ``cytophen`` command).
 _FORK = {"allowed": False}
 #: What a worker forked from this process gates with (inherited through fork, never pickled).
@@ -173,7 +164,7 @@ def _ready_worker() -> int:
 class PoolRunner(Runner):
     """``jobs`` threads in this process, then (for long batches) a
     :class:`concurrent.futures.ProcessPoolExecutor` of ``jobs`` workers (fork server on POSIX,
-    spawn elsewhere); each thread or worker reads its own file, so memory is bounded by jobs x one
+    spawn elsewhere; see :mod:`cytophen._mp`); each thread or worker reads its own file, so memory is bounded by jobs x one
     file.
 
     Starting worker processes costs about a second of CPU (a fresh interpreter imports numpy,
@@ -213,14 +204,9 @@ class PoolRunner(Runner):
 
     def _context(self):
         if self._ctx is None:
-            import multiprocessing as mp
+            from cytophen._mp import worker_context
 
-            if sys.platform != "win32" and "forkserver" in mp.get_all_start_methods():
-                ctx = mp.get_context("forkserver")
-                ctx.set_forkserver_preload(_PRELOAD)
-            else:  # pragma: no cover
-                ctx = mp.get_context("spawn")
-            self._ctx = ctx
+            self._ctx = worker_context()  # workers that never re-run the caller's script
         return self._ctx
 
     def _start(self) -> None:
@@ -460,9 +446,122 @@ class PoolRunner(Runner):
         }
 
 
+def _timeout_failure(task: dict[str, Any], limit: float) -> dict[str, Any]:
+    rec = _worker_failure(task, TimeoutError())
+    rec["stage"] = "timeout"
+    rec["message"] = (
+        f"stopped after the time limit of {limit:g} s per sample (reading, gating and plots)"
+    )
+    return rec
+
+
+class TimedRunner(PoolRunner):
+    """Every sample in a worker process (forked from this one where possible, see
+    :class:`PoolRunner`), stopped once it has run ``time_limit`` seconds: the sample becomes a
+    ``stage='timeout'`` error, its worker is killed, and the samples the other workers were gating
+    are gated again in fresh ones. (A thread cannot be stopped inside a compiled kernel; a process
+    can.) Deadlines count from when a worker takes the sample, workers being started first."""
+
+    def __init__(self, template, options, jobs: int, time_limit: float):
+        super().__init__(template, options, jobs)
+        self.time_limit = float(time_limit)
+        self.timed_out = 0
+
+    def run(self, tasks):
+        todo = list(tasks)
+        suspects: list[dict[str, Any]] = []
+        while todo:
+            yield from self._round(todo, self.workers, suspects)
+        for task in suspects:  # after a crash: one at a time, so that a crash is this sample's
+            yield from self._round([task], 1, None)
+
+    def _round(self, todo, workers: int, suspects):
+        """Gate samples from the front of ``todo`` on a fresh pool of ``workers`` until ``todo``
+        is empty or the pool has to go (a sample timed out, a worker died)."""
+        from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
+
+        pool, submit = self._timed_pool(workers)
+        running: dict[Any, tuple[dict[str, Any], float]] = {}
+        clean = False
+        try:
+            wait([pool.submit(_ready_worker) for _ in range(workers)])  # started, then timed
+            while todo or running:
+                while todo and len(running) < workers:
+                    task = todo.pop(0)
+                    running[submit(pool, task)] = (task, time.monotonic() + self.time_limit)
+                first = min(deadline for _, deadline in running.values())
+                done, _ = wait(
+                    running, timeout=max(0.0, first - time.monotonic()), return_when=FIRST_COMPLETED
+                )
+                crashed = []
+                for fut in done:
+                    task, _ = running.pop(fut)
+                    try:
+                        rec = fut.result()
+                    except BrokenProcessPool as exc:
+                        crashed.append((task, exc))
+                        continue
+                    yield task, rec
+                if crashed:
+                    if suspects is None:  # the only sample in flight: it crashed its worker
+                        for task, exc in crashed:
+                            yield task, _worker_failure(task, exc)
+                    else:
+                        self.restarts += 1
+                        suspects.extend(t for t, _ in crashed)
+                        suspects.extend(t for t, _ in running.values())
+                    return
+                now = time.monotonic()
+                late = [f for f, (_, deadline) in running.items() if deadline <= now]
+                if late:
+                    for fut in late:
+                        task, _ = running.pop(fut)
+                        self.timed_out += 1
+                        yield task, _timeout_failure(task, self.time_limit)
+                    todo[:0] = [t for t, _ in running.values()]  # again, in a fresh pool
+                    return
+            clean = True
+        finally:
+            if not clean:  # a sample still running: its worker must not go on
+                for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                    try:
+                        proc.kill()
+                    except Exception:  # pragma: no cover - already gone
+                        pass
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _timed_pool(self, workers: int):
+        if _fork_ok():
+            self._warm_up()
+        if _fork_ok():
+            _FORKED.update(template=self.template, options=self.options)
+            self.forked_workers = True
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            pool = ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=mp.get_context("fork"),
+                initializer=_forked_worker_init,
+                initargs=(os.getpid(),),
+            )
+            return pool, lambda p, t: p.submit(_run_forked, t)
+        pool = self._new_pool(workers)
+        return pool, lambda p, t: p.submit(run_sample, t, self.template, self.options)
+
+    def describe(self):
+        return {
+            **super().describe(),
+            "time_limit_s": self.time_limit,
+            "samples_timed_out": self.timed_out,
+        }
+
+
 class DaskRunner(Runner):
     """Run on dask.distributed: ``'local'`` starts a LocalCluster of ``jobs`` single-threaded worker
-    processes; an address (``tcp://host:8786``) connects to a running scheduler; a
+    processes (from a process of its own, so that its workers never re-run the caller's script);
+    an address (``tcp://host:8786``) connects to a running scheduler; a
     ``distributed.Client`` is used as given. Workers must see the input files at the same paths."""
 
     kind = "dask"
@@ -472,23 +571,26 @@ class DaskRunner(Runner):
         self.scheduler = scheduler
         self.workers = jobs
         self._own: list[Any] = []
+        self._cluster = None  # the local cluster's process
         self.client = None
         self.address = None
 
     def __enter__(self):
         try:
-            from distributed import Client, LocalCluster
+            from distributed import Client
         except ImportError as exc:  # pragma: no cover - dask is a dependency
             raise InputError(f"--scheduler needs dask.distributed ({exc})") from None
         if isinstance(self.scheduler, Client):
             self.client = self.scheduler
-        elif self.scheduler == "local":
-            cluster = LocalCluster(
-                n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None
-            )
-            self._own.append(cluster)
-            self.client = Client(cluster)
-            self._own.insert(0, self.client)
+        elif self.scheduler == "local":  # in a process of its own (see _dask_local)
+            from cytophen.pipeline import _dask_local
+
+            try:
+                self._cluster, address = _dask_local.start(self.workers)
+            except RuntimeError as exc:
+                raise InputError(f"--scheduler local: {exc}") from None
+            self.client = Client(address, timeout="20s")
+            self._own.append(self.client)
         else:
             _check_reachable(str(self.scheduler))
             try:
@@ -513,6 +615,11 @@ class DaskRunner(Runner):
             except Exception:  # pragma: no cover
                 pass
         self._own = []
+        if self._cluster is not None:
+            from cytophen.pipeline import _dask_local
+
+            _dask_local.stop(self._cluster)
+            self._cluster = None
         return None
 
     def run(self, tasks):
@@ -532,12 +639,33 @@ class DaskRunner(Runner):
                 try:
                     rec = fut.result()
                 except Exception as exc:  # KilledWorker, lost connection, ...
-                    rec = _worker_failure(task, exc)
+                    rec = self._failure(task, exc)
                 fut.release()
                 yield task, rec
         finally:
             for fut in futures:
                 fut.cancel()
+
+    def _failure(self, task: dict[str, Any], exc: BaseException) -> dict[str, Any]:
+        """The record of a sample Dask could not gate, saying whether its worker died or the
+        connection to the scheduler was lost (then every sample still running fails so)."""
+        from distributed.comm.core import CommClosedError
+
+        text = str(exc)
+        lost = (
+            "scheduler-connection-lost" in text
+            or isinstance(exc, (CommClosedError, ConnectionError))
+            or getattr(self.client, "status", "running") != "running"
+        )
+        if not lost:
+            return _worker_failure(task, exc)
+        rec = _worker_failure(task, exc)
+        rec["stage"] = "scheduler"
+        rec["message"] = (
+            f"the connection to the Dask scheduler at {self.address} was lost while this sample "
+            "was queued or gated; it was not gated (rerun with --resume to gate it)"
+        )
+        return rec
 
     def describe(self):
         return {"executor": self.kind, "workers": self.workers, "scheduler": self.address}
@@ -571,12 +699,23 @@ def _check_reachable(address: str) -> None:
 
 
 def make_runner(
-    template, options: dict[str, Any], *, jobs: int | None, scheduler, n_tasks: int
+    template,
+    options: dict[str, Any],
+    *,
+    jobs: int | None,
+    scheduler,
+    n_tasks: int,
+    time_limit: float | None = None,
 ) -> Runner:
-    """The runner for ``jobs`` / ``scheduler`` (``jobs=1`` or a single sample → in this process)."""
+    """The runner for ``jobs`` / ``scheduler`` (``jobs=1`` or a single sample → in this process;
+    a ``time_limit`` → always worker processes, see :class:`TimedRunner`)."""
     jobs = default_jobs() if not jobs or jobs < 1 else int(jobs)
     if scheduler is not None and scheduler != "":
+        if time_limit is not None:
+            raise InputError("a per-sample time limit cannot be used with a Dask scheduler")
         return DaskRunner(template, options, scheduler, jobs)
+    if time_limit is not None:
+        return TimedRunner(template, options, max(1, min(jobs, n_tasks)), time_limit)
     if jobs == 1 or n_tasks <= 1:
         return InlineRunner(template, options)
     return PoolRunner(template, options, min(jobs, n_tasks))

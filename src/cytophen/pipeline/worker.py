@@ -31,14 +31,24 @@ __all__ = ["run_sample", "file_blake3", "file_sha256", "stage_of"]
 
 
 def file_blake3(path: str | Path) -> str:
-    """BLAKE3-256 of a file's bytes (hex; ``b3sum`` prints the same), read through a memory map.
+    """BLAKE3-256 of a file's bytes (hex; ``b3sum`` prints the same), read 1 MiB at a time.
 
     The content hash of every input (``--resume``, run.json). BLAKE3 is a cryptographic hash like
-    SHA-256 and hashes a 14 MB FCS file in 4.7 ms here instead of 10.8 ms, a third of the CPU a
-    200 k-event sample took in a batch."""
+    SHA-256 and hashes a 14 MB FCS file in about 5 ms instead of 11 ms. Reading in chunks keeps the
+    memory it needs at 1 MiB whatever the file's size (a memory map would make the process's
+    resident memory as large as the file)."""
     import blake3
 
-    return blake3.blake3(max_threads=1).update_mmap(str(path)).hexdigest()
+    h = blake3.blake3(max_threads=1)
+    buf = bytearray(_HASH_CHUNK)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as fh:
+        while n := fh.readinto(buf):
+            h.update(view[:n])  # releases the GIL for a chunk this size
+    return h.hexdigest()
+
+
+_HASH_CHUNK = 1 << 20
 
 
 def file_sha256(path: str | Path) -> str:
@@ -174,6 +184,7 @@ def run_sample(task: dict[str, Any], template, options: dict[str, Any]) -> dict[
         rec["timings"]["total"] = time.perf_counter() - t0
         return rec
 
+    _drop_stale_files(task, options)
     path = Path(task["file"])
     try:
         rec["blake3"] = file_blake3(path)
@@ -260,6 +271,18 @@ def _workspace_markers(sample, template) -> None:
         ]
 
 
+def _drop_stale_files(task: dict[str, Any], options: dict[str, Any]) -> None:
+    """Remove this sample's plots / exported events from an earlier gating when this one makes
+    none: a sample's files always belong to its latest gating (what ``--resume`` relies on)."""
+    import shutil
+
+    if options.get("plots_dir") and not options.get("plots"):
+        shutil.rmtree(Path(options["plots_dir"]) / task["safe_id"], ignore_errors=True)
+    if options.get("export_dir") and not options.get("export_gated"):
+        with contextlib.suppress(OSError):
+            (Path(options["export_dir"]) / f"{task['safe_id']}.fcs").unlink()
+
+
 def _mark_pooled(result, fitted: dict, pool: dict) -> dict:
     """gates.json entries of pooled gates say so: ``pooled: true`` and the pool column/group."""
     gates = dict(result.gates)
@@ -279,8 +302,13 @@ def _plots(result, task: dict[str, Any], options: dict[str, Any], rec: dict[str,
     record's ``plots_error`` (a flag), never a sample error."""
     t = time.perf_counter()
     try:
+        import shutil
+
         from cytophen.report.plots import save_sample_plots
 
+        # an earlier run's plots of this sample go first: a published generation holds links to
+        # those files, and new files (not rewritten ones) leave it as it was
+        shutil.rmtree(Path(options["plots_dir"]) / task["safe_id"], ignore_errors=True)
         with _plot_lock:  # matplotlib is not thread-safe: one sample's plots at a time per process
             save_sample_plots(
                 result,

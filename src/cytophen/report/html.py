@@ -83,7 +83,12 @@ def load_results(
         raise ReportError(
             f"{root}: no such results folder (expected the --out folder of 'cytophen gate')"
         )
-    pq, csv = root / "populations.parquet", root / "populations.csv"
+    from cytophen.pipeline.outdir import current_generation
+
+    data = current_generation(root)  # one run's outputs, even while another run replaces them
+    if not _inside(data, root):
+        raise ReportError(f"{root}: its .cytophen/current points outside the folder")
+    pq, csv = data / "populations.parquet", data / "populations.csv"
     if pq.is_file():
         pops = pd.read_parquet(pq)
         src = pq
@@ -101,23 +106,25 @@ def load_results(
             f"{src}: missing column(s) {', '.join(missing)}; expected at least {', '.join(need)}"
         )
     out = ResultsFolder(root, pops)
-    if (root / "run.json").is_file():
-        out.run = _read_json(root / "run.json") or {}
-    if (root / "gates.json").is_file():
-        g = _read_json(root / "gates.json") or {}
+    if (data / "run.json").is_file():
+        out.run = _read_json(data / "run.json") or {}
+    if (data / "gates.json").is_file():
+        g = _read_json(data / "gates.json") or {}
         out.gates = g.get("samples", g) if isinstance(g, dict) else {}
-    if (root / "errors.csv").is_file():
+    if (data / "errors.csv").is_file():
         try:
-            out.errors = pd.read_csv(root / "errors.csv", dtype=str).fillna("")
+            out.errors = pd.read_csv(data / "errors.csv", dtype=str).fillna("")
         except pd.errors.EmptyDataError:
             out.errors = pd.DataFrame()
-    for pj in sorted((root / "plots").glob("*/plots.json")):
+    for pj in sorted((data / "plots").glob("*/plots.json")):
+        if not _inside(pj, root):  # a link planted in the folder
+            continue
         meta = _read_json(pj)
         if isinstance(meta, dict) and "sample" in meta:
             meta["_dir"] = pj.parent
             out.plots[str(meta["sample"])] = meta
-    if (root / "plots" / "replot.json").is_file():
-        out.replot = _read_json(root / "plots" / "replot.json") or []
+    if (data / "plots" / "replot.json").is_file():
+        out.replot = _read_json(data / "plots" / "replot.json") or []
     sdir = Path(stats_dir) if stats_dir is not None else root / "stats"
     if stats_dir is not None and not sdir.is_dir():
         raise ReportError(
@@ -127,10 +134,22 @@ def load_results(
         images = [
             p
             for p in sdir.rglob("*")
-            if p.suffix.lower() in _IMAGE_EXT and not p.name.startswith(".") and p.is_file()
+            if p.suffix.lower() in _IMAGE_EXT
+            and not p.name.startswith(".")
+            and p.is_file()
+            and _inside(p, sdir)
         ]
         out.stats_images = sorted(images, key=_stats_order)
     return out
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path``, every link followed, is ``folder`` or lies inside it (a results folder
+    is input like any other: a name in it must not lead the report to another file)."""
+    try:
+        return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder))
+    except (OSError, ValueError):
+        return False
 
 
 def _stats_order(p: Path) -> tuple:
@@ -231,7 +250,17 @@ def _build(
             for item in meta.get("plots", []):
                 if item.get("error"):
                     flags.append([s, str(item["gate"]), "plot failed", str(item["error"])])
-                f = meta["_dir"] / item["file"]
+                f = meta["_dir"] / str(item.get("file") or "")
+                if not _inside(f, res.path) or f.parent != meta["_dir"]:
+                    flags.append(
+                        [
+                            s,
+                            str(item.get("gate")),
+                            "plot refused",
+                            "file outside the results folder",
+                        ]
+                    )
+                    continue
                 if f.is_file():
                     plots[item["gate"]] = {
                         "src": _img_src(f, base, do_embed),

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from cytophen._atomic import atomic_write_text
 from cytophen.errors import CytophenError, ReportError
 from cytophen.report.plots import safe_name, save_sample_plots
 
@@ -118,10 +119,24 @@ def replot(
     Raises
     ------
     ReportError
-        No template known, or a template whose hash differs from the run's.
+        No template known, a template whose hash differs from the run's, or a folder another
+        run is writing.
     """
-    from cytophen.report.html import load_results
+    from cytophen.pipeline.outdir import FolderInUseError, OutputFolder
 
+    folder = OutputFolder(results_dir)
+    try:
+        with folder.held():  # no batch may replace the outputs while plots are added to them
+            return _replot(folder, template=template, jobs=jobs, only_missing=only_missing)
+    except FolderInUseError as exc:
+        raise ReportError(str(exc)) from None
+
+
+def _replot(folder, *, template, jobs, only_missing) -> list[ReplotOutcome]:
+    from cytophen.pipeline.outdir import current_generation
+    from cytophen.report.html import _inside, load_results
+
+    results_dir = folder.root
     res = load_results(results_dir)
     run = res.run
     if template is None:
@@ -150,7 +165,9 @@ def replot(
     compensation = _compensation(run)
     seed = int((run.get("options") or {}).get("seed") or 0)
     repairs = _repairs(run)
-    plots_dir = str(Path(results_dir) / "plots")
+    plots_dir = current_generation(results_dir) / "plots"
+    if plots_dir.exists() and not _inside(plots_dir, results_dir):
+        raise ReportError(f"{plots_dir} leads outside {results_dir}; not writing there")
     tasks, outcomes = [], []
     for sample, g in pops.groupby(pops["sample"].astype(str), sort=False):
         file = str(g["file"].iloc[0]) if "file" in g.columns else ""
@@ -158,11 +175,22 @@ def replot(
             outcomes.append(ReplotOutcome(sample, file, "skipped", "plots already present"))
             continue
         counts = {str(p): int(c) for p, c in zip(g["population"], g["count"]) if not pd.isna(c)}
+        name = folders.get(sample) or safe_name(sample)
+        if not _plain_name(name):  # run.json is input: its names must not lead elsewhere
+            outcomes.append(
+                ReplotOutcome(
+                    sample,
+                    file,
+                    "failed",
+                    f"run.json names its plot folder {name!r}: not a plain name",
+                )
+            )
+            continue
         tasks.append(
             {
                 "sample": sample,
                 "file": file,
-                "folder": folders.get(sample) or safe_name(sample),
+                "folder": name,
                 "counts": counts,
                 "pregated": (run.get("options") or {}).get("pregated"),
                 "include_hidden": bool((run.get("options") or {}).get("include_hidden")),
@@ -171,26 +199,37 @@ def replot(
     if not tasks:
         return outcomes
     n = (os.cpu_count() or 1) if jobs is None else max(1, int(jobs))
+    plots_dir.mkdir(exist_ok=True)
     if n == 1 or len(tasks) == 1:
-        outcomes += [_one(t, template, compensation, seed, plots_dir, repairs) for t in tasks]
+        outcomes += [_one(t, template, compensation, seed, str(plots_dir), repairs) for t in tasks]
     else:
         with ProcessPoolExecutor(max_workers=min(n, len(tasks)), mp_context=_mp_context()) as pool:
             futs = [
-                pool.submit(_one, t, template, compensation, seed, plots_dir, repairs)
+                pool.submit(_one, t, template, compensation, seed, str(plots_dir), repairs)
                 for t in tasks
             ]
             outcomes += [f.result() for f in futs]
     summary = [o.__dict__ for o in outcomes]
-    (Path(results_dir) / "plots").mkdir(exist_ok=True)
-    tmp = Path(results_dir) / "plots" / ".replot.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=1))
-    os.replace(tmp, Path(results_dir) / "plots" / "replot.json")
+    atomic_write_text(plots_dir / "replot.json", json.dumps(summary, indent=1))
+    folder.link_outputs()  # DIR/plots, if the run had none
     return outcomes
 
 
-def _mp_context():
-    """Fork server on POSIX, else spawn: numba's OpenMP threads make a plain fork unsafe."""
-    import multiprocessing as mp
+def _plain_name(name: str) -> bool:
+    """A single, visible file name: no folder part, not ``.``/``..``, no leading dot."""
+    return (
+        bool(name)
+        and not name.startswith(".")
+        and Path(name).name == name
+        and "/" not in name
+        and "\\" not in name
+        and "\x00" not in name
+    )
 
-    methods = mp.get_all_start_methods()
-    return mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+def _mp_context():
+    """Fork server on POSIX, else spawn: numba's OpenMP threads make a plain fork unsafe; the
+    workers never re-run the caller's script (:mod:`cytophen._mp`)."""
+    from cytophen._mp import worker_context
+
+    return worker_context()

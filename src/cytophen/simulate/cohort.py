@@ -249,8 +249,8 @@ def simulate_cohort(
 
 
 def _mp_context():
-    """Fork server on POSIX, else spawn: numba's OpenMP threads make a plain fork unsafe."""
-    import multiprocessing as mp
+    """Fork server on POSIX, else spawn: numba's OpenMP threads make a plain fork unsafe; the
+    workers never re-run the caller's script (:mod:`cytophen._mp`)."""
+    from cytophen._mp import worker_context
 
-    methods = mp.get_all_start_methods()
-    return mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+    return worker_context()
