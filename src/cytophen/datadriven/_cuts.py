@@ -104,6 +104,18 @@ def _deep_valleys(y: np.ndarray, valleys: np.ndarray, min_depth: float) -> np.nd
     return valleys[y[valleys] <= (1.0 - min_depth) * np.minimum(left[valleys], right[valleys])]
 
 
+def drop_edge_piles(x: np.ndarray) -> np.ndarray:
+    """``x`` without the pile-ups at its minimum and maximum (saturated or clipped events: at
+    least 3 and 0.1 % of the events sharing the extreme value exactly); they are no population,
+    but a KDE makes a peak of them."""
+    for edge in (x.max(), x.min()) if x.size else ():
+        at = x == edge
+        n = int(at.sum())
+        if n >= 3 and n >= 0.001 * x.size and n < x.size:
+            x = x[~at]
+    return x
+
+
 def spread_cut(
     x: np.ndarray, k: float, tail: str, *, adjust: float = 1.0, peak: float | None = None
 ) -> tuple[float, float, float]:
@@ -241,6 +253,9 @@ class MinDensity(CutEstimator):
         lower of the two peaks beside the valley plus ``k`` robust SDs of its own lower half
         (:func:`spread_cut`). Dim positive cells (CD19-dim plasmablasts among CD19+ B cells) sit
         in the valley between a dim negative and a bright positive cloud.
+    edge_piles
+        Leave out of the fit the events piled up at the data's maximum or minimum (saturated or
+        clipped values: a peak of the KDE, no population).
     min_mass
         A peak counts only if its basin (from the valley on its left to the valley on its right)
         holds at least this fraction of the events: a handful of outliers off the side of one
@@ -275,6 +290,7 @@ class MinDensity(CutEstimator):
         "min_mass": [Interval(Real, 0, 0.5, closed="left")],
         "valley": [Options("between_highest", "prominent", "upper", "lower")],
         "negative_edge": [*POSITIVE, None],
+        "edge_piles": ["boolean"],
     }
     _parameter_rules = (MIN_BELOW_MAX,)
 
@@ -293,8 +309,10 @@ class MinDensity(CutEstimator):
         min_mass: float = 0.0,
         valley: Literal["between_highest", "prominent", "upper", "lower"] = "between_highest",
         negative_edge: float | None = None,
+        edge_piles: bool = False,
         min_events: int | None = None,
     ):
+        self.edge_piles = edge_piles
         self.min_events = min_events
         self.spread = spread
         self.min_mass = min_mass
@@ -311,6 +329,8 @@ class MinDensity(CutEstimator):
     def fit(self, X) -> MinDensity:
         self._start()
         x = _truncate(self.name, self._as_matrix(X)[:, 0], self.min, self.max)
+        if self.edge_piles:
+            x = drop_edge_piles(x)
         grid, y, bw = density(x, adjust=self.adjust)
         xmin, xmax = float(x.min()), float(x.max())
         if self.gate_range is not None:
@@ -399,7 +419,8 @@ class Valley(MinDensity):
     The most prominent density valley (not openCyto's deepest valley between the two highest
     peaks, which a ripple on a flat-topped cloud wins), peaks that hold at least 1 % of the events,
     the R bandwidth unscaled (``adjust`` 1: openCyto's 2 merges a small population into the big
-    one's flank), and without a valley the ``spread`` rule from the one peak: ``upper_spread``
+    one's flank), saturated or clipped events piled up at the data's edges left out of the fit,
+    and without a valley the ``spread`` rule from the one peak: ``upper_spread``
     when that peak is the negative population (the default), ``lower_spread`` when it is the
     positive one (IgD among B cells). Parameters as :class:`MinDensity`.
     """
@@ -421,6 +442,7 @@ class Valley(MinDensity):
         min_mass: float = 0.01,
         valley: Literal["between_highest", "prominent", "upper", "lower"] = "prominent",
         negative_edge: float | None = None,
+        edge_piles: bool = True,
         min_events: int | None = None,
     ):
         super().__init__(
@@ -435,6 +457,7 @@ class Valley(MinDensity):
             min_mass=min_mass,
             valley=valley,
             negative_edge=negative_edge,
+            edge_piles=edge_piles,
             min_events=min_events,
         )
 
