@@ -236,3 +236,44 @@ def test_guided_box_takes_its_signs_from_the_gate_like_box():
         dd.build_estimator(
             DataDrivenGate(["CD25", "CD127"], "guided_box", {"side": "++"}, side="+-")
         )
+
+
+# -- the method tables of the docs follow the estimators -------------------------------------
+
+_DOCS = __import__("pathlib").Path(__file__).resolve().parents[1] / "docs"
+#: Arguments every estimator has, documented once above the table rather than in each row.
+_COMMON = {"side", "random_state", "min_events", "quadrants"}
+
+
+def _table_row(text: str, name: str) -> str | None:
+    """The row of a markdown method table whose first cell starts with ```name```."""
+    for line in text.splitlines():
+        if line.startswith(f"| `{name}`"):
+            return line
+    return None
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.name)
+def test_every_method_is_documented_with_its_arguments_and_defaults(cls):
+    import inspect
+    import re
+
+    templates = (_DOCS / "templates.md").read_text(encoding="utf-8")
+    templates = templates[templates.index("### Data-driven gates") :]
+    methods = (_DOCS / "methods.md").read_text(encoding="utf-8")
+    assert _table_row(methods, cls.name), f"docs/methods.md has no table row for {cls.name}"
+    row = _table_row(templates, cls.name)
+    assert row, f"docs/templates.md has no table row for {cls.name}"
+    params = inspect.signature(cls.__init__).parameters
+    args = [p for p in params if p != "self" and p not in _COMMON]
+    inherited = re.search(r"as `(\w+)`", row)  # "as `mindensity`, with ..." documents the rest
+    base = _table_row(templates, inherited.group(1)) if inherited else ""
+    missing = [a for a in args if f"`{a}`" not in row and f"`{a}`" not in (base or "")]
+    assert not missing, f"docs/templates.md row of {cls.name} does not name {missing}"
+    # a number documented as a default ('`k` [3.0]') is the constructor's default
+    for arg, shown in re.findall(r"`(\w+)` \[(-?[0-9.e-]+)\]", row):
+        if arg in params and isinstance(params[arg].default, (int, float)):
+            assert float(shown) == params[arg].default, (
+                f"docs/templates.md: {cls.name} {arg} default shown as {shown}, "
+                f"the estimator's is {params[arg].default}"
+            )
