@@ -50,9 +50,10 @@ def test_measured_and_not_measured(gated, case):
     # every population is accounted for: measured with a count, or not measured with a reason
     for pop, row in tab.iterrows():
         if row["measured"]:
-            assert row["count"] >= 0
+            assert 0 <= row["count"] <= row["parent_count"], pop
+            assert not str(row["note"]).startswith("not measured"), (pop, row["note"])
         else:
-            assert row["note"].startswith("not measured: ")
+            assert row["note"].startswith("not measured: "), (pop, row["note"])
 
 
 def _comparisons(gated, reference):
