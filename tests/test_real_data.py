@@ -150,7 +150,9 @@ def test_treg_and_helios_measured_where_cd4_is_large(gated):
             tab = gated[case.id].table.set_index("population")
             for pop in ("treg", "helios_pos_treg"):
                 if not tab.loc[pop, "measured"]:
-                    assert "finite events" in tab.loc[pop, "note"] or "parent" in tab.loc[pop, "note"]
+                    assert (
+                        "finite events" in tab.loc[pop, "note"] or "parent" in tab.loc[pop, "note"]
+                    )
 
 
 def test_markers_csv_names_channels_without_pns(tmp_path):
@@ -179,3 +181,68 @@ def test_markers_csv_names_channels_without_pns(tmp_path):
     b = original.table.set_index("population")
     for pop in ("lymphocytes", "t_cells", "cd4", "cd8"):
         assert a.loc[pop, "count"] == b.loc[pop, "count"]
+
+
+@pytest.mark.parametrize("case", rr.CASES, ids=[c.id for c in rr.CASES])
+def test_frozen_gates_export_to_gatingml_and_give_the_same_counts(gated, case, tmp_path):
+    """What the shipped template placed on a real file, frozen (its scale's transforms, no second
+    compensation, skipped steps and unmeasured populations left out), written as GatingML 2.0 and
+    read back, gates that file to the same counts."""
+    import cytophen
+
+    res = gated[case.id]
+    frozen = rr.template(case.template).freeze(res, partial=True)
+    meta = frozen.meta["frozen_from"]
+    assert set(meta.get("skipped", {})) >= set(res.skipped)
+    tab = res.table.set_index("population")
+    unmeasured = set(tab.index[~tab.measured.astype(bool)])
+    assert set(meta.get("not_measured", {})) >= unmeasured
+    path = tmp_path / "frozen.xml"
+    frozen.to_gatingml(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = cytophen.gate(rr.read_case_sample(case), cytophen.load_template(path))
+    assert frozen.names, case.id
+    for name in frozen.names:
+        if name in tab.index:
+            assert again.count(name) == res.count(name), name
+
+
+def test_flowjo_workspace_of_real_files_gives_the_same_counts(tmp_path):
+    """A batch of real files from four sources (raw with a keyword, FlowJo channels, a compensated
+    FlowJo export, flowCore logicle), gated with the shipped templates and written as a FlowJo
+    workspace: every sample's gates read back (cytophen's reader, and FlowKit's when installed)
+    give the batch's counts."""
+    _need_real()
+    import cytophen
+    from cytophen.interop.flowjo import Workspace, write_workspace
+
+    files = {
+        "tcell": ["omip021/Donor1.fcs", "lyoplate_dc/DC_MONO_NK_12828001_001.fcs",
+                  f"{rr._FA}/390C_BM_027.fcs"],
+        "bcell": ["bcell/flowDensity/sampleFCS_1.fcs"],
+    }  # fmt: skip
+    for name, rel in files.items():
+        paths = [rr.REAL / f for f in rel]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            batch = cytophen.gate_files(
+                paths, rr.template(name), jobs=1, out=tmp_path / name, progress=False
+            )
+            written = write_workspace(batch, tmp_path / f"{name}.wsp", template=rr.template(name))
+        assert written.notes == [], written.notes
+        assert len(written.samples) == len(paths)
+        pops = batch.populations
+        ws = Workspace(tmp_path / f"{name}.wsp")
+        for path in paths:
+            ours = pops[pops.file == str(path)].set_index("population")
+            counts = written.counts[path.name]
+            assert len(counts) >= 2, path.name
+            hidden = {p.name for p in rr.template(name).populations if p.hidden}
+            for pop, n in counts.items():  # hidden helpers are written too, not in the table
+                assert pop in hidden or n == ours.loc[pop, "count"], (path.name, pop)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                back = cytophen.gate(cytophen.read_fcs(path), ws.template(path.name))
+            for pop, n in counts.items():
+                assert back.count(pop) == n, (path.name, pop)

@@ -20,7 +20,7 @@ from cytophen.scaling import ScaleInfo, detect_scale, is_scatter, resolve_auto
 from cytophen.template import Template
 from cytophen.transforms import AutoTransform, Transform
 
-__all__ = ["uses_auto", "resolve_scales", "precompensated", "detect_scale"]
+__all__ = ["uses_auto", "resolve_scales", "with_transforms", "precompensated", "detect_scale"]
 
 #: Rows a channel's logicle width is estimated on (an even stride through the file).
 _WIDTH_ROWS = 50_000
@@ -57,17 +57,39 @@ def resolve_scales(
     each marker got (``{marker: transform.to_dict()}``, for the result's provenance)."""
     resolved: dict[tuple[str, str | None], Transform] = {}
 
+    def transform_of(d: Dim, t: AutoTransform) -> Transform | None:
+        key = (d.channel, d.compensation)
+        if key not in resolved:
+            if ctx.absent([d]):
+                return None  # never evaluated on this file: the population goes unmeasured
+            i = ctx.index(d.channel)
+            resolved[key] = resolve_auto(t, ctx.sample, i, _width_values(ctx, d), info)
+        return resolved[key]
+
+    out = _substitute(template, transform_of)
+    return out, {ch: t.to_dict() for (ch, _), t in resolved.items()}
+
+
+def with_transforms(template: Template, transforms: dict[str, dict[str, Any]]) -> Template:
+    """``template`` with its ``auto`` transforms replaced by those a sample was gated with, as a
+    result records them (``result.scale['transforms']``, run.json's ``inputs[].scale``:
+    ``{marker: transform dict}``); markers not in ``transforms`` keep ``auto``."""
+    from cytophen.transforms import transform_from_dict
+
+    made = {name: transform_from_dict(t) for name, t in transforms.items()}
+    return _substitute(template, lambda d, _t: made.get(d.channel))
+
+
+def _substitute(template: Template, transform_of) -> Template:
+    """``template`` with every ``auto`` dimension given ``transform_of(dim, auto)`` (``None``:
+    left as it is)."""
+
     def concrete(d):
         t = getattr(d, "transform", None)
         if not isinstance(d, Dim) or not isinstance(t, AutoTransform):
             return d
-        key = (d.channel, d.compensation)
-        if key not in resolved:
-            if ctx.absent([d]):
-                return d  # never evaluated on this file: the population goes unmeasured
-            i = ctx.index(d.channel)
-            resolved[key] = resolve_auto(t, ctx.sample, i, _width_values(ctx, d), info)
-        return dataclasses.replace(d, transform=resolved[key])
+        new = transform_of(d, t)
+        return d if new is None else dataclasses.replace(d, transform=new)
 
     gates: dict[int, Any] = {}
 
@@ -94,8 +116,7 @@ def resolve_scales(
             d = concrete(Dim(name, transform=m.transform))
             m = dataclasses.replace(m, transform=d.transform)
         markers[name] = m
-    out = dataclasses.replace(template, populations=pops, markers=markers)
-    return out, {ch: t.to_dict() for (ch, _), t in resolved.items()}
+    return dataclasses.replace(template, populations=pops, markers=markers)
 
 
 def _width_values(ctx: GateContext, d: Dim) -> np.ndarray:

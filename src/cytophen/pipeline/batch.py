@@ -639,6 +639,10 @@ def gate_files(
                 "repairs": repairs_desc,
                 "pregated": pregated,
                 "include_hidden": bool(include_hidden),
+                "scale": scale,
+                "markers": None
+                if markers is None
+                else {"source": markers.source, "rows": [list(r) for r in markers.rows]},
                 **comp_desc,
                 **runner.describe(),
             },
