@@ -44,7 +44,7 @@ def speed(events: int, repeats: int, template_path: Path) -> int:
 
     import cytophen
     from cytophen.datadriven import fit_gate
-    from cytophen.engine import GateContext, gate
+    from cytophen.engine import TreeEvaluator, gate
     from cytophen.gates import DataDrivenGate
     from cytophen.interop.gatingml import export_gatingml
     from cytophen.simulate import simulate_sample
@@ -60,10 +60,12 @@ def speed(events: int, repeats: int, template_path: Path) -> int:
         gate(sample, template)  # compile / load numba caches
         t_all, res = _median_time(lambda: gate(sample, template), repeats)
 
-        # per data-driven gate: the fit alone, on the parent's events
-        ctx = GateContext(sample, template)
+        # per data-driven gate: the fit alone, on the parent's events (the template with its
+        # 'auto' transforms resolved for this file, as the evaluator resolves it)
+        evaluator = TreeEvaluator(sample, template)
+        ctx = evaluator.ctx
         rows, seen = [], set()
-        for pop in template.populations:
+        for pop in evaluator.template.populations:
             g = pop.gate
             if not isinstance(g, DataDrivenGate) or id(g) in seen:
                 continue
@@ -228,9 +230,7 @@ def main(argv: list[str]) -> int:
         help="folder of bcell.yaml/treg.yaml for --accuracy",
     )
     ap.add_argument("--seed", type=int, default=0, help="cohort seed for --accuracy")
-    ap.add_argument(
-        "--panel", choices=("bcell", "treg"), default=None, help="score one panel only"
-    )
+    ap.add_argument("--panel", choices=("bcell", "treg"), default=None, help="score one panel only")
     ap.add_argument(
         "--rescore",
         action="store_true",

@@ -92,7 +92,7 @@ STEPS = (
     Step(
         "bcell",
         "plasmablasts",
-        "lineage_neg",
+        "non_t",
         {"plasmablasts": "plasmablasts", "b": "b_cells & ~plasmablasts", "other": "~b_cells"},
         ("plasmablasts",),
         ("plasmablasts", "b"),
@@ -160,11 +160,12 @@ def score_file(path: str, template_dir: str) -> list[dict]:
     sample = cytophen.read_fcs(path)
     result = cytophen.gate(sample, template)
     truth = read_truth(path)
-    ctx = GateContext(sample, template)
+    # the transforms this file got (the template's are 'auto', resolved per file)
+    ctx = GateContext(sample, result.template)
     # the template's own fluorescence dimension, re-pointed at each marker (same transform)
     dim0 = next(
         d
-        for q in template.populations
+        for q in result.template.populations
         if q.gate is not None
         for d in getattr(q.gate, "dims", ())
         if getattr(d, "channel", "FSC-A") not in ("FSC-A", "FSC-H", "SSC-A")
@@ -183,9 +184,11 @@ def score_file(path: str, template_dir: str) -> list[dict]:
         pred[fit] = _classify(x[fit], labels[fit])
         gated_pop = result.membership(st.population)
         pop_parent = template.population(st.population).parent
+        while pop_parent not in truth.columns:  # a gating step the truth has no column for
+            pop_parent = template.population(pop_parent).parent
         gated_parent = result.membership(pop_parent)
         t_pop = truth[st.population].to_numpy(bool)
-        t_parent = truth[pop_parent].to_numpy(bool)  # every step's parent has a truth column
+        t_parent = truth[pop_parent].to_numpy(bool)
         o_pop = np.isin(pred, st.population_classes) | (gated_pop & ~singlet)
         o_parent = (
             np.isin(pred, st.parent_classes) | (gated_parent & ~singlet)

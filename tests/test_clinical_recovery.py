@@ -36,7 +36,10 @@ def _truth_table(cohort: Path, template) -> pd.DataFrame:
             if pop.name not in truth.columns:
                 continue
             c = int(truth[pop.name].sum())
-            pc = int(truth[pop.parent].sum()) if pop.parent else len(truth)
+            parent = pop.parent
+            while parent is not None and parent not in truth.columns:  # e.g. the CD3- dump step
+                parent = template.population(parent).parent
+            pc = int(truth[parent].sum()) if parent else len(truth)
             rows.append(
                 dict(
                     sample=fcs.stem,

@@ -111,15 +111,16 @@ def test_default_is_unchanged_and_bad_arguments_are_errors():
     a = MixtureEllipse(**ARGS).fit(X)
     assert not hasattr(a, "dead_mean_")
     assert check_params("mixture_ellipse", {"dead_scale": SCALE, "dead_quantile": 0.9}) == []
-    for bad in (
-        {"dead_scale": SCALE},
-        {"dead_quantile": 0.9},
-        {"dead_scale": [0.7], "dead_quantile": 0.9},
-        {"dead_scale": [0.7, -1.0], "dead_quantile": 0.9},
-        {"dead_scale": SCALE, "dead_quantile": 1.5},
+    for bad, word in (
+        ({"dead_scale": SCALE}, "dead_scale and dead_quantile go together"),
+        ({"dead_quantile": 0.9}, "dead_scale and dead_quantile go together"),
+        ({"dead_scale": [0.7], "dead_quantile": 0.9}, "'dead_scale'"),
+        ({"dead_scale": [0.7, -1.0], "dead_quantile": 0.9}, "'dead_scale'"),
+        ({"dead_scale": SCALE, "dead_quantile": 1.5}, "'dead_quantile'"),
     ):
-        with pytest.raises(GateError, match="dead_scale"):
+        with pytest.raises(GateError, match=word):
             MixtureEllipse(K=3, **bad).fit(X)
+        assert any(word in p for p in check_params("mixture_ellipse", {"K": 3, **bad}))
 
 
 def test_star_union_drops_only_vertices_in_line_with_their_neighbours():

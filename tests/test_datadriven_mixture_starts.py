@@ -81,4 +81,8 @@ def test_bad_n_init_is_an_error(bad):
 
 
 def test_n_init_is_a_known_parameter():
-    check_params("mixture_ellipse", {"K": 4, "n_init": 5})
+    assert check_params("mixture_ellipse", {"K": 4, "n_init": 5}) == []
+    (msg,) = check_params("mixture_ellipse", {"K": 4, "n_inti": 5})
+    assert "unknown argument 'n_inti'" in msg and "did you mean 'n_init'" in msg
+    (msg,) = check_params("mixture_ellipse", {"K": 4, "n_init": 0})
+    assert "'n_init'" in msg and "an integer >= 1" in msg and "got int 0" in msg

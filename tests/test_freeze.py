@@ -34,7 +34,7 @@ from cytophen.gates import (
 )
 from cytophen.interop.gatingml import frozen_template, load_gatingml
 from cytophen.io.sample import Sample
-from cytophen.template import Population, Template
+from cytophen.template import Marker, Population, Template
 from cytophen.transforms import LogicleTransform
 
 GML = "gatingml2"
@@ -185,3 +185,65 @@ def test_freeze_errors_name_the_population_and_why():
         t.freeze({"b": FitOutcome(RectangleGate(["CD19"], [3.0], [None]))})
     with pytest.raises(GateError, match="gate 'b': no fitted gate to freeze \\(declined: few"):
         t.freeze({"b": FitOutcome(None, reason="few")})
+
+
+def _real_file_like_template() -> Template:
+    """A clean-up step on a channel the file lacks (skipped), a subset on a marker it lacks (not
+    measured), and a boolean on the skipped step."""
+
+    def mk(dims, side):
+        return DataDrivenGate(dims, "mindensity", {"adjust": 1.0}, side=side)
+
+    return Template(
+        "t",
+        [
+            Population("cells", None, RectangleGate(["CD19"], [-50.0], [None])),
+            Population("live", "cells", mk(["Viability"], "-"), cleanup=True),
+            Population("b", "live", mk(["CD19"], "+")),
+            Population("memory", "b", mk(["CD27"], "+")),
+            Population("igd_pos", "b", mk(["IgD"], "+")),
+            Population("not_live", "cells", BooleanGate("not", [("live", False)])),
+            Population("b_or_dead", "cells", BooleanGate("or", [("b", False), ("live", True)])),
+        ],
+        markers={m: Marker(m, optional=True) for m in ("Viability", "IgD")},
+    )
+
+
+def test_freeze_of_a_real_file_result_leaves_out_skipped_steps_and_what_was_not_measured():
+    s = _two_groups(3)  # has CD19 and CD27, no Viability, no IgD
+    t = _real_file_like_template()
+    r = cytophen.gate(s, t)
+    assert set(r.skipped) == {"live"}
+    with pytest.raises(GateError, match="'igd_pos': no fitted gate.*partial=True"):
+        t.freeze(r)
+    frozen = t.freeze(r, partial=True)
+    meta = frozen.meta["frozen_from"]
+    assert set(meta["skipped"]) == {"live"} and set(meta["not_measured"]) == {"igd_pos"}
+    assert frozen.names == ["cells", "b", "memory", "not_live", "b_or_dead"]
+    assert frozen.population("b").parent == "cells"  # hung from the skipped step's parent
+    assert frozen.population("not_live").gate.operands == [("cells", False)]
+    # booleans on the skipped step now read the events it held (here: every event)
+    again = cytophen.gate(s, frozen)
+    for name in frozen.names:
+        np.testing.assert_array_equal(again.membership(name), r.membership(name), name)
+    assert again.count("not_live") == 0 and again.count("b_or_dead") == r.count("b")
+
+
+def test_freeze_of_a_pregated_result_starts_below_the_pregated_population():
+    s = _two_groups(4)
+    t = _real_file_like_template()
+    r = cytophen.gate(s, t, pregated="b")
+    frozen = t.freeze(r, partial=True)
+    assert set(frozen.meta["frozen_from"]["skipped"]) == {"cells", "live", "b"}
+    assert frozen.population("memory").parent is None
+    assert cytophen.gate(s, frozen).count("memory") == r.count("memory")
+
+
+def test_freeze_refuses_a_boolean_on_a_skipped_root_step():
+    t = _real_file_like_template()
+    pops = [Population("live", None, t.population("live").gate, cleanup=True),
+            Population("dead", None, BooleanGate("not", [("live", False)]))]  # fmt: skip
+    t2 = Template("t2", pops, markers=t.markers)
+    r = cytophen.gate(_two_groups(5), t2)
+    with pytest.raises(GateError, match="'dead'.*skipped on this file and held every event"):
+        t2.freeze(r)

@@ -239,13 +239,22 @@ def test_export_refuses_data_driven(tmp_path):
     assert not out.exists()
 
 
-def test_export_refuses_quadrant_spanning_bands(tmp_path):
+def test_quadrants_spanning_bands_export_as_rectangles(tmp_path):
+    """Quadrant children that are no grid of dividers (a sequential quadrant cuts the second
+    axis per side of the first) cannot be a GatingML QuadrantGate; each is written as the
+    rectangle it is, and the re-imported template counts the same events on data1.fcs."""
     x, y = Dim("FL1-H"), Dim("FL2-H")
     g = QuadrantGate((x, y), {"low": ((None, None), (10.0, 20.0)), "wide": ((None, None), (None, 40.0)),
                               "top": ((None, 40.0), (None, None))})  # fmt: skip
     t = _events_template([Population(n, None, g, quadrant=n) for n in ("low", "wide", "top")])
-    with pytest.raises(TemplateError, match="wide.*more than one band"):
-        export_gatingml(t, tmp_path / "x.xml")
+    export_gatingml(t, tmp_path / "x.xml")
+    back = load_gatingml(tmp_path / "x.xml")
+    assert {type(p.gate).__name__ for p in back.populations} == {"RectangleGate"}
+    sample = cytophen.read_fcs(shared_path("gatingml2", "data1.fcs"))
+    a, b = gate(sample, t), gate(sample, back)
+    for n in ("low", "wide", "top"):
+        assert a.count(n) == b.count(n)
+    assert 0 < a.count("wide") < sample.n_events
 
 
 def test_export_refuses_ratio_quadrant(tmp_path):

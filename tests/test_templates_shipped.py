@@ -76,7 +76,7 @@ def test_templates_show_prints_the_file(capsys):
     assert main(["templates", "show", "treg"]) == 0
     assert capsys.readouterr().out == (ROOT / "gating_templates" / "treg.yaml").read_text()
     assert main(["templates", "show", "nope"]) == 2
-    assert "bcell, treg" in capsys.readouterr().err
+    assert "bcell, tcell, treg" in capsys.readouterr().err
 
 
 def test_templates_copy_never_overwrites(tmp_path, monkeypatch, capsys):

@@ -65,6 +65,36 @@ def test_invalid_template_lists_every_problem_and_exits_2(tmp_path, capsys):
     assert "INVALID: 3 error(s)" in err
 
 
+def test_bad_nested_method_argument_is_an_invalid_template(tmp_path, capsys):
+    """A quadrant whose x axis asks mindensity for min_depth 1.5 (a share, within [0, 1)) would
+    fail on every sample: validate rejects it (exit 2) at the line of its args."""
+    p = tmp_path / "bad.yaml"
+    p.write_text(
+        GOOD
+        + """\
+  cd27_cd21:
+    parent: b_cells
+    gate:
+      method: quadrant
+      dims: [CD27, CD21]
+      quadrants: {memory_cd21_pos: ++, memory_cd21_neg: +-}
+      args: {x: {method: mindensity, min_depth: 1.5}, first: z}
+"""
+    )
+    code, out, err = run(capsys, "validate", p)
+    assert code == 2
+    lines = [ln for ln in err.splitlines() if ln.startswith(str(p) + ":")]
+    assert (
+        f"{p}:22:13: quadrant args of 'cd27_cd21': x: argument 'min_depth' of mindensity must be "
+        "a number within [0, 1), got float 1.5" in lines
+    )
+    assert (
+        f"{p}:22:13: quadrant args of 'cd27_cd21': argument 'first' of quadrant must be one of "
+        "'auto', 'x', 'y', got str 'z'" in lines
+    )
+    assert "INVALID: 2 error(s)" in err
+
+
 def test_sample_with_missing_optional_marker_warns_exit_0(tmp_path, capsys):
     p = tmp_path / "good.yaml"
     p.write_text(GOOD)

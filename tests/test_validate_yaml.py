@@ -502,29 +502,43 @@ populations:
     assert (pr.line, pr.column) == (13, 63)
 
 
-def test_method_names_unchecked_without_registry(tmp_path, monkeypatch):
-    import cytophen.datadriven as dd
-
-    monkeypatch.delattr(dd, "available_methods", raising=False)
+def test_bad_method_arguments_are_reported_where_args_is(tmp_path):
+    """The real registry's checks (ranges, list shapes, options, nested 1-D methods), each at the
+    position of the gate's ``args`` (the ``{`` after ``args: ``), naming the argument, what it must
+    be and what it is."""
     _, probs = problems(
         tmp_path,
         HEAD
         + """\
 populations:
   b_cells:
-    gate: {method: some_future_method, dims: [CD19], side: "+", args: {anything: 1}}
+    gate: {method: mindensity, dims: [CD19], side: "+", args: {min_depth: 1.5}}
+  igd_pos:
+    gate: {method: mindensity, dims: [IgD], side: "+", args: {gate_range: [0.2, 0.3, 0.5]}}
+  memory:
+    parent: b_cells
+    gate:
+      method: box
+      dims: [IgD, CD27]
+      side: "-+"
+      args: {axes: [{method: mindensity, min_depth: 1.5}, {method: tailgate, side: up}]}
 """,
     )
-    assert probs == []
+    pr = find(probs, "argument 'min_depth' of mindensity must be a number within [0, 1)")
+    assert (pr.line, pr.column) == (11, 63)
+    assert pr.message.endswith("got float 1.5")
+    pr = find(probs, "argument 'gate_range' of mindensity must be a list of 2 numbers")
+    assert (pr.line, pr.column) == (13, 62)
+    pr = find(probs, "axes[0]: argument 'min_depth' of mindensity must be")
+    assert (pr.line, pr.column) == (20, 13)
+    pr = find(probs, "axes[1]: argument 'side' of tailgate must be one of 'right', 'left'")
+    assert (pr.line, pr.column) == (20, 13)
+    assert len(probs) == 4
 
 
 def test_data_driven_quadrant_shape(tmp_path):
     """With the real registry: a quadrant method must name its quadrants, a non-quadrant method
     must not, and a 1-D cut method on two dims needs a side or quadrants."""
-    import cytophen.datadriven as dd
-
-    if not hasattr(dd, "available_methods"):
-        pytest.skip("cytophen.datadriven has no registry yet")
     _, probs = problems(
         tmp_path,
         HEAD

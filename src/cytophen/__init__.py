@@ -117,6 +117,7 @@ def gate(
     seed: int = 0,
     pregated: str | None = None,
     include_hidden: bool = False,
+    scale: str = "auto",
 ) -> GatingResult:
     """Apply a gating template to one sample.
 
@@ -147,6 +148,10 @@ def gate(
     include_hidden
         Also put the template's hidden (helper) populations in ``.table`` (they are always
         gated, and always in ``.membership``).
+    scale
+        What the file's values are, for the template's ``auto`` transforms: ``'auto'``
+        (detected from the values), ``'linear'`` (raw or compensated), ``'logicle'`` (already
+        logicle-transformed, 0 to ~4.5) or ``'channel'`` (FlowJo's 0-4096 channels).
 
     Returns
     -------
@@ -192,6 +197,7 @@ def gate(
         seed=seed,
         pregated=pregated,
         include_hidden=include_hidden,
+        scale=scale,
     )
 
 
@@ -214,6 +220,8 @@ def gate_files(
     include_hidden: bool = False,
     wait: bool = False,
     time_limit: float | None = None,
+    scale: str = "auto",
+    markers: Any = None,
 ) -> BatchResult:
     """Gate many FCS files with one template, in parallel; one bad file never stops the batch.
 
@@ -264,6 +272,12 @@ def gate_files(
     time_limit
         Seconds one sample may take; a sample that takes longer is stopped and becomes an
         ``errors`` row (stage ``timeout``). ``None``: no limit.
+    scale
+        What the files' values are, for the template's ``auto`` transforms (as :func:`gate`),
+        detected per file by default.
+    markers
+        Marker names for channels whose ``$PnS`` is missing: a ``channel,marker[,file]`` CSV path
+        or a :class:`cytophen.markers.MarkerMap`.
 
     Returns
     -------
@@ -306,4 +320,6 @@ def gate_files(
         include_hidden=include_hidden,
         wait=wait,
         time_limit=time_limit,
+        scale=scale,
+        markers=markers,
     )

@@ -654,7 +654,9 @@ class DataDrivenGate(Gate):
     ``method`` names the estimator, ``params`` are its typed arguments, ``side`` selects which side of
     a 1-D cut is the population (``'+'`` = ``[cut, inf)``, ``'-'`` = ``(-inf, cut)``; for 2-D
     threshold pairs two signs such as ``'+-'``). ``pool`` optionally names a manifest column whose
-    groups are fitted on pooled events.
+    groups are fitted on pooled events. ``guide`` are other dimensions the method may read to
+    decide where the gate goes (the gate itself lives on ``dims``); they are passed to the
+    estimator as extra columns when the file has them, and left out when it does not.
     """
 
     dims: tuple
@@ -662,10 +664,12 @@ class DataDrivenGate(Gate):
     params: dict = field(default_factory=dict)
     side: str | None = None
     pool: str | None = None
+    guide: tuple = ()
     kind: str = field(default="data_driven", init=False)
 
     def __post_init__(self) -> None:
         self.dims = _as_dims(self.dims)
+        self.guide = _as_dims(self.guide) if self.guide else ()
 
     def contains(self, values: np.ndarray) -> np.ndarray:  # pragma: no cover
         raise GateError(self.method, "a data-driven gate must be fitted before it is applied")
@@ -677,6 +681,7 @@ class DataDrivenGate(Gate):
             "method": self.method,
             "params": dict(self.params),
             "side": self.side,
+            **({"guide": [d.label for d in self.guide]} if self.guide else {}),
         }
 
 

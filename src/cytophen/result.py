@@ -34,6 +34,10 @@ class GatingResult:
         gated, and in ``memberships``.
     pregated
         The population the file was exported after, if it was gated as such.
+    scale
+        For templates with ``auto`` transforms: the scale the file's values were found on
+        (``scale``, ``detected``, ``reason``), whether its own spillover was applied, and the
+        transform each marker got on this file.
     """
 
     sample_id: str
@@ -52,6 +56,7 @@ class GatingResult:
     skipped: dict[str, str] = field(default_factory=dict)
     hidden: tuple[str, ...] = ()
     pregated: str | None = None
+    scale: dict[str, Any] | None = None
 
     def membership(self, population: str) -> np.ndarray:
         """Boolean array over all events of the sample: ``True`` for events in ``population``."""

@@ -153,7 +153,9 @@ class Template:
         seen: set[str] = set()
         for p in self.populations:
             if p.name in seen:
-                problems.append(TemplateProblem(src, None, None, f"duplicate population {p.name!r}"))
+                problems.append(
+                    TemplateProblem(src, None, None, f"duplicate population {p.name!r}")
+                )
             if p.parent is not None and p.parent not in seen:
                 known = p.parent in {q.name for q in self.populations}
                 msg = (
@@ -166,23 +168,45 @@ class Template:
                 for op, _ in p.gate.operands:
                     if op not in seen:
                         problems.append(
-                            TemplateProblem(src, None, None, f"boolean {p.name!r} refers to unknown or later population {op!r}")
+                            TemplateProblem(
+                                src,
+                                None,
+                                None,
+                                f"boolean {p.name!r} refers to unknown or later population {op!r}",
+                            )
                         )
             if isinstance(p.gate, RefGate):
                 for ref, _ in p.gate.refs:
                     if ref not in seen:
                         problems.append(
-                            TemplateProblem(src, None, None, f"ref gate {p.name!r} refers to unknown or later population {ref!r}")
+                            TemplateProblem(
+                                src,
+                                None,
+                                None,
+                                f"ref gate {p.name!r} refers to unknown or later population {ref!r}",
+                            )
                         )
                     elif isinstance(self.population(ref).gate, BooleanGate):
                         problems.append(
-                            TemplateProblem(src, None, None, f"ref gate {p.name!r} refers to {ref!r}, a boolean population, which places no gate of its own")
+                            TemplateProblem(
+                                src,
+                                None,
+                                None,
+                                f"ref gate {p.name!r} refers to {ref!r}, a boolean population, which places no gate of its own",
+                            )
                         )
             if isinstance(p.gate, QuadrantGate) or (
                 isinstance(p.gate, DataDrivenGate) and p.quadrant is not None
             ):
                 if p.quadrant is None:
-                    problems.append(TemplateProblem(src, None, None, f"population {p.name!r} uses a quadrant gate but names no quadrant"))
+                    problems.append(
+                        TemplateProblem(
+                            src,
+                            None,
+                            None,
+                            f"population {p.name!r} uses a quadrant gate but names no quadrant",
+                        )
+                    )
             seen.add(p.name)
         if problems:
             raise TemplateError(problems)
@@ -208,6 +232,8 @@ class Template:
             }
             if isinstance(g, DataDrivenGate):
                 entry["pool"] = g.pool
+                if g.guide:
+                    entry["guide"] = [dim(d) for d in g.guide]
             if p.cleanup:  # only when set: templates without the flags keep their hashes
                 entry["cleanup"] = True
             if p.hidden:
@@ -218,7 +244,11 @@ class Template:
             "version": self.version,
             "compensation": self.compensation,
             "matrices": {
-                k: {"index": list(m.index), "columns": list(m.columns), "values": m.to_numpy().tolist()}
+                k: {
+                    "index": list(m.index),
+                    "columns": list(m.columns),
+                    "values": m.to_numpy().tolist(),
+                }
                 for k, m in self.matrices.items()
             },
             "markers": {
@@ -246,7 +276,7 @@ class Template:
     def short_hash(self) -> str:
         return self.hash[:12]
 
-    def freeze(self, fits, *, name: str | None = None) -> Template:
+    def freeze(self, fits, *, name: str | None = None, partial: bool = False) -> Template:
         """This template with every data-driven gate replaced by the fixed gate it placed.
 
         Parameters
@@ -257,6 +287,19 @@ class Template:
             ``{gate_key: FitOutcome}`` mapping (e.g. from :func:`cytophen.engine.fit_pooled`).
         name
             Name of the frozen template (default ``<name>-frozen``).
+        partial
+            With a result: leave out the populations not measured on that sample (a marker the
+            file lacks, a gate that declined), and everything below them, instead of raising;
+            they are listed in ``meta['frozen_from']['not_measured']``.
+
+        Clean-up steps the result skipped (the file was exported after them) are left out and their
+        children hang from the step's parent (the same events); they are listed in
+        ``meta['frozen_from']['skipped']``; so are the population a result was ``pregated`` at
+        and its ancestors (the file holds only its events). A file whose own spillover the engine did not apply
+        (a compensated or already transformed export) gets ``compensation: uncompensated``. A
+        template with ``auto`` transforms frozen from a result gets the transforms that sample
+        was gated with (the gates' units), so it exports to GatingML and FlowJo; frozen from a
+        mapping of fits it keeps ``auto`` (resolved again on every file it gates).
 
         Returns
         -------
@@ -271,7 +314,7 @@ class Template:
         ------
         GateError
             A data-driven gate that placed nothing (declined, not measured) or is missing from
-            ``fits``: there is no gate to freeze.
+            ``fits``: there is no gate to freeze (with a result, ``partial=True`` leaves it out).
 
         Examples
         --------
@@ -280,22 +323,70 @@ class Template:
         """
         samples: list[str] = []
         notes: dict[str, str] = {}
+        source: Template = self
+        skipped: dict[str, str] = {}
+        dropped: dict[str, str] = {}
+        compensation = self.compensation
         if hasattr(fits, "gates") and hasattr(fits, "sample_id"):  # a GatingResult
             samples.append(str(fits.sample_id))
+            spill = str((getattr(fits, "scale", None) or {}).get("file_spillover") or "")
+            if spill.startswith("not applied") and compensation == "FCS":
+                compensation = "uncompensated"  # as gated: the export was compensated already
             notes = dict(fits.notes)
+            skipped = dict(getattr(fits, "skipped", None) or {})
+            # gated as pregated: that population and its ancestors hold every event of the file
+            skipped.update({n: v for n, v in notes.items() if v.startswith("pregated")})
+            if partial:
+                dropped = {n: v for n, v in notes.items() if v.startswith("not measured")}
+            resolved = getattr(fits, "template", None)
+            if isinstance(resolved, Template) and resolved.names == self.names:
+                # 'auto' transforms as resolved on that sample: the gates' units
+                source = resolved
             fits = fits.gates
+        # a skipped step holds its parent's events: what hung from it hangs from that parent
+        stand_in: dict[str, str | None] = {}
+        for p in source.populations:
+            if p.name in skipped:
+                stand_in[p.name] = stand_in.get(p.parent, p.parent) if p.parent else None
+
+        def kept(n: str | None) -> str | None:
+            return stand_in.get(n, n) if n is not None else None
+
         fixed: dict[int, Gate] = {}
         pops = []
-        for p in self.populations:
+        for p in source.populations:
+            if p.name in skipped or p.name in dropped:
+                continue
             g = p.gate
             if isinstance(g, DataDrivenGate):
                 if id(g) not in fixed:
                     fixed[id(g)] = self._frozen_gate(p, fits, samples, notes.get(p.name))
                 g = fixed[id(g)]
+            elif isinstance(g, BooleanGate) and any(n in stand_in for n, _ in g.operands):
+                if any(n in stand_in and kept(n) is None for n, _ in g.operands):
+                    raise GateError(
+                        p.name,
+                        "a boolean operand was skipped on this file and held every event; a "
+                        "frozen boolean cannot name all events",
+                    )
+                g = BooleanGate(g.op, [(kept(n), c) for n, c in g.operands])
+            report = p.report
+            if any(n in skipped or n in dropped for n in report.percent_of):
+                report = Report(
+                    tuple(n for n in report.percent_of if n not in skipped and n not in dropped),
+                    report.statistics,
+                )
             pops.append(
                 Population(
-                    p.name, p.parent, g, p.quadrant, p.report, p.description, p.cleanup, p.hidden
-                )
+                    p.name,
+                    kept(p.parent),
+                    g,
+                    p.quadrant,
+                    report,
+                    p.description,
+                    p.cleanup,
+                    p.hidden,
+                )  # fmt: skip
             )
         frozen_from = {
             "template": self.name,
@@ -303,12 +394,16 @@ class Template:
             "hash": self.hash,
             "samples": list(dict.fromkeys(samples)),
         }
+        if skipped:
+            frozen_from["skipped"] = skipped
+        if dropped:
+            frozen_from["not_measured"] = dropped
         return Template(
             name=name or f"{self.name}-frozen",
             populations=pops,
             version=self.version,
-            markers=dict(self.markers),
-            compensation=self.compensation,
+            markers=dict(source.markers),
+            compensation=compensation,
             matrices=dict(self.matrices),
             description=self.description,
             source=self.source,
@@ -323,7 +418,8 @@ class Template:
             entry = fits.get(pop.name)
         if entry is None:
             why = note or "missing from the fits given"
-            raise GateError(pop.name, f"no fitted gate to freeze ({why})")
+            hint = "; freeze(result, partial=True) leaves it out" if note else ""
+            raise GateError(pop.name, f"no fitted gate to freeze ({why}){hint}")
         if isinstance(entry, FitOutcome):
             if entry.gate is None:
                 raise GateError(pop.name, f"no fitted gate to freeze (declined: {entry.reason})")
@@ -332,7 +428,8 @@ class Template:
         geometry = entry.get("geometry")
         if geometry is None:
             why = entry.get("reason") or "declined or not measured"
-            raise GateError(pop.name, f"no fitted gate to freeze ({why})")
+            hint = "; freeze(result, partial=True) leaves it out" if note else ""
+            raise GateError(pop.name, f"no fitted gate to freeze ({why}){hint}")
         return gate_from_geometry(geometry, pop.gate.dims, population=pop.name)
 
     def marker_for(self, channel: str) -> Marker | None:
@@ -365,7 +462,10 @@ def _marker_informative(m: Marker, populations: list[Population]) -> bool:
         return False
     mine = m.transform.to_dict()
     return not any(
-        isinstance(d, Dim) and d.channel == m.name and d.transform is not None and d.transform.to_dict() == mine
+        isinstance(d, Dim)
+        and d.channel == m.name
+        and d.transform is not None
+        and d.transform.to_dict() == mine
         for p in populations
         for d in getattr(p.gate, "dims", ())
     )

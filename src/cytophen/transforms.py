@@ -20,6 +20,7 @@ Definitions (x = data value, GatingML 2.0 section 6; FlowJo as FlowKit implement
 ``flowjo_biex``      FlowJo 10's biex: linear interpolation in its 4097-point look-up table,
                      clamped to the table's ends (as FlowKit's ``WSPBiexTransform``)
 ``flowjo_log``       ``log10(max(x, offset) / offset) / decades`` (FlowKit ``WSPLogTransform``)
+``auto``             resolved per file (:mod:`cytophen.scaling`): one of the above
 ===================  ====================================================================
 
 NaN stays NaN in every transform. Logicle and hyperlog agree with flowutils' C code to ~1e-12
@@ -46,6 +47,7 @@ __all__ = [
     "HyperlogTransform",
     "FlowJoBiexTransform",
     "FlowJoLogTransform",
+    "AutoTransform",
     "TRANSFORMS",
     "transform_from_dict",
 ]
@@ -497,6 +499,34 @@ class FlowJoLogTransform(Transform):
         return self.offset * 10.0 ** (_f64(y) * self.decades)
 
 
+@dataclass(frozen=True)
+class AutoTransform(Transform):
+    """A template transform resolved per file by :mod:`cytophen.scaling`: logicle for linear
+    fluorescence, a rescaling for files already transformed, linear for scatter.
+
+    Parameters
+    ----------
+    M
+        Decades of the logicle built for linear fluorescence (and of a logicle-scaled file).
+    """
+
+    M: float = 4.5
+    kind: ClassVar[str] = "auto"
+
+    def __post_init__(self) -> None:
+        self._check()
+        if not 0 < self.M <= 10:
+            raise TransformError(f"auto transform: M (decades) must be in (0, 10], got {self.M}")
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        raise TransformError(
+            "an 'auto' transform has no fixed formula: it is resolved against each file "
+            "(cytophen.scaling.resolve_auto)"
+        )
+
+    inverse = apply
+
+
 #: Transform classes by ``kind`` (what ``to_dict()["kind"]`` says).
 TRANSFORMS: dict[str, type[Transform]] = {
     cls.kind: cls
@@ -509,6 +539,7 @@ TRANSFORMS: dict[str, type[Transform]] = {
         HyperlogTransform,
         FlowJoBiexTransform,
         FlowJoLogTransform,
+        AutoTransform,
     )
 }
 

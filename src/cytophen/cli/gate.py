@@ -130,11 +130,28 @@ __all__ = ["gate"]
     metavar="SECONDS",
     help="Stop a sample that takes longer than this (an errors.csv row, stage 'timeout').",
 )
+@click.option(
+    "--scale",
+    type=click.Choice(["auto", "linear", "logicle", "channel"]),
+    default="auto",
+    show_default=True,
+    help="What the files' values are, for the template's 'auto' transforms: detected, or linear "
+    "(raw/compensated), logicle (already transformed, 0-4.5) or channel (FlowJo's 0-4096).",
+)
+@click.option(
+    "--markers",
+    "markers_csv",
+    default=None,
+    metavar="M.csv",
+    type=click.Path(dir_okay=False),
+    help="Marker names for channels without $PnS: a CSV with columns channel,marker (and an "
+    "optional file column to limit a row to one file).",
+)
 @repairs_option
 @click.pass_context
 def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, scheduler, quiet,
          make_report, make_plots, seed, export_gated, group, flowjo_out, pregated,
-         all_populations, wait, time_limit, repairs):  # fmt: skip
+         all_populations, wait, time_limit, scale, markers_csv, repairs):  # fmt: skip
     """Gate FCS files (PATHS: files, folders searched recursively for *.fcs/*.lmd, or manifest
     CSVs) with a template; write populations.csv/.parquet, populations_wide.csv, gates.json,
     errors.csv and run.json into DIR.
@@ -199,6 +216,8 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
             include_hidden=all_populations,
             wait=wait,
             time_limit=time_limit,
+            scale=scale,
+            markers=markers_csv,
         )
     except KeyboardInterrupt:
         click.echo(

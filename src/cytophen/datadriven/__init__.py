@@ -7,20 +7,25 @@ learns on the parent's events in transformed space and returns ``self``, learned
 ============== ========================================================================
 name           what it places
 ============== ========================================================================
-mindensity     1-D cut at the deepest KDE valley between the two highest peaks
+mindensity     1-D cut at the deepest KDE valley between the two highest peaks (openCyto)
+valley         1-D cut at the most prominent KDE valley, spread rule without one (cytophen)
 tailgate       1-D cut where the density flattens beyond a reference peak
 quantile       1-D cut at a quantile
 peak_offset    1-D cut at a found peak + offset ("CD38hi = above the 2nd mode")
 mixture_1d     1-D cut between mixture components (t or Gaussian)
+spread         1-D cut k robust SDs beyond the main population (positives as a tail)
 mixture_ellipse ellipse of the mixture component nearest a target
 transitional   openCyto's transitional polygon (CD24hi CD38hi, CD25+ CD127lo)
 anchored_transitional  small hi-hi cloud beyond a robust main one: line at the posterior
                        (more dims: as many events, ranked on all of them)
 mixture_halfspace  side of a Fisher hyperplane between two t components started from a 1-D cut
 singlet        FSC-A/FSC-H robust regression band (polygon)
+scatter_cloud  the lymphocyte cloud on FSC x SSC, to the density valleys around it (polygon)
+corner_cloud   a cloud in one corner of a 2-D view, to its valleys (polygon; else a box)
 boundary       rectangle removing saturated / off-scale events
 quadrant       four named rectangles from two 1-D cuts (optionally sequential)
 box            a box from one 1-D cut per dimension (optionally sequential)
+guided_box     a box on two markers placed where a third (the guide) finds its positive cells
 ============== ========================================================================
 
 Contract used by the engine::
@@ -35,19 +40,35 @@ from __future__ import annotations
 from cytophen.datadriven._anchored import AnchoredTransitional
 from cytophen.datadriven._api import DEFAULT_MAX_FIT_EVENTS, build_estimator, fit_gate
 from cytophen.datadriven._base import CutEstimator, FitDeclined, GateEstimator
-from cytophen.datadriven._cuts import MinDensity, Mixture1D, PeakOffset, QuantileGate, TailGate
+from cytophen.datadriven._cuts import (
+    MinDensity,
+    Mixture1D,
+    PeakOffset,
+    QuantileGate,
+    Spread,
+    TailGate,
+    Valley,
+)
 from cytophen.datadriven._halfspace import MixtureHalfspace
 from cytophen.datadriven._kde import density
-from cytophen.datadriven._quadrant import BoxEstimator, PairEstimator, QuadrantEstimator
+from cytophen.datadriven._quadrant import (
+    BoxEstimator,
+    GuidedBox,
+    PairEstimator,
+    QuadrantEstimator,
+)
 from cytophen.datadriven._regions import BoundaryGate, MixtureEllipse, SingletGate, Transitional
 from cytophen.datadriven._registry import available_methods, check_params, get_method, register
+from cytophen.datadriven._scatter import CornerCloud, ScatterCloud
 
 for _cls in (
     MinDensity,
+    Valley,
     TailGate,
     QuantileGate,
     PeakOffset,
     Mixture1D,
+    Spread,
     MixtureEllipse,
     Transitional,
     AnchoredTransitional,
@@ -56,6 +77,9 @@ for _cls in (
     QuadrantEstimator,
     BoxEstimator,
     MixtureHalfspace,
+    ScatterCloud,
+    GuidedBox,
+    CornerCloud,
 ):
     register(_cls)
 del _cls
@@ -73,10 +97,12 @@ __all__ = [
     "CutEstimator",
     "FitDeclined",
     "MinDensity",
+    "Valley",
     "TailGate",
     "QuantileGate",
     "PeakOffset",
     "Mixture1D",
+    "Spread",
     "MixtureEllipse",
     "Transitional",
     "AnchoredTransitional",
@@ -86,4 +112,7 @@ __all__ = [
     "QuadrantEstimator",
     "BoxEstimator",
     "PairEstimator",
+    "ScatterCloud",
+    "GuidedBox",
+    "CornerCloud",
 ]

@@ -9,6 +9,7 @@ determinant) estimate that the small cloud cannot pull, and only the small compo
 
 from __future__ import annotations
 
+from numbers import Integral, Real
 from typing import Literal
 
 import numpy as np
@@ -16,6 +17,7 @@ from scipy import optimize, stats
 from scipy.special import gammaln
 
 from cytophen.datadriven._base import FitDeclined, GateEstimator
+from cytophen.datadriven._constraints import Interval, Options, Sequence
 from cytophen.errors import GateError
 from cytophen.gates import Gate, PolygonGate
 
@@ -232,6 +234,9 @@ class AnchoredTransitional(GateEstimator):
         Refinement only (more than two dimensions): the largest share of the 2-D gate's events
         the refined hyperplane may exchange for events outside it (0.5 = half); more, and the
         markers describe another split than the 2-D one, so the 2-D line is kept (flagged).
+    min_events
+        Fewest finite events the gate is fitted on (fewer: not measured); ``None``: the
+        method's own minimum (see :meth:`~GateEstimator.required_events`).
 
     Notes
     -----
@@ -241,7 +246,22 @@ class AnchoredTransitional(GateEstimator):
 
     name = "anchored_transitional"
     n_dims = None
-    min_events = 50
+    _parameter_constraints = {
+        "direction": [
+            Sequence([Interval(Real, None, None)], 2, (lambda v: any(v), "not both 0")),
+            None,
+        ],
+        "support_fraction": [Interval(Real, 0, 1, closed="right")],
+        "nu": [Interval(Real, 2, None, closed="neither")],
+        "posterior": [Interval(Real, 0, 1, closed="neither")],
+        "min_small": [Interval(Integral, 1, None)],
+        "fallback_offset": [Interval(Real, None, None)],
+        "max_iter": [Interval(Integral, 1, None)],
+        "tol": [Interval(Real, 0, None)],
+        "small_shape": [Options("main", "free")],
+        "min_separation": [Interval(Real, 0, None)],
+        "max_exchanged": [Interval(Real, 0, 1, closed="right")],
+    }
 
     def __init__(
         self,
@@ -256,7 +276,9 @@ class AnchoredTransitional(GateEstimator):
         small_shape: Literal["main", "free"] = "main",
         min_separation: float = 2.0,
         max_exchanged: float = 0.5,
+        min_events: int | None = None,
     ):
+        self.min_events = min_events
         self.max_exchanged = max_exchanged
         self.min_separation = min_separation
         self.small_shape = small_shape
@@ -269,37 +291,13 @@ class AnchoredTransitional(GateEstimator):
         self.max_iter = max_iter
         self.tol = tol
 
-    def _check(self) -> np.ndarray:
+    def _direction(self) -> np.ndarray:
         u = np.asarray([1.0, 1.0] if self.direction is None else self.direction, dtype=np.float64)
-        if u.shape != (2,) or not np.all(np.isfinite(u)) or not np.any(u != 0):
-            raise GateError(
-                self.name, f"direction must be 2 finite numbers, not both 0, got {self.direction!r}"
-            )
-        if not 0.0 < self.support_fraction <= 1.0:
-            raise GateError(
-                self.name, f"support_fraction must be within (0, 1], got {self.support_fraction}"
-            )
-        if not self.nu > 2.0:
-            raise GateError(self.name, f"nu must be > 2 (finite variance), got {self.nu}")
-        if not 0.0 < self.posterior < 1.0:
-            raise GateError(self.name, f"posterior must be within (0, 1), got {self.posterior}")
-        if self.small_shape not in ("main", "free"):
-            raise GateError(
-                self.name, f"small_shape must be 'main' or 'free', got {self.small_shape!r}"
-            )
-        if not self.min_separation >= 0.0:
-            raise GateError(self.name, f"min_separation must be >= 0, got {self.min_separation}")
-        if self.min_small < 1:
-            raise GateError(self.name, f"min_small must be >= 1, got {self.min_small}")
-        if not 0.0 < self.max_exchanged <= 1.0:
-            raise GateError(
-                self.name, f"max_exchanged must be within (0, 1], got {self.max_exchanged}"
-            )
         return u / np.linalg.norm(u)
 
     def fit(self, X) -> AnchoredTransitional:
         self._start()
-        u = self._check()
+        u = self._direction()
         Xall = self._as_matrix(X)
         if Xall.shape[1] < 2:
             raise GateError(self.name, f"works on 2 or more dimensions, got {Xall.shape[1]}")

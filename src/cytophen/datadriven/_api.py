@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from cytophen.datadriven._base import CutEstimator, FitDeclined, _jsonable
+from cytophen.datadriven._base import QUADRANT_CONSTRAINTS, CutEstimator, FitDeclined, _jsonable
 from cytophen.datadriven._quadrant import BoxEstimator, QuadrantEstimator
-from cytophen.datadriven._registry import QUADRANT_PARAMS, check_params, get_method
+from cytophen.datadriven._registry import check_params, get_method, make_cut
 from cytophen.errors import GateError
 from cytophen.gates import DataDrivenGate, FitOutcome
 
@@ -32,11 +32,14 @@ def build_estimator(gate: DataDrivenGate, *, seed: int = 0):
 
     A 1-D method on a gate with two dimensions becomes a :class:`QuadrantEstimator` (its quadrant
     keys: ``quadrants``, ``sequential``, ``first``), or, when the gate's side has two signs such as
-    ``'+-'`` and no quadrants are named, a :class:`PairEstimator` (one cut per dimension).
+    ``'+-'`` and no quadrants are named, a :class:`BoxEstimator` (one cut per dimension). A box
+    method (``box``, ``guided_box``) takes its signs from the gate's side.
 
     Returns
     -------
     estimator, min_events, max_fit_events
+        ``min_events``: the fewest finite events it is fitted on (``required_events()``: the
+        ``min_events`` argument, else the method's own minimum).
     """
     method = gate.method
     params = dict(gate.params or {})
@@ -44,36 +47,11 @@ def build_estimator(gate: DataDrivenGate, *, seed: int = 0):
     if problems:
         raise GateError(method, "; ".join(problems))
     cls = get_method(method)
-    min_events = params.pop("min_events", None)
     cap = int(params.pop("max_fit_events", DEFAULT_MAX_FIT_EVENTS))
     d = len(gate.dims)
     if issubclass(cls, CutEstimator):
-        quad = {k: params.pop(k) for k in list(QUADRANT_PARAMS) if k in params}
-        if d == 1:
-            if quad:
-                raise GateError(
-                    method, f"{', '.join(quad)} only apply to a gate with two dimensions"
-                )
-            if "random_state" in cls.param_names() and "random_state" not in params:
-                params["random_state"] = seed
-            est = cls(**params)
-        elif gate.side is not None and len(gate.side) == d and not quad.get("quadrants"):
-            if quad:
-                raise GateError(
-                    method,
-                    f"{', '.join(quad)} do not apply to a threshold box (side {gate.side!r})",
-                )
-            est = BoxEstimator(
-                side=gate.side, axes=[{"method": cls.name, **params}] * d, random_state=seed
-            )
-        elif d == 2:
-            est = QuadrantEstimator(x={"method": cls.name, **params}, random_state=seed, **quad)
-        else:
-            raise GateError(
-                method,
-                f"a 1-D method on {d} dimensions needs a side with one sign per dimension, got {gate.side!r}",
-            )
-    elif cls is BoxEstimator:
+        est = _cut_estimator(cls, params, gate, seed)
+    elif issubclass(cls, BoxEstimator):
         if "side" in params and params["side"] != gate.side:
             raise GateError(method, "the box's signs come from the gate's side")
         params["side"] = gate.side
@@ -85,13 +63,34 @@ def build_estimator(gate: DataDrivenGate, *, seed: int = 0):
         if "random_state" in cls.param_names() and "random_state" not in params:
             params["random_state"] = seed
         est = cls(**params)
-    if getattr(est, "places_empty", False):
-        # the estimator places an empty region itself below its minimum: it takes the minimum
-        if min_events is not None:
-            est.min_events = int(min_events)
-        return est, est.required_events(), cap
-    need = int(min_events) if min_events is not None else est.required_events()
-    return est, need, cap
+    return est, est.required_events(), cap
+
+
+def _cut_estimator(cls, params: dict[str, Any], gate: DataDrivenGate, seed: int):
+    """A 1-D method's estimator: on one dimension itself, on more a box or quadrants of it (the
+    gate's ``min_events`` then applies to the whole box, each axis keeping its own minimum)."""
+    method, d = gate.method, len(gate.dims)
+    quad = {k: params.pop(k) for k in QUADRANT_CONSTRAINTS if k in params}
+    if d == 1:
+        if quad:
+            raise GateError(method, f"{', '.join(quad)} only apply to a gate with two dimensions")
+        return make_cut({"method": cls.name, **params}, seed)
+    min_events = params.pop("min_events", None)
+    axis = {"method": cls.name, **params}
+    if gate.side is not None and len(gate.side) == d and not quad.get("quadrants"):
+        if quad:
+            raise GateError(
+                method, f"{', '.join(quad)} do not apply to a threshold box (side {gate.side!r})"
+            )
+        return BoxEstimator(
+            side=gate.side, axes=[axis] * d, random_state=seed, min_events=min_events
+        )
+    if d == 2:
+        return QuadrantEstimator(x=axis, random_state=seed, min_events=min_events, **quad)
+    raise GateError(
+        method,
+        f"a 1-D method on {d} dimensions needs a side with one sign per dimension, got {gate.side!r}",
+    )
 
 
 def fit_gate(gate: DataDrivenGate, values, *, seed: int = 0) -> FitOutcome:
@@ -133,12 +132,18 @@ def fit_gate(gate: DataDrivenGate, values, *, seed: int = 0) -> FitOutcome:
     if X.ndim == 1:
         X = X[:, None]
     d = len(gate.dims)
-    if X.ndim != 2 or X.shape[1] != d:
+    g = len(gate.guide)
+    widths = (d, d + g) if g else (d,)
+    if X.ndim != 2 or X.shape[1] not in widths:
+        labels = [x.label for x in (*gate.dims, *gate.guide)]
         raise GateError(
             gate.method,
-            f"expected values of shape (n, {d}) for dims {[x.label for x in gate.dims]}, got {X.shape}",
+            f"expected values of shape (n, {' or '.join(map(str, widths))}) for "
+            f"{labels}, got {X.shape}",
         )
     est, need, cap = build_estimator(gate, seed=seed)
+    if g and not getattr(est, "accepts_guide", False):
+        raise GateError(gate.method, f"{gate.method} takes no guide markers")
     finite = np.all(np.isfinite(X), axis=1)
     n_input = int(X.shape[0])
     n_finite = int(finite.sum())
@@ -152,6 +157,8 @@ def fit_gate(gate: DataDrivenGate, values, *, seed: int = 0) -> FitOutcome:
         "max_fit_events": cap,
         "seed": int(seed),
     }
+    if g:
+        details["guided_by"] = [x.label for x in gate.guide] if X.shape[1] > d else []
     if n_finite < need:
         details["n_fit"] = 0
         return FitOutcome(

@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 import inspect
+from numbers import Integral
 from typing import Any, ClassVar
 
 import numpy as np
 
+from cytophen.datadriven._constraints import Interval, Mapping, Options, Rule, param_problems
 from cytophen.errors import GateError
 from cytophen.gates import Gate, RectangleGate
 
-__all__ = ["GateEstimator", "CutEstimator", "FitDeclined"]
+__all__ = ["GateEstimator", "CutEstimator", "FitDeclined", "SIGNS", "QUADRANT_CONSTRAINTS"]
+
+#: Quadrants by their signs, x sign first.
+SIGNS = ("++", "+-", "-+", "--")
+
+#: The quadrant arguments: of the ``quadrant`` method, and of a 1-D method whose gate has two
+#: dimensions (it then becomes a quadrant estimator).
+QUADRANT_CONSTRAINTS: dict[str, list] = {
+    "quadrants": [Mapping([str], [Options(*SIGNS)]), None],
+    "sequential": ["boolean"],
+    "first": [Options("auto", "x", "y")],
+}
+
+#: A seed: what numpy's and scikit-learn's random generators accept.
+SEED = [Interval(Integral, 0, 2**32 - 1)]
 
 
 class FitDeclined(GateError):
@@ -26,30 +42,91 @@ class GateEstimator:
     """scikit-learn-style base: ``__init__`` stores parameters, :meth:`fit` learns, learned values
     end in ``_``.
 
-    Subclasses set ``name`` (the registry name), ``n_dims`` (1, 2 or ``None`` = any) and
-    ``min_events`` (the smallest number of finite events :func:`cytophen.datadriven.fit_gate` lets
-    them fit; fewer → the population is not measured).
+    Subclasses set ``name`` (the registry name), ``n_dims`` (1, 2 or ``None`` = any),
+    ``default_min_events`` (the smallest number of finite events
+    :func:`cytophen.datadriven.fit_gate` lets them fit when the ``min_events`` argument is not
+    given; fewer → the population is not measured) and ``_parameter_constraints``: for each
+    constructor argument the values it may take (see :mod:`cytophen.datadriven._constraints`),
+    merged with those of the base classes. ``_parameter_rules`` tie arguments together. Both are
+    checked by :meth:`param_problems`, for a template's arguments and at the start of ``fit``.
     """
 
     name: ClassVar[str] = ""
     n_dims: ClassVar[int | None] = 1
-    min_events: ClassVar[int] = 50
+    default_min_events: ClassVar[int] = 50
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        "min_events": [Interval(Integral, 1, None), None]
+    }
+    _parameter_rules: ClassVar[tuple[Rule, ...]] = ()
+    #: Arguments a template may give besides the constructor's (used by ``fit_gate``).
+    _template_constraints: ClassVar[dict[str, list]] = {
+        "max_fit_events": [Interval(Integral, 1, None)]
+    }
+
+    _signature: ClassVar[inspect.Signature]
+
+    min_events: int | None
+    #: Whether ``fit`` takes guide columns after the gate's own (a ``guide:`` in the template).
+    accepts_guide: ClassVar[bool] = False
 
     fell_back_: bool
     reason_: str
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._signature = inspect.signature(cls.__init__)  # read on every fit: once per class
+
     # -- parameters ------------------------------------------------------------------------
     @classmethod
     def param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [p for p in sig.parameters if p != "self"]
+        return [p for p in cls._signature.parameters if p != "self"]
+
+    @classmethod
+    def _merged(cls, attr: str) -> dict[str, list]:
+        out: dict[str, list] = {}
+        for k in reversed(cls.__mro__):
+            out.update(vars(k).get(attr, {}))
+        return out
+
+    @classmethod
+    def parameter_constraints(cls) -> dict[str, list]:
+        """The constraints of each constructor argument (declared on this class or a base)."""
+        merged = cls._merged("_parameter_constraints")
+        return {n: merged[n] for n in cls.param_names() if n in merged}
+
+    @classmethod
+    def param_problems(cls, params: dict[str, Any], *, template: bool = False) -> list[str]:
+        """Every problem of ``params`` as arguments of this method (empty list = valid).
+
+        ``template``: also accept the keys a template may add (``max_fit_events``; for 1-D
+        methods the quadrant keys). See :func:`cytophen.datadriven.check_params`.
+        """
+        constraints = cls.parameter_constraints()
+        if template:
+            constraints.update(cls._merged("_template_constraints"))
+        names = set(cls.param_names())
+        rules = [
+            r
+            for k in cls.__mro__
+            for r in vars(k).get("_parameter_rules", ())
+            if names.issuperset(r.names)
+        ]
+        defaults = {
+            n: p.default for n, p in cls._signature.parameters.items() if p.default is not p.empty
+        }
+        return param_problems(constraints, params, cls.name, rules=rules, defaults=defaults)
+
+    def _validate_params(self) -> None:
+        problems = self.param_problems(self.get_params())
+        if problems:
+            raise GateError(self.name, "; ".join(problems))
 
     def get_params(self) -> dict[str, Any]:
         """The constructor's parameters and their current values."""
         return {k: getattr(self, k) for k in self.param_names()}
 
     def __repr__(self) -> str:
-        sig = inspect.signature(type(self).__init__)
+        sig = self._signature
         changed = [
             f"{k}={v!r}"
             for k, v in self.get_params().items()
@@ -59,8 +136,12 @@ class GateEstimator:
         return f"{type(self).__name__}({', '.join(changed)})"
 
     def required_events(self) -> int:
-        """Smallest number of finite events this configuration can be fitted on."""
-        return int(self.min_events)
+        """Smallest number of finite events this configuration can be fitted on: ``min_events``
+        when given, else the method's own minimum."""
+        return int(self.min_events) if self.min_events is not None else self._own_minimum()
+
+    def _own_minimum(self) -> int:
+        return self.default_min_events
 
     # -- helpers -----------------------------------------------------------------------------
     def _as_matrix(self, X) -> np.ndarray:
@@ -77,6 +158,8 @@ class GateEstimator:
         return X
 
     def _start(self) -> None:
+        """Begin a fit: check the arguments (a :class:`GateError` naming each bad one)."""
+        self._validate_params()
         self.fell_back_ = False
         self.reason_ = ""
 
@@ -104,6 +187,7 @@ class CutEstimator(GateEstimator):
     """A 1-D method that learns one cut point ``threshold_``: the gate is ``[cut, inf)`` for side
     ``'+'`` and ``(-inf, cut)`` for side ``'-'``."""
 
+    _template_constraints = QUADRANT_CONSTRAINTS
     threshold_: float
 
     def to_gate(self, dims, side: str | None = None) -> Gate:

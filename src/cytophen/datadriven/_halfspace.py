@@ -10,6 +10,7 @@ mixture is started from, and anchored to, the 1-D cut the template would otherwi
 
 from __future__ import annotations
 
+from numbers import Integral, Real
 from typing import Any, Literal
 
 import numpy as np
@@ -17,7 +18,9 @@ from scipy.linalg import solve_triangular
 from scipy.special import gammaln
 
 from cytophen.datadriven._anchored import posterior_crossing
-from cytophen.datadriven._base import GateEstimator
+from cytophen.datadriven._base import SEED, GateEstimator
+from cytophen.datadriven._constraints import Interval, Options
+from cytophen.datadriven._registry import CutSpec, make_cut
 from cytophen.errors import GateError
 from cytophen.gates import EllipsoidGate, Gate
 
@@ -104,11 +107,24 @@ class MixtureHalfspace(GateEstimator):
         half-space is placed beyond the data on the first dimension (an empty region, e.g. no
         plasmablasts in a small file, so that a population built on it stays measured), flagged
         ``fell_back_``. Set ``min_events`` too to choose the count below which it is empty.
+    min_events
+        Fewest finite events the gate is fitted on (fewer: not measured); ``None``: the
+        method's own minimum (see :meth:`~GateEstimator.required_events`).
     """
 
     name = "mixture_halfspace"
     n_dims = None
-    min_events = 50
+    _parameter_constraints = {
+        "cut": [CutSpec(), None],
+        "nu": [Interval(Real, 2, None, closed="neither")],
+        "posterior": [Interval(Real, 0, 1, closed="neither")],
+        "min_side": [Interval(Integral, 2, None)],
+        "max_moved": [Interval(Real, 0, 1, closed="right")],
+        "max_iter": [Interval(Integral, 1, None)],
+        "tol": [Interval(Real, 0, None)],
+        "random_state": SEED,
+        "too_few": [Options("decline", "empty")],
+    }
 
     def __init__(
         self,
@@ -121,7 +137,9 @@ class MixtureHalfspace(GateEstimator):
         tol: float = 1e-6,
         random_state: int = 0,
         too_few: Literal["decline", "empty"] = "decline",
+        min_events: int | None = None,
     ):
+        self.min_events = min_events
         self.cut = cut
         self.nu = nu
         self.posterior = posterior
@@ -133,43 +151,22 @@ class MixtureHalfspace(GateEstimator):
         self.too_few = too_few
 
     def _first_cut(self):
-        from cytophen.datadriven._quadrant import _make_cut
-
-        params = dict(self.cut or {})
-        method = params.pop("method", "mindensity")
-        return _make_cut(method, params, self.random_state)
-
-    @property
-    def places_empty(self) -> bool:
-        """Whether the estimator itself places an empty region below its minimum of events
-        (``too_few='empty'``); :func:`~cytophen.datadriven.build_estimator` then hands it the
-        template's ``min_events`` instead of declining the fit."""
-        return self.too_few == "empty"
+        return make_cut(self.cut, self.random_state)
 
     def _needed(self) -> int:
-        return max(int(self.min_events), self._first_cut().required_events())
+        """Events below which ``too_few`` applies: ``min_events`` (default 50), and at least the
+        1-D cut's own minimum."""
+        own = self.default_min_events if self.min_events is None else int(self.min_events)
+        return max(own, self._first_cut().required_events())
 
     def required_events(self) -> int:
         # with too_few='empty' the estimator itself places an empty region below its minimum
-        return 0 if self.too_few == "empty" else self._needed()
-
-    def _check(self) -> None:
-        if not self.nu > 2.0:
-            raise GateError(self.name, f"nu must be > 2 (finite variance), got {self.nu}")
-        if not 0.0 < self.posterior < 1.0:
-            raise GateError(self.name, f"posterior must be within (0, 1), got {self.posterior}")
-        if int(self.min_side) < 2:
-            raise GateError(self.name, f"min_side must be >= 2, got {self.min_side}")
-        if not 0.0 < self.max_moved <= 1.0:
-            raise GateError(self.name, f"max_moved must be within (0, 1], got {self.max_moved}")
-        if self.too_few not in ("decline", "empty"):
-            raise GateError(
-                self.name, f"too_few must be 'decline' or 'empty', got {self.too_few!r}"
-            )
+        if self.too_few == "empty":
+            return 0
+        return int(self.min_events) if self.min_events is not None else self._needed()
 
     def fit(self, X) -> MixtureHalfspace:
         self._start()
-        self._check()
         self.empty_ = False
         if self.too_few == "empty":
             Xa = np.asarray(X, dtype=np.float64)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from numbers import Integral, Real
 from typing import Literal
 
 import numpy as np
 from scipy import stats
 
-from cytophen.datadriven._base import FitDeclined, GateEstimator
+from cytophen.datadriven._base import SEED, FitDeclined, GateEstimator
+from cytophen.datadriven._constraints import Interval, Options, Rule, Sequence
 from cytophen.datadriven._mixture import fit_mixture
 from cytophen.errors import GateError
 from cytophen.gates import EllipsoidGate, Gate, PolygonGate, RectangleGate
@@ -31,23 +33,27 @@ def _select(name: str, mix, target) -> int:
     return int(np.argmin(np.linalg.norm(mix.means - t, axis=1)))
 
 
+NUMBER = [Interval(Real, None, None)]
+PROBABILITY = [Interval(Real, 0, 1, closed="neither")]
+
+
 class _MixtureRegion(GateEstimator):
     n_dims = None
+    _parameter_constraints = {
+        "K": [Interval(Integral, 1, None)],
+        "target": [Sequence(NUMBER), None],
+        "quantile": PROBABILITY,
+        "tails": [Options("t", "gaussian")],
+        "nu": [Interval(Real, 0, None, closed="neither")],
+        "random_state": SEED,
+    }
 
-    def required_events(self) -> int:
-        return max(self.min_events, 25 * int(self.K))
+    def _own_minimum(self) -> int:
+        return max(self.default_min_events, 25 * int(self.K))
 
     def _fit_mixture(self, X):
-        if self.tails not in ("t", "gaussian"):
-            raise GateError(self.name, f"tails must be 't' or 'gaussian', got {self.tails!r}")
-        if not 0.0 < self.quantile < 1.0:
-            raise GateError(self.name, f"quantile must be within (0, 1), got {self.quantile}")
         K = int(self.K)
-        if K < 1:
-            raise GateError(self.name, f"K must be >= 1, got {K}")
         n_init = getattr(self, "n_init", 1)
-        if not isinstance(n_init, int) or isinstance(n_init, bool) or n_init < 1:
-            raise GateError(self.name, f"n_init must be a whole number >= 1, got {n_init!r}")
         if X.shape[1] < 2:
             raise GateError(self.name, f"works on 2 or more dimensions, got {X.shape[1]}")
         if np.any(X.std(axis=0) == 0):
@@ -112,9 +118,26 @@ class MixtureEllipse(_MixtureRegion):
         lymphocytes (removed later by the viability gate) uses it: without it the dead cells at
         the cloud's low-FSC edge are cut off and the live share of the singlets is too high.
         The ratio is that of the component's own mean, so it follows scatter gains file by file.
+    min_events
+        Fewest finite events the gate is fitted on (fewer: not measured); ``None``: the
+        method's own minimum (see :meth:`~GateEstimator.required_events`).
     """
 
     name = "mixture_ellipse"
+    _parameter_constraints = {
+        "doublets_quantile": [*PROBABILITY, None],
+        "merge": ["boolean"],
+        "dead_scale": [Sequence([Interval(Real, 0, None, closed="neither")], 2), None],
+        "dead_quantile": [*PROBABILITY, None],
+        "n_init": [Interval(Integral, 1, None)],
+    }
+    _parameter_rules = (
+        Rule(
+            ("dead_scale", "dead_quantile"),
+            lambda scale, q: (scale is None) == (q is None),
+            "dead_scale and dead_quantile go together",
+        ),
+    )
 
     def __init__(
         self,
@@ -129,7 +152,9 @@ class MixtureEllipse(_MixtureRegion):
         dead_scale: list[float] | None = None,
         dead_quantile: float | None = None,
         n_init: int = 1,
+        min_events: int | None = None,
     ):
+        self.min_events = min_events
         self.n_init = n_init
         self.merge = merge
         self.dead_scale = dead_scale
@@ -169,23 +194,15 @@ class MixtureEllipse(_MixtureRegion):
             cov = np.einsum("i,ijk->jk", w, mix.covariances[inside]) + (dd * w[:, None]).T @ dd
             self.merged_components_ = np.flatnonzero(inside)
             self.mean_, self.covariance_ = mu, cov
-        dead = self.dead_scale is not None or self.dead_quantile is not None
+        dead = self.dead_scale is not None
         if dead:
-            scale = np.asarray(self.dead_scale if self.dead_scale is not None else [], float)
+            if d != 2:
+                raise GateError(self.name, f"dead_scale works on 2 dimensions, got {d}")
+            scale = np.asarray(self.dead_scale, float)
             q = self.dead_quantile
-            if d != 2 or scale.shape != (2,) or np.any(scale <= 0) or q is None or not 0 < q < 1:
-                raise GateError(
-                    self.name,
-                    "dead_scale (2 positive factors) and dead_quantile (within (0, 1)) go "
-                    "together, on 2 dimensions",
-                )
         if self.doublets_quantile is not None or dead:
-            if self.doublets_quantile is not None and (
-                d != 2 or not 0.0 < self.doublets_quantile < 1.0
-            ):
-                raise GateError(
-                    self.name, "doublets_quantile needs 2 dimensions and a value within (0, 1)"
-                )
+            if self.doublets_quantile is not None and d != 2:
+                raise GateError(self.name, f"doublets_quantile works on 2 dimensions, got {d}")
             from scipy.spatial import ConvexHull
 
             core = _ellipse_points(self.mean_, self.covariance_, self.distance_square_)
@@ -322,11 +339,20 @@ class Transitional(_MixtureRegion):
         other components, e.g. the transitional cloud, file by file).
     adjust
         Bandwidth multiplier of the projection's KDE (``cut='mindensity'``).
+    min_events
+        Fewest finite events the gate is fitted on (fewer: not measured); ``None``: the
+        method's own minimum (see :meth:`~GateEstimator.required_events`).
 
     Used for CD24hi CD38hi transitional B cells and CD25+ CD127lo Tregs.
     """
 
     name = "transitional"
+    _parameter_constraints = {
+        "translation": NUMBER,
+        "angle": [*NUMBER, None],
+        "cut": [Options("translation", "mindensity", "mixture", "posterior")],
+        "adjust": [Interval(Real, 0, None, closed="neither")],
+    }
 
     def __init__(
         self,
@@ -340,7 +366,9 @@ class Transitional(_MixtureRegion):
         tails: Literal["t", "gaussian"] = "t",
         nu: float = 4.0,
         random_state: int = 0,
+        min_events: int | None = None,
     ):
+        self.min_events = min_events
         self.K = K
         self.target = target
         self.quantile = quantile
@@ -388,10 +416,12 @@ class Transitional(_MixtureRegion):
 
             length = float(np.linalg.norm(axis))
             proj = (X - mu) @ (axis / length)
-            md = MinDensity(
-                adjust=self.adjust, gate_range=[0.0, float(proj.max())], unimodal="range_high"
-            ).fit(proj)
-            if md.fell_back_:
+            top, md = float(proj.max()), None
+            if top != 0:  # 0: no event beyond the mean, so no valley there
+                md = MinDensity(
+                    adjust=self.adjust, gate_range=sorted([0.0, top]), unimodal="range_high"
+                ).fit(proj)
+            if md is None or md.fell_back_:
                 self._fall_back(
                     f"no density valley along the axis beyond the mean; used translation={translation}"
                 )
@@ -422,11 +452,6 @@ class Transitional(_MixtureRegion):
                 )
             else:
                 translation = float(ts[below[0]]) / length
-        elif self.cut != "translation":
-            raise GateError(
-                self.name,
-                f"cut must be 'translation', 'mindensity', 'mixture' or 'posterior', got {self.cut!r}",
-            )
         self.translation_ = translation
         loc = mu + translation * axis
         lo = X.min(axis=0)
@@ -486,10 +511,21 @@ class SingletGate(GateEstimator):
         ``start='ratio'`` ignores them.
     start
         ``'ols'`` (openCyto) or ``'ratio'`` (line through the origin with slope median(height/area)).
+    min_events
+        Fewest finite events the gate is fitted on (fewer: not measured); ``None``: the
+        method's own minimum (see :meth:`~GateEstimator.required_events`).
     """
 
     name = "singlet"
     n_dims = 2
+    _parameter_constraints = {
+        "prediction_level": PROBABILITY,
+        "maxit": [Interval(Integral, 0, None)],
+        "wider_gate": ["boolean"],
+        "extend": [Interval(Real, 0, None)],
+        "psi": [Options("huber", "bisquare")],
+        "start": [Options("ols", "ratio")],
+    }
 
     def __init__(
         self,
@@ -499,7 +535,9 @@ class SingletGate(GateEstimator):
         extend: float = 0.0,
         psi: Literal["huber", "bisquare"] = "huber",
         start: Literal["ols", "ratio"] = "ols",
+        min_events: int | None = None,
     ):
+        self.min_events = min_events
         self.prediction_level = prediction_level
         self.maxit = maxit
         self.wider_gate = wider_gate
@@ -509,19 +547,10 @@ class SingletGate(GateEstimator):
 
     def fit(self, X) -> SingletGate:
         self._start()
-        if not 0.0 < self.prediction_level < 1.0:
-            raise GateError(
-                self.name, f"prediction_level must be within (0, 1), got {self.prediction_level}"
-            )
         X = self._as_matrix(X)
         a, h = X[:, 0], X[:, 1]
         if np.ptp(a) == 0:
             raise FitDeclined(self.name, "all events have the same area: no regression possible")
-        if self.psi not in ("huber", "bisquare") or self.start not in ("ols", "ratio"):
-            raise GateError(
-                self.name,
-                f"psi must be huber/bisquare and start ols/ratio, got {self.psi!r}, {self.start!r}",
-            )
         D = np.column_stack([np.ones_like(a), a])
         if self.start == "ratio" and np.any(a > 0):
             beta = np.array([0.0, float(np.median(h[a > 0] / a[a > 0]))])
@@ -593,11 +622,20 @@ class BoundaryGate(GateEstimator):
     drop_low
         Likewise for a pile-up at the observed minimum (off-scale low), removed by an inclusive
         lower bound just above it.
+    min_events
+        Fewest finite events the gate is fitted on (fewer: not measured); ``None``: the
+        method's own minimum (see :meth:`~GateEstimator.required_events`).
     """
 
     name = "boundary"
     n_dims = None
-    min_events = 1
+    default_min_events = 1
+    _parameter_constraints = {
+        "min": [Sequence([*NUMBER, None]), None],
+        "max": [Sequence([*NUMBER, None]), None],
+        "drop_saturated": ["boolean"],
+        "drop_low": ["boolean"],
+    }
 
     def __init__(
         self,
@@ -605,7 +643,9 @@ class BoundaryGate(GateEstimator):
         max: list[float | None] | None = None,
         drop_saturated: bool = True,
         drop_low: bool = False,
+        min_events: int | None = None,
     ):
+        self.min_events = min_events
         self.min = min
         self.max = max
         self.drop_saturated = drop_saturated

@@ -1,16 +1,16 @@
-"""The one place mapping method names (as templates write them) to estimator classes."""
+"""The one place mapping method names (as templates write them) to estimator classes, and nested
+1-D specs (``{method: mindensity, adjust: 1}``) to estimators."""
 
 from __future__ import annotations
 
 import difflib
-import types
-import typing
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any
 
-from cytophen.datadriven._base import GateEstimator
+from cytophen.datadriven._base import CutEstimator, GateEstimator
+from cytophen.datadriven._constraints import Constraint
 from cytophen.errors import GateError
 
-__all__ = ["available_methods", "get_method", "check_params", "register", "COMMON_PARAMS"]
+__all__ = ["available_methods", "get_method", "check_params", "register", "CutSpec", "make_cut"]
 
 _REGISTRY: dict[str, type[GateEstimator]] = {}
 #: Other names templates may use (openCyto's names) -> registered name.
@@ -20,17 +20,6 @@ ALIASES: dict[str, str] = {
     "flowclust_1d": "mixture_1d",
     "tail": "tailgate",
     "quadrant_sequential": "quadrant",
-}
-
-#: Keys every method accepts (handled by :func:`cytophen.datadriven.fit_gate`, not the estimator):
-#: ``min_events`` (fewer finite parent events → not measured), ``max_fit_events`` (subsample cap).
-COMMON_PARAMS: dict[str, Any] = {"min_events": int, "max_fit_events": int}
-
-#: Keys a 1-D cut method accepts when its gate has two dimensions and defines quadrants.
-QUADRANT_PARAMS: dict[str, Any] = {
-    "quadrants": dict[str, str] | None,
-    "sequential": bool,
-    "first": Literal["auto", "x", "y"],
 }
 
 
@@ -72,93 +61,73 @@ def _unknown_method(method: str) -> str:
     return f"unknown data-driven method {method!r}; {hint}available: {', '.join(sorted(_REGISTRY))}"
 
 
-def _hints(cls) -> dict[str, Any]:
-    mod = __import__(cls.__module__, fromlist=["_"])
-    return typing.get_type_hints(cls.__init__, globalns=vars(mod))
+class CutSpec(Constraint):
+    """A nested 1-D method: ``{method: <a registered 1-D method>, <its arguments>}`` (``method``
+    defaults to ``mindensity``), its arguments checked by that method's own constraints."""
 
+    def is_satisfied_by(self, value: Any) -> bool:
+        return isinstance(value, dict) and not cut_spec_problems(value)
 
-def _type_ok(value, tp) -> bool:
-    if tp is Any:
-        return True
-    origin = get_origin(tp)
-    args = get_args(tp)
-    if origin in (Union, types.UnionType):
-        return any(_type_ok(value, a) for a in args)
-    if tp is type(None):
-        return value is None
-    if origin is Literal:
-        return value in args
-    if tp is bool:
-        return isinstance(value, bool)
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if tp is str:
-        return isinstance(value, str)
-    if origin in (list, tuple):
-        return (
-            isinstance(value, (list, tuple)) and all(_type_ok(v, args[0]) for v in value)
-            if args
-            else isinstance(value, (list, tuple))
-        )
-    if origin is dict or tp is dict:
+    def inner_problems(self, value: Any) -> list[tuple[str, str]] | None:
         if not isinstance(value, dict):
-            return False
-        if not args:
-            return True
-        return all(_type_ok(k, args[0]) and _type_ok(v, args[1]) for k, v in value.items())
-    if isinstance(tp, type):
-        return isinstance(value, tp)
-    return True
+            return None
+        return [("", p) for p in cut_spec_problems(value)] or None
+
+    def __str__(self) -> str:
+        return "a 1-D method {method: <name>, <its arguments>}"
+
+    @property
+    def plural(self) -> str:
+        return "1-D methods {method: <name>, <its arguments>}"
 
 
-def describe_type(tp) -> str:
-    """Readable name of an annotation: ``'float or null'``, ``"one of 't', 'gaussian'"``."""
-    origin = get_origin(tp)
-    args = get_args(tp)
-    if origin in (Union, types.UnionType):
-        return " or ".join(describe_type(a) for a in args)
-    if tp is type(None):
-        return "null"
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in args)
-    if origin in (list, tuple):
-        return f"a list of {describe_type(args[0])}" if args else "a list"
-    if origin is dict:
-        return (
-            f"a mapping of {describe_type(args[0])} to {describe_type(args[1])}"
-            if args
-            else "a mapping"
-        )
-    return getattr(tp, "__name__", str(tp))
+def cut_spec_problems(spec: dict[str, Any]) -> list[str]:
+    """Problems of a nested 1-D cut spec (empty list = valid); see :class:`CutSpec`."""
+    method = spec.get("method", "mindensity")
+    if not isinstance(method, str) or ALIASES.get(method, method) not in _REGISTRY:
+        return [_unknown_method(method)]
+    cls = get_method(method)
+    if not issubclass(cls, CutEstimator):
+        return [f"{method} does not find a 1-D cut point"]
+    return cls.param_problems({k: v for k, v in spec.items() if k != "method"})
 
 
-def _check(where: str, params: dict[str, Any], hints: dict[str, Any]) -> list[str]:
-    problems = []
-    for key, value in params.items():
-        if key not in hints:
-            close = difflib.get_close_matches(str(key), hints, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problems.append(
-                f"unknown argument {key!r} for {where}{hint}; it takes: {', '.join(hints)}"
-            )
-        elif not _type_ok(value, hints[key]):
-            problems.append(
-                f"argument {key!r} of {where} must be {describe_type(hints[key])}, "
-                f"got {type(value).__name__} {value!r}"
-            )
-    return problems
+def make_cut(spec: dict[str, Any] | None, random_state: int = 0) -> CutEstimator:
+    """The unfitted 1-D estimator a cut spec describes (the one place nested per-axis methods are
+    built: quadrant axes, box axes, a guided box's guide, the half-space's first cut).
+
+    Parameters
+    ----------
+    spec
+        ``{method: <1-D method>, <its arguments>}``; ``None`` or ``{}``: ``mindensity``.
+    random_state
+        Given to the method if it takes one and the spec does not set it.
+
+    Raises
+    ------
+    GateError
+        Naming every problem of the spec.
+    """
+    params = dict(spec or {})
+    problems = cut_spec_problems(params)
+    method = params.pop("method", "mindensity")
+    if problems:
+        raise GateError(str(method), "; ".join(problems))
+    cls = get_method(method)
+    if "random_state" in cls.param_names():
+        params.setdefault("random_state", random_state)
+    return cls(**params)
 
 
 def check_params(method: str, params: dict[str, Any] | None) -> list[str]:
     """Problems with ``params`` for ``method`` (empty list = valid).
 
     Checks that the method exists, that every argument is known (with a did-you-mean suggestion)
-    and that each value has the type the estimator's ``__init__`` annotation says. The common keys
-    ``min_events`` and ``max_fit_events`` are accepted by every method; 1-D methods also accept the
-    quadrant keys ``quadrants``, ``sequential`` and ``first`` (used when their gate has two
-    dimensions).
+    and that each value is one the method accepts (its ``_parameter_constraints``: ranges,
+    options, list shapes, nested 1-D methods checked the same way, and rules between arguments;
+    the estimator applies the same checks when it fits). Every method also takes
+    ``min_events`` and ``max_fit_events``; 1-D methods also take the quadrant keys
+    ``quadrants``, ``sequential`` and ``first`` (used when their gate has two dimensions).
 
     Parameters
     ----------
@@ -170,12 +139,14 @@ def check_params(method: str, params: dict[str, Any] | None) -> list[str]:
     Returns
     -------
     list of str
-        One message per problem, each naming the argument and what was expected.
+        One message per problem, each naming the argument, what was expected and what was given.
 
     Examples
     --------
     >>> check_params("mindensity", {"adjsut": 2})  # doctest: +SKIP
     ["unknown argument 'adjsut' for mindensity (did you mean 'adjust'?); it takes: ..."]  # doctest: +SKIP
+    >>> check_params("quadrant", {"x": {"min_depth": 1.5}})  # doctest: +SKIP
+    ["x: argument 'min_depth' of mindensity must be a number within [0, 1), got float 1.5"]  # doctest: +SKIP
     """
     if not isinstance(method, str) or ALIASES.get(method, method) not in _REGISTRY:
         return [_unknown_method(method)]
@@ -183,27 +154,4 @@ def check_params(method: str, params: dict[str, Any] | None) -> list[str]:
         return []
     if not isinstance(params, dict):
         return [f"arguments of {method} must be a mapping, got {type(params).__name__}"]
-    cls = get_method(method)
-    hints = {k: v for k, v in _hints(cls).items() if k != "return"}
-    hints.update(COMMON_PARAMS)
-    from cytophen.datadriven._base import CutEstimator
-
-    if issubclass(cls, CutEstimator):
-        hints.update(QUADRANT_PARAMS)
-    problems = _check(method, params, hints)
-    # nested per-axis specs of the quadrant method: {method: name, ...its arguments}
-    specs: list[tuple[str, Any]] = []
-    if getattr(cls, "name", "") == "quadrant":
-        specs = [(a, params.get(a)) for a in ("x", "y")]
-    elif getattr(cls, "name", "") == "box" and isinstance(params.get("axes"), list):
-        specs = [(f"axes[{i}]", a) for i, a in enumerate(params["axes"])]
-    if specs:
-        for axis, sub in specs:
-            if isinstance(sub, dict):
-                sub = dict(sub)
-                m = sub.pop("method", "mindensity")
-                sub_problems = check_params(m, sub)
-                if not sub_problems and not issubclass(get_method(m), CutEstimator):
-                    sub_problems = [f"{m} does not find a 1-D cut point"]
-                problems += [f"{axis}: {p}" for p in sub_problems]
-    return problems
+    return get_method(method).param_problems(params, template=True)

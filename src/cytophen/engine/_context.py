@@ -44,6 +44,9 @@ class GateContext:
         #: Populations holding every event (the root ``None``; pregated and skipped ones are added
         #: by the evaluator): their children's channels are converted in one pass (``_prefetch``).
         self.whole: set[str | None] = {None}
+        #: Why the file's own spillover keyword is not applied under 'FCS' (the file is already
+        #: compensated), or ``None``; set by the evaluator before any value is computed.
+        self.skip_file_spillover: str | None = None
 
     # -- channels ----------------------------------------------------------------------------
     def index(self, name: str) -> int:
@@ -114,6 +117,8 @@ class GateContext:
             return None
         if ref == "__override__":
             return self.override
+        if ref == "FCS" and self.skip_file_spillover is not None:
+            return None
         if ref in ("FCS", "keyword"):
             if self.sample.spillover is None:
                 if ref == "keyword":

@@ -12,6 +12,7 @@ sample, population by population, and gives every one the gate fitted on the poo
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from cytophen.engine._context import GateContext
+from cytophen.engine._scale import detect_scale, precompensated, resolve_scales, uses_auto
 from cytophen.engine._table import population_table
 from cytophen.errors import CytophenError, GateError, MarkerError, TemplateError
 from cytophen.gates import (
@@ -68,6 +70,10 @@ class TreeEvaluator:
     pregated
         A population the file was exported after (it holds only that population's events), or
         ``None``.
+    scale
+        What scale the file's values are on, for the template's ``auto`` transforms:
+        ``'auto'`` (detected), ``'linear'``, ``'logicle'`` or ``'channel'``
+        (:mod:`cytophen.scaling`).
 
     Attributes
     ----------
@@ -94,11 +100,26 @@ class TreeEvaluator:
         *,
         compensation: str | pd.DataFrame | None = None,
         pregated: str | None = None,
+        scale: str = "auto",
     ):
         self.sample = sample
         self.template = template
+        self.template_hash = template.hash
         self.pregated = pregated
         self.ctx = GateContext(sample, template, compensation)
+        self.scale: dict[str, Any] | None = None
+        if uses_auto(template) or scale != "auto":
+            info = detect_scale(sample, scale)
+            self.ctx.skip_file_spillover = precompensated(sample, info)
+            self.template, transforms = resolve_scales(template, self.ctx, info)
+            self.ctx.template = self.template
+            self.scale = {
+                **info.to_dict(),
+                "file_spillover": "not applied: " + self.ctx.skip_file_spillover
+                if self.ctx.skip_file_spillover
+                else ("applied" if sample.spillover is not None else "none in the file"),
+                "transforms": transforms,
+            }
         self.n = sample.n_events
         self.members: dict[str, np.ndarray] = {}
         self.measured: dict[str, bool] = {}
@@ -162,7 +183,7 @@ class TreeEvaluator:
                     return
                 if outcome.fell_back:
                     self.notes[pop.name] = f"{g.method} fell back: {outcome.reason}"
-                geom = outcome.gate
+                geom = _on_dims(outcome.gate, g)
             else:
                 geom = g
                 self.gates[pop.name] = _used(pop, g, None, None)
@@ -186,8 +207,12 @@ class TreeEvaluator:
 
     def parent_values(self, pop: Population) -> np.ndarray:
         """``(n_parent, d)`` float64 values of ``pop``'s gate dimensions at its parent's events
-        (what a data-driven gate is fitted on)."""
-        dims = pop.gate.dims
+        (what a data-driven gate is fitted on), followed by its guide dimensions when the file
+        has every one of them."""
+        dims = tuple(pop.gate.dims)
+        guide = tuple(getattr(pop.gate, "guide", ()))
+        if guide and not self.ctx.absent(guide):
+            dims = dims + guide
         if pop.parent in self.ctx.whole:
             return self.ctx.matrix_of(dims)
         # the parent's rows only, shared with its gates' evaluation
@@ -220,7 +245,7 @@ class TreeEvaluator:
         its table unless ``include_hidden``)."""
         t = self.template
         shown = [p for p in t.populations if include_hidden or not p.hidden]
-        template_hash = t.hash
+        template_hash = self.template_hash
         table = population_table(
             self.sample,
             t,
@@ -250,6 +275,7 @@ class TreeEvaluator:
             skipped=dict(self.skipped),
             hidden=tuple(p.name for p in t.populations if p.hidden and not include_hidden),
             pregated=self.pregated,
+            scale=self.scale,
         )
 
     # -- the rules ---------------------------------------------------------------------------
@@ -287,6 +313,8 @@ class TreeEvaluator:
                 return "not measured", f"no finite value in channel(s) {', '.join(dead)}"
         if isinstance(g, BooleanGate):
             bad = [op for op, _ in g.operands if not self.measured.get(op, False)]
+            if bad and pop.cleanup:  # e.g. "not plasmablasts" where they cannot be told apart
+                return "skipped", f"skipped: {', '.join(bad)} not measured on this file"
             if bad:
                 return "not measured", f"operand(s) {', '.join(bad)} not measured"
         elif isinstance(g, RefGate):
@@ -379,6 +407,20 @@ class TreeEvaluator:
         return _members_of(gate_, self.ctx, parent_mask, self._rows, pop.parent)
 
 
+def _on_dims(placed: Gate | None, spec: DataDrivenGate) -> Gate | None:
+    """A placed gate on this sample's own dimensions: a gate fitted on another sample (pooled,
+    or frozen and passed as ``fitted``) carries that sample's resolved transforms."""
+    dims = getattr(placed, "dims", None)
+    if placed is None or dims is None:
+        return placed
+    mine = tuple(spec.dims)[: len(dims)]
+    if all(a is b for a, b in zip(dims, mine)) or [d.label for d in dims] != [
+        d.label for d in mine
+    ]:
+        return placed
+    return dataclasses.replace(placed, dims=mine)
+
+
 def place_with(
     place: PlaceHook, pop: Population, g: DataDrivenGate, values: Callable[[], np.ndarray]
 ) -> FitOutcome:
@@ -465,6 +507,7 @@ def gate(
     seed: int = 0,
     pregated: str | None = None,
     include_hidden: bool = False,
+    scale: str = "auto",
 ) -> GatingResult:
     """Apply ``template`` to ``sample``.
 
@@ -491,6 +534,11 @@ def gate(
     include_hidden
         Also put the template's hidden (helper) populations in ``.table`` (they are always
         gated, and always in ``.membership``).
+    scale
+        For the template's ``auto`` transforms, what the file's values are: ``'auto'``
+        (detected from the values: ``$PnR`` does not say), ``'linear'`` (raw or compensated),
+        ``'logicle'`` (already logicle-transformed, 0 to ~4.5) or ``'channel'`` (FlowJo's
+        0-4096 channels). See :mod:`cytophen.scaling`; what was used is in ``.scale``.
 
     Returns
     -------
@@ -512,7 +560,9 @@ def gate(
     >>> r.table[["population", "count", "percent_of_parent"]]     # doctest: +SKIP
     """
     t0 = time.perf_counter()
-    ev = TreeEvaluator(sample, template, compensation=compensation, pregated=pregated)
+    ev = TreeEvaluator(
+        sample, template, compensation=compensation, pregated=pregated, scale=scale
+    )
     ev.run(fit_on_sample(template, fitted, seed=seed))
     return ev.result(sample_id=sample_id, include_hidden=include_hidden, started=t0)
 

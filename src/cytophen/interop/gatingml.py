@@ -359,9 +359,13 @@ class _Writer:
                     "template)) holds the gates fitted on that sample"
                 )
             if isinstance(g, QuadrantGate):
-                if id(g) not in gates_done:
-                    gates_done[id(g)] = self.quadrant(pop, g)
-                continue
+                if _grid(g, [p for p in self.t.populations if p.gate is g]):
+                    if id(g) not in gates_done:
+                        gates_done[id(g)] = self.quadrant(pop, g)
+                    continue
+                # sequential quadrants (a cut per side of the first) are no grid of dividers:
+                # each child is written as the rectangle it is
+                g = g.rectangle(pop.quadrant)
             if isinstance(g, RefGate):  # GatingML has no reference gate: write what it applies
                 g = self.placed(pop.name)
             if isinstance(g, BooleanGate):
@@ -572,3 +576,21 @@ def frozen_template(result, template: Template | None = None) -> Template:
     if t is None:
         raise TemplateError("frozen_template: the result carries no template; pass template=")
     return t.freeze(result)
+
+
+def _grid(g: QuadrantGate, members: list[Population]) -> bool:
+    """Whether the quadrant children ``members`` of ``g`` are bands of one grid of dividers (what
+    a GatingML QuadrantGate can hold): on each dimension every child's range is one band between
+    consecutive values of all the children's bounds."""
+    rects = [g.rectangle(p.quadrant) for p in members]
+    for k in range(len(g.dims)):
+        vals = sorted({float(v) for r in rects for v in (r.mins[k], r.maxs[k]) if v is not None})
+        for r in rects:
+            lo, hi = r.mins[k], r.maxs[k]
+            if lo is None and hi is None:
+                continue
+            i_lo = -1 if lo is None else vals.index(float(lo))
+            i_hi = len(vals) if hi is None else vals.index(float(hi))
+            if i_hi != i_lo + 1:
+                return False
+    return True

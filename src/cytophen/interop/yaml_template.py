@@ -70,6 +70,7 @@ TRANSFORM_KINDS: dict[str, tuple[str, dict[str, float]]] = {
         {"negative": 0.0, "width": -10.0, "positive": 4.41854, "max_value": 262144.000029},
     ),
     "flowjo_log": ("FlowJoLogTransform", {"offset": 1.0, "decades": 4.5}),
+    "auto": ("AutoTransform", {"M": 4.5}),
 }
 # FlowJo's XML spellings of parameters, accepted on reading
 _PARAM_ALIASES = {"biex": {"neg": "negative", "pos": "positive", "maxValue": "max_value"}}
@@ -136,6 +137,7 @@ _GATE_KEYS = {
         "args",
         "pool",
         "quadrants",
+        "guide",
     ),
 }
 _ROOT = "root"
@@ -936,25 +938,25 @@ class _Builder:
 
     # -- gates -------------------------------------------------------------------------------
     def read_dims(
-        self, name: str, g: _Map, gpos: Pos, n: int | tuple[int, int] | None
+        self, name: str, g: _Map, gpos: Pos, n: int | tuple[int, int] | None, key: str = "dims"
     ) -> list[Dim] | None:
-        if "dims" not in g:
+        if key not in g:
             self.err(gpos, f"gate of {name!r} needs 'dims' (the markers it is drawn on)")
             return None
-        dims, dpos = g["dims"], g.vpos["dims"]
+        dims, dpos = g[key], g.vpos[key]
         if isinstance(dims, str):
             d = _Seq(dpos)
             d.append(dims)
             d.ipos.append(dpos)
             dims = d
         if not isinstance(dims, list) or not dims or not all(isinstance(d, str) for d in dims):
-            self.err(dpos, f"dims of {name!r} must be a list of panel marker names")
+            self.err(dpos, f"{key} of {name!r} must be a list of panel marker names")
             return None
         ok = True
         for i, d in enumerate(dims):
             ok &= self.marker_known(d, dims.ipos[i], f"gate of {name!r}")
         if len(set(dims)) != len(dims):
-            self.err(dpos, f"dims of {name!r} repeat a marker")
+            self.err(dpos, f"{key} of {name!r} repeat a marker")
             ok = False
         if n is not None:
             lo, hi = (n, n) if isinstance(n, int) else n
@@ -1567,7 +1569,16 @@ class _Builder:
                 return None, None, []
         if dims is None or args is None:
             return None, None, []
-        gate = DataDrivenGate(dims, method, params=_plain(args), side=side, pool=pool)
+        guide = ()
+        if "guide" in g:
+            guide = self.read_dims(name, g, gpos, None, key="guide")
+            if guide is None:
+                return None, None, []
+            both = {d.label for d in guide} & {d.label for d in dims}
+            if both:
+                self.err(g.vpos["guide"], f"guide of {name!r} repeats its dims ({', '.join(sorted(both))})")
+                return None, None, []
+        gate = DataDrivenGate(dims, method, params=_plain(args), side=side, pool=pool, guide=guide)
         return gate, children, []
 
 
@@ -1773,7 +1784,7 @@ def check_sample(
             _markers.resolve(sample.channels, sample.markers, name, m.aliases, path=sample.path)
         except MarkerError as exc:
             line, col = positions.get(name) or (None, None)
-            if m.optional:
+            if m.optional and getattr(exc, "absent", False):  # ambiguous is an error, optional or not
                 msg = f"{exc} (optional: populations gated on it will be reported as not measured)"
                 out.append(_problem(file, line, col, msg, None, "warning"))
             elif name in cleanup_only and getattr(exc, "absent", False):
@@ -2077,6 +2088,8 @@ def _gate_doc(p: Population, g: Gate, markers, err) -> dict:
             gdoc["args"] = _plain(g.params)
         if g.pool is not None:
             gdoc["pool"] = g.pool
+        if g.guide:
+            gdoc["guide"] = [d.label for d in g.guide]
         return gdoc
     if isinstance(g, QuadrantGate):
         gdoc["kind"] = "quadrant"

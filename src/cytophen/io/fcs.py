@@ -60,6 +60,7 @@ import pandas as pd
 from cytophen._atomic import temp_file_beside
 from cytophen.errors import FCSError, FCSWarning
 from cytophen.io.sample import Sample
+from cytophen.markers import relabel
 
 __all__ = [
     "REPAIRS",
@@ -868,6 +869,7 @@ def read_fcs(
     *,
     dataset: int = 0,
     repairs: Iterable[str] | None = DEFAULT_REPAIRS,
+    markers: Mapping[str, str] | None = None,
 ) -> Sample:
     """Read one data set of an FCS 2.0/3.0/3.1/3.2 file.
 
@@ -880,6 +882,11 @@ def read_fcs(
     repairs
         Named repairs allowed (see :data:`REPAIRS` and the module docstring); each applied repair
         warns with :class:`~cytophen.errors.FCSWarning`. ``()`` is strict.
+    markers
+        ``{channel: marker}`` for files without ``$PnS`` (or with wrong ones): these names replace
+        the file's for those channels (``$PnN`` matched exactly, or ignoring case and punctuation,
+        so FlowJo's ``_`` for ``/`` matches). See :func:`cytophen.markers.read_marker_csv` for a
+        CSV with a row per channel, optionally per file.
 
     Returns
     -------
@@ -901,6 +908,7 @@ def read_fcs(
     ((13367, 8), ['FSC-H', 'SSC-H'])
     """
     chosen = _check_repairs(repairs)
+    markers_map = markers
     if isinstance(dataset, bool) or not isinstance(dataset, (int, np.integer)) or dataset < 0:
         raise FCSError(Path(path), f"dataset must be a whole number >= 0, got {dataset!r}")
     p, f, size = _open(path)
@@ -944,6 +952,8 @@ def read_fcs(
             name = f"P{n}"
         names.append(name)
         markers.append(ds.get(f"$P{n}S") or "")
+    if markers_map:
+        markers = relabel(names, markers, dict(markers_map), path=p, source="the markers mapping")
     _, spill = find_spillover(ds.keywords, path=p, channels=names)
     return Sample(
         events=events,

@@ -7,6 +7,7 @@ written atomically) are described in docs/batch.md.
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 import sys
 import time
@@ -22,6 +23,7 @@ from cytophen._terminal import printable
 from cytophen._version import __version__
 from cytophen.errors import CompensationError, TemplateError
 from cytophen.io.fcs import DEFAULT_REPAIRS
+from cytophen.markers import MarkerMap, read_marker_csv
 from cytophen.pipeline.inputs import InputError, SampleInput, discover
 from cytophen.pipeline.outdir import OutputFolder
 from cytophen.pipeline.storage import (
@@ -292,6 +294,8 @@ def gate_files(
     include_hidden: bool = False,
     wait: bool = False,
     time_limit: float | None = None,
+    scale: str = "auto",
+    markers: MarkerMap | str | os.PathLike | None = None,
 ) -> BatchResult:
     """Gate many FCS files with one template, in parallel.
 
@@ -349,6 +353,13 @@ def gate_files(
         stopped and becomes an ``errors.csv`` row (stage ``timeout``). Samples are then gated
         in worker processes (with ``jobs=1``, one), whatever the batch's length. ``None``: no
         limit.
+    scale
+        What the files' values are, for the template's ``auto`` transforms: ``'auto'``
+        (detected per file), ``'linear'``, ``'logicle'`` or ``'channel'`` (see
+        :func:`cytophen.engine.gate`).
+    markers
+        Marker names for channels whose ``$PnS`` is missing: a ``channel,marker[,file]`` CSV
+        path or a :class:`~cytophen.markers.MarkerMap` (rows with ``file`` apply to that file only).
 
     Notes
     -----
@@ -408,6 +419,12 @@ def gate_files(
             )
         if out_dir is None:
             raise InputError("export_gated needs an output folder (out=...)")
+    if isinstance(markers, (str, os.PathLike)):  # a bad CSV: MarkerError, nothing written
+        markers = read_marker_csv(markers)
+    from cytophen.scaling import SCALES
+
+    if scale not in SCALES:
+        raise InputError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
     if pregated is not None:  # an unknown population: TemplateError, nothing written
         from cytophen.engine import check_population
 
@@ -452,6 +469,8 @@ def gate_files(
         "repairs": repairs,
         "pregated": pregated,
         "include_hidden": bool(include_hidden),
+        "scale": scale,
+        "markers": markers,
     }
     tmpl_hash = template.hash
     opts_key = {"template_hash": tmpl_hash, "seed": seed, **comp_desc}
@@ -462,6 +481,10 @@ def gate_files(
         opts_key["pregated"] = pregated
     if include_hidden:
         opts_key["include_hidden"] = True
+    if scale != "auto":
+        opts_key["scale"] = scale
+    if markers is not None:
+        opts_key["markers"] = [list(r[:3]) for r in markers.rows]
 
     def sample_opts(s: SampleInput) -> dict[str, Any]:
         if s.safe_id in own and not isinstance(own[s.safe_id], str):
@@ -616,6 +639,10 @@ def gate_files(
                 "repairs": repairs_desc,
                 "pregated": pregated,
                 "include_hidden": bool(include_hidden),
+                "scale": scale,
+                "markers": None
+                if markers is None
+                else {"source": markers.source, "rows": [list(r) for r in markers.rows]},
                 **comp_desc,
                 **runner.describe(),
             },
@@ -640,6 +667,11 @@ def gate_files(
                     **(
                         {"plots_error": records[s.safe_id]["plots_error"]}
                         if records.get(s.safe_id, {}).get("plots_error")
+                        else {}
+                    ),
+                    **(
+                        {"scale": records[s.safe_id]["scale"]}
+                        if records.get(s.safe_id, {}).get("scale")
                         else {}
                     ),
                     "timings": records.get(s.safe_id, {}).get("timings", {}),

@@ -154,7 +154,8 @@ def run_sample(task: dict[str, Any], template, options: dict[str, Any]) -> dict[
         ``compensation`` (override for :func:`cytophen.engine.gate`), ``seed``, ``threads``
         (numba and BLAS threads per sample, default 1), ``export_gated`` (population name or
         ``None``), ``export_dir``, ``repairs`` (FCS repairs allowed, default the default ones),
-        ``pregated`` and ``include_hidden`` (as :func:`cytophen.gate`).
+        ``pregated``, ``include_hidden`` and ``scale`` (as :func:`cytophen.gate`), ``markers``
+        (a :class:`~cytophen.markers.MarkerMap` or ``None``).
 
     Returns
     -------
@@ -195,8 +196,13 @@ def run_sample(task: dict[str, Any], template, options: dict[str, Any]) -> dict[
     from cytophen import read_fcs
     from cytophen.io.fcs import DEFAULT_REPAIRS
 
+    marker_map = options.get("markers")
     try:
-        sample = read_fcs(path, repairs=options.get("repairs", DEFAULT_REPAIRS))
+        sample = read_fcs(
+            path,
+            repairs=options.get("repairs", DEFAULT_REPAIRS),
+            markers=marker_map.for_file(path) if marker_map else None,
+        )
     except Exception as exc:
         if isinstance(exc, CytophenError):
             return fail("read", exc)
@@ -225,6 +231,7 @@ def run_sample(task: dict[str, Any], template, options: dict[str, Any]) -> dict[
                 fitted=fitted,
                 pregated=options.get("pregated"),
                 include_hidden=bool(options.get("include_hidden")),
+                scale=options.get("scale", "auto"),
             )
     except Exception as exc:
         return fail(stage_of(exc), exc)
@@ -249,6 +256,8 @@ def run_sample(task: dict[str, Any], template, options: dict[str, Any]) -> dict[
         table=result.table,
         gates=to_jsonable(gates),
     )
+    if result.scale is not None:
+        rec["scale"] = to_jsonable(result.scale)
     rec["timings"]["total"] = time.perf_counter() - t0
     return rec
 

@@ -44,7 +44,9 @@ def score(result, truth: pd.DataFrame) -> pd.DataFrame:
         One row per population present in both (template order), columns ``population, parent,
         n_true, n_gated, n_both, f1, precision, recall, percent_of_parent_true,
         percent_of_parent_gated, abs_error_pp``. ``percent_of_parent_true`` uses the true parent
-        and ``percent_of_parent_gated`` the gated parent (``root`` = all events); ``abs_error_pp``
+        and ``percent_of_parent_gated`` the gated parent (``root`` = all events); the parent is
+        the nearest ancestor the truth has a column for (a dump-channel step such as CD3- has
+        none); ``abs_error_pp``
         is their absolute difference in percentage points. F1 is 1 when both sets are empty.
 
     Raises
@@ -86,6 +88,8 @@ def score(result, truth: pd.DataFrame) -> pd.DataFrame:
         recall = _ratio(both, nt) if nt else (1.0 if ng == 0 else float("nan"))
         f1 = 1.0 if ng + nt == 0 else 2.0 * both / (ng + nt)
         parent = parents.get(name, "root")
+        while parent not in ("root", None) and parent not in truth.columns:
+            parent = parents.get(parent, "root")  # a gating step the truth has no column for
         if parent == "root" or parent is None:
             pt = pg = n
         else:

@@ -24,6 +24,7 @@ that differs from cytophen's is a note (none is expected).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +90,7 @@ class _Entry:
     measured: dict[str, bool]
     compensation: Any  # engine override (None = the template's)
     counts: dict[str, int] | None = None  # what the batch counted
+    skipped: frozenset[str] = frozenset()  # clean-up steps skipped on the file (no gate)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -166,6 +168,7 @@ def _entries(results, template, compensation) -> tuple[list[_Entry], list[str]]:
 
             template = load_batch_template(src)
         override = _override(run)
+        marker_map = _marker_map(run)
         table = results.populations
         entries = []
         for rec in run.get("inputs", []):
@@ -180,10 +183,13 @@ def _entries(results, template, compensation) -> tuple[list[_Entry], list[str]]:
                     notes.append(f"sample {sid!r} left out: {t}")
                     continue
             try:
-                sample = read_fcs(file)
+                sample = read_fcs(file, markers=marker_map.for_file(file) if marker_map else None)
             except CytophenError as exc:
                 notes.append(f"sample {sid!r} left out: {exc}")
                 continue
+            t = _as_gated(t, rec.get("scale"))
+            gates = results.gates.get(sid, {})
+            skipped = frozenset(p for p, g in gates.items() if (g or {}).get("skipped"))
             measured = dict(zip(rows["population"], rows["measured"].astype(bool)))
             counts = {
                 p: int(c)
@@ -196,10 +202,11 @@ def _entries(results, template, compensation) -> tuple[list[_Entry], list[str]]:
                     file,
                     sample,
                     t,
-                    results.gates.get(sid, {}),
+                    gates,
                     measured,
                     override,
                     counts,
+                    skipped,
                 )
             )
         return entries, notes
@@ -207,10 +214,48 @@ def _entries(results, template, compensation) -> tuple[list[_Entry], list[str]]:
     for res in results:
         measured = dict(zip(res.table["population"], res.table["measured"].astype(bool)))
         file = Path(res.file) if res.file else Path(f"{res.sample_id}.fcs")
+        t = _as_gated(res.template, {"file_spillover": (res.scale or {}).get("file_spillover")})
         entries.append(
-            _Entry(file.name, file, res.sample, res.template, res.gates, measured, compensation)
+            _Entry(
+                file.name,
+                file,
+                res.sample,
+                t,
+                res.gates,
+                measured,
+                compensation,
+                None,
+                frozenset(res.skipped),
+            )  # fmt: skip
         )
     return entries, notes
+
+
+def _as_gated(template: Template, scale: dict[str, Any] | None) -> Template:
+    """``template`` as one sample was gated with it: its ``auto`` transforms as resolved on the
+    file (run.json's ``inputs[].scale``), and no compensation by the file's own spillover when
+    the engine did not apply it (a compensated or already transformed export)."""
+    if not scale:
+        return template
+    from cytophen.engine._scale import uses_auto, with_transforms
+
+    if scale.get("transforms") and uses_auto(template):
+        template = with_transforms(template, scale["transforms"])
+    if str(scale.get("file_spillover") or "").startswith("not applied") and (
+        template.compensation == "FCS"
+    ):
+        template = dataclasses.replace(template, compensation="uncompensated")
+    return template
+
+
+def _marker_map(run: dict):
+    """The ``--markers`` rows the batch read its files with (run.json), or ``None``."""
+    rec = (run.get("options") or {}).get("markers")
+    if not rec:
+        return None
+    from cytophen.markers import MarkerMap
+
+    return MarkerMap(tuple(tuple(r) for r in rec["rows"]), rec.get("source", "<markers>"))
 
 
 def _override(run: dict) -> Any:
@@ -234,9 +279,23 @@ def _placed(e: _Entry, notes: list[str]) -> list[tuple[Population, Any]]:
     sample (not measured, or a data-driven gate that declined)."""
     out: list[tuple[Population, Any]] = []
     placed: dict[str, Any] = {}
+    # a skipped clean-up step holds its parent's events: what hangs from it hangs from that parent
+    hung_from: dict[str, str | None] = {}
     for pop in e.template.populations:
+        if pop.name in e.skipped:
+            hung_from[pop.name] = hung_from.get(pop.parent, pop.parent) if pop.parent else None
+            continue
+        if pop.parent in hung_from:
+            pop = dataclasses.replace(pop, parent=hung_from[pop.parent])
         g = pop.gate
-        if not e.measured.get(pop.name, False):
+        if isinstance(g, BooleanGate) and any(n in hung_from for n, _ in g.operands):
+            g = BooleanGate(g.op, [(hung_from.get(n, n), c) for n, c in g.operands])
+            pop = dataclasses.replace(pop, gate=g)
+        # hidden helpers are not in the tables: placed when their parent (and operands) are
+        seen = e.measured.get(pop.name, pop.hidden and (pop.parent is None or pop.parent in placed))
+        if isinstance(g, BooleanGate) and any(n not in placed for n, _ in g.operands):
+            seen = False
+        if not seen:
             out.append((pop, None))
             continue
         try:
