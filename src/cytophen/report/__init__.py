@@ -1,7 +1,9 @@
 """Gating plots and the self-contained HTML report.
 
 - :mod:`cytophen.report.plots`: ``plot_result`` (what ``GatingResult.plot`` calls), ``plot_gate``,
-  ``plot_hierarchy``, ``save_sample_plots`` (per-sample PNGs the batch workers write), ``axis_ticks``.
+  ``plot_hierarchy``, ``plot_tree``, ``save_sample_plots`` (per-sample PNGs the batch workers
+  write), ``axis_ticks``; built on ``panels`` (which plots: FlowJo's layout), ``draw`` (a view's
+  events, gates and labels) and ``ticks`` (axes in data units, ranges from the data).
 - :mod:`cytophen.report.html`: ``write_report(results_dir, *, out=None, stats_dir=None, ...)``.
 - :mod:`cytophen.report.replot`: ``replot(results_dir)`` re-gates FCS files of a run made without plots.
 
@@ -13,12 +15,20 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["plot_result", "plot_gate", "plot_hierarchy", "save_sample_plots", "write_report"]
+__all__ = [
+    "plot_result",
+    "plot_gate",
+    "plot_hierarchy",
+    "plot_tree",
+    "save_sample_plots",
+    "write_report",
+]
 
 _WHERE = {
     "plot_result": "plots",
     "plot_gate": "plots",
     "plot_hierarchy": "plots",
+    "plot_tree": "plots",
     "save_sample_plots": "plots",
     "write_report": "html",
 }
