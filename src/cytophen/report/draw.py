@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -520,8 +521,9 @@ def _place_2d(
             continue
         iy, ix, bh_, bw_ = spot
         taken[max(iy - 1, 0) : iy + bh_ + 1, max(ix - 1, 0) : ix + bw_ + 1] = True
-        x = xlim[0] + (ix + bw_ / 2) / g * (xlim[1] - xlim[0])
-        y = ylim[0] + (iy + bh_ / 2) / g * (ylim[1] - ylim[0])
+        # anchored at the centre of the box's centre cell: a point of the region
+        x = xlim[0] + (ix + bw_ // 2 + 0.5) / g * (xlim[1] - xlim[0])
+        y = ylim[0] + (iy + bh_ // 2 + 0.5) / g * (ylim[1] - ylim[0])
         _label(ax, x, y, text, r, fs)
 
 
@@ -571,6 +573,22 @@ def _label(ax, x, y, text, r: Region, fontsize: float, transform=None) -> None:
 # ---------------------------------------------------------------------------------------------
 # one view
 # ---------------------------------------------------------------------------------------------
+def _drawable(regions, naxes: int, values) -> tuple[list[Region], list[str]]:
+    """The regions whose geometry can be drawn, and why the others cannot (one malformed gate
+    must not cost its siblings their plot)."""
+    good, bad = [], []
+    for r in regions:
+        try:
+            for i in range(naxes):
+                _coords(r.shape, i)
+            _make_drawn(r, naxes, (0.0, 1.0), (0.0, 1.0), values)
+        except Exception as exc:  # noqa: BLE001 - reported on the plot and to the caller
+            bad.append(f"{r.name or 'a gate'}: cannot draw ({type(exc).__name__}: {exc})")
+            continue
+        good.append(r)
+    return good, bad
+
+
 def draw_regions(
     ax,
     values: np.ndarray,
@@ -588,6 +606,7 @@ def draw_regions(
     note: str = "",
     fell_back: bool = False,
     labels_later: list | None = None,
+    problems: list | None = None,
 ):
     """Draw regions (populations) on the events of their parent: the engine of :func:`plot_gate`.
 
@@ -595,7 +614,9 @@ def draw_regions(
     histogram, ``d >= 2`` a density of the first two (an ellipsoid's further dimensions are
     sliced at their median). Labels are sized to the axes: in a figure whose layout engine will
     still resize them, pass a list as ``labels_later`` and call what it receives once the layout
-    is done (``fig.get_layout_engine().execute(fig)``). Returns the axes.
+    is done (``fig.get_layout_engine().execute(fig)``). A region that cannot be drawn (a
+    malformed geometry) is left out and said so on the plot, and in ``problems`` if given.
+    Returns the axes.
     """
     values = np.asarray(values, dtype=np.float64)
     if values.ndim == 1:
@@ -605,21 +626,25 @@ def draw_regions(
     transforms += [None] * (d - len(transforms))
     dims = list(dims) if dims is not None else [f"dim {i + 1}" for i in range(d)]
     naxes = 1 if d == 1 else 2
-    regions = list(regions)
+    regions, bad = _drawable(regions, naxes, values)
+    if problems is not None:
+        problems += bad
     # an unbounded ellipsoid (a half-space's ball) must not widen the view: the data decide it
     data_lims = [view_limits(values[:, i], transforms[i]) for i in range(naxes)]
     lims = []
     for i in range(naxes):
         given = limits[i] if limits is not None and i < len(limits) else None
-        coords = []
+        coords, cuts = [], []
         for r in regions:
             if r.shape.get("kind") == "ellipsoid" and naxes == 2:
                 s = _ellipsoid_slice(r.shape, values)
                 if s is None or _unbounded_in_view(s, *data_lims):
                     continue
-            coords += _coords(r.shape, i)
+            (cuts if r.shape.get("kind") == "rectangle" else coords).extend(_coords(r.shape, i))
         lims.append(
-            tuple(given) if given is not None else view_limits(values[:, i], transforms[i], coords)
+            tuple(given)
+            if given is not None
+            else view_limits(values[:, i], transforms[i], coords, cuts)
         )
     xlim = lims[0]
     ylim = lims[1] if naxes == 2 else None
@@ -675,6 +700,10 @@ def draw_regions(
                     fontsize=fontsize - 1.5, color=FALLBACK_COLOUR, clip_on=True, zorder=7,
                     bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none",
                           "alpha": 0.7})  # fmt: skip
+    if bad:
+        ax.text(0.5, 0.5, "\n".join(textwrap.fill(b[:160], 48) for b in bad), transform=ax.transAxes,
+                ha="center", va="center", fontsize=fontsize - 1, color=FALLBACK_COLOUR, zorder=8,
+                gid="plot-error", bbox={"fc": "white", "ec": "none", "alpha": 0.8})  # fmt: skip
     if note:
         ax.text(0.99, 0.01, note, transform=ax.transAxes, ha="right", va="bottom",
                 fontsize=fontsize - 1.5, color="dimgray", zorder=7)  # fmt: skip

@@ -111,13 +111,8 @@ def _context(result, compensation):
             f"result for sample {result.sample_id!r} carries no events (it was loaded from a table "
             "or gated without keeping the sample); re-gate the FCS file with cytophen.gate to plot it"
         )
-    from cytophen.engine import GateContext
-
-    ctx = GateContext(result.sample, template_of(result), compensation)
-    applied = str((result.scale or {}).get("file_spillover") or "")
-    if applied.startswith("not applied: "):  # as the engine gated it (a compensated export)
-        ctx.skip_file_spillover = applied[len("not applied: ") :]
-    return ctx
+    template_of(result)
+    return result._gate_context(compensation)  # the values as the engine gated them
 
 
 def _panel_regions(result, panel: GatePanel, highlight: str | None) -> tuple[list[Region], list]:
@@ -218,6 +213,7 @@ def _draw_panel(
     show_reason: bool = True,
     fontsize: float = 7.0,
     labels_later: list | None = None,
+    problems: list | None = None,
 ) -> None:
     regions, missing = _panel_regions(result, panel, highlight)
     width = max(24, int(ax.bbox.width / ax.figure.figure.dpi * 72 / (0.6 * fontsize)))
@@ -226,8 +222,10 @@ def _draw_panel(
                  fontsize=fontsize)  # fmt: skip
         return
     dims = list(getattr(panel.gate, "dims", ()))
-    ell = [r.shape for r in regions if r.shape.get("kind") == "ellipsoid"]
-    shown = dims[: len(ell[0]["mean"])] if ell and len(ell[0]["mean"]) > 2 else dims[:2]
+    # an n-D ellipsoid is drawn on the slice at its other dimensions' median: all of them
+    n_ell = max((len(r.shape.get("mean") or ()) for r in regions
+                 if r.shape.get("kind") == "ellipsoid"), default=0)  # fmt: skip
+    shown = dims[:n_ell] if n_ell > 2 else dims[:2]
     vals = np.column_stack([ctx.value(d) for d in shown])
     if panel.parent is not None:
         vals = vals[result.membership(panel.parent)]
@@ -248,15 +246,17 @@ def _draw_panel(
         fontsize=fontsize,
         note=note,
         labels_later=labels_later,
+        problems=problems,
     )
 
 
 def _safe_panel(ax, result, ctx, panel: GatePanel, **kw) -> str:
     """Draw a panel; a gate that cannot be drawn becomes a panel saying why (one odd gate must not
     cost a sample all its plots). Returns the problem, or ``''``."""
+    problems: list[str] = []
     try:
-        _draw_panel(ax, result, ctx, panel, **kw)
-        return ""
+        _draw_panel(ax, result, ctx, panel, problems=problems, **kw)
+        return "; ".join(problems)
     except Exception as exc:  # noqa: BLE001 - reported on the panel and in plots.json
         problem = f"{type(exc).__name__}: {exc}" if not isinstance(exc, CytophenError) else str(exc)
         ax.clear()

@@ -262,21 +262,24 @@ def _top_of(transform) -> float | None:
     return None
 
 
-#: A gate may widen the data's range by at most this fraction of it on each side; beyond that it
-#: is clipped (the drawing follows the data, not the gate's far vertices).
+#: A gate's vertices may widen the data's range by at most this fraction of it on each side;
+#: beyond that the gate is clipped (the drawing follows the data, not the gate's far vertices).
 GATE_REACH = 0.3
+#: A cut (a side of a rectangle or quadrant) is shown up to this many times the data's range
+#: beyond it: where a cut sits, even above every event, is what a reviewer must see.
+CUT_REACH = 2.0
 
 
 def view_limits(
-    values: np.ndarray, transform, gate_coords: Sequence[float] = ()
+    values: np.ndarray, transform, gate_coords: Sequence[float] = (), cuts: Sequence[float] = ()
 ) -> tuple[float, float]:
     """Axis range on the transformed scale, from the parent's events.
 
     The range spans the events (0.1 to 99.9 percentiles, all of them when there are few), from
     zero on a linear axis whose events are all positive and start near it (scatter), padded by
-    5 %, and never beyond the transform's top of scale by more than the padding. Gate
-    coordinates (cuts, vertices) within :data:`GATE_REACH` of that range widen it so the gate is
-    in view; coordinates further out do not (the gate is clipped).
+    5 %, and never beyond the transform's top of scale by more than the padding. Gate vertices
+    (``gate_coords``) within :data:`GATE_REACH` of that range widen it so the gate is in view;
+    vertices further out do not (the gate is clipped). Cuts widen it up to :data:`CUT_REACH`.
     """
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
@@ -305,13 +308,22 @@ def view_limits(
     lo, hi = lo - pad, hi + pad
     if top is not None and hi > top + pad:
         hi = top + pad
-    reach = GATE_REACH * span
-    for c in gate_coords:
+    dlo, dhi = lo, hi
+    for coords, reach in ((gate_coords, GATE_REACH * span), (cuts, CUT_REACH * span)):
+        for c in coords:
+            c = float(c)
+            if not np.isfinite(c):
+                continue
+            if dlo - reach <= c < lo:
+                lo = c - 0.03 * span
+            elif hi < c <= dhi + reach:
+                hi = c + 0.03 * span
+    # a cut near or beyond an end of the view leaves room for the label of the region past it
+    room = 0.14 * (hi - lo)
+    for c in cuts:
         c = float(c)
-        if not np.isfinite(c):
-            continue
-        if lo - reach <= c < lo:
-            lo = c - 0.03 * span
-        elif hi < c <= hi + reach:
-            hi = c + 0.03 * span
+        if np.isfinite(c) and dlo - CUT_REACH * span <= c < lo + room:
+            lo = min(lo, c - room)
+        if np.isfinite(c) and hi - room < c <= dhi + CUT_REACH * span:
+            hi = max(hi, c + room)
     return lo, hi
