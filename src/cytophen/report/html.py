@@ -313,9 +313,16 @@ def _build(
                         "reason": str(item.get("reason") or ""),
                         "title": str(item.get("title") or item.get("parent") or ""),
                         "populations": [str(q) for q in item.get("populations") or [item["gate"]]],
+                        "parent": item.get("parent"),
                         "pct": item.get("percent_of_parent") or {},
                     }
         first = next(iter(rows.values()))
+        tree = [
+            [str(r.get("population")), int(r.get("depth") or 1), r.get("count"),
+             _num(r.get("percent")), str(r.get("status") or ""), bool(r.get("hidden"))]
+            for r in (meta or {}).get("tree") or []
+            if isinstance(r, dict)
+        ]  # fmt: skip
         samples.append(
             {
                 "id": s,
@@ -323,6 +330,7 @@ def _build(
                 "cells": cells,
                 "flags": sample_flags,
                 "plots": plots,
+                "tree": tree,
             }
         )
 

@@ -100,7 +100,7 @@ function pagedTable(host, id, columns, rows, pageSize, initialSort){
     page = Math.min(page, pages - 1);
     tbl.textContent = '';
     const head = el('tr', null, columns.map((c, i) => el('th', {
-      cls: (c.num ? '' : 't ') + (c.cls || '') + ' ' + (i === sortCol ? (dir > 0 ? 'asc' : 'desc') : ''), title: c.title || 'click to sort',
+      cls: [c.num ? '' : 't', c.cls || '', i === sortCol ? (dir > 0 ? 'asc' : 'desc') : ''].filter(Boolean).join(' '), title: c.title || 'click to sort',
       onclick: () => { if (sortCol === i) dir = -dir; else { sortCol = i; dir = 1; } draw(); }}, [c.label])));
     tbl.appendChild(el('thead', null, [head]));
     const body = el('tbody');
@@ -263,17 +263,24 @@ const sampleHost = document.getElementById('sample-cards');
 let samplePage = 0; const SAMPLE_PAGE = 5;
 function showSample(si){ samplePage = Math.floor(si / SAMPLE_PAGE); drawSamples(); }
 function treeTable(s){
+  /* the gating tree of the sample's plots (helpers included, greyed), else the table's rows */
+  const rows = s.tree.length ? s.tree : D.populations.map(p => [p, depthOf(p) + 1, null, null, '', D.hidden.includes(p)]);
   const t = el('table', {cls: 'pops'});
   t.appendChild(el('thead', null, [el('tr', null, ['population', 'count', '% of parent', '% of total', 'note'].map((h, i) => el('th', {cls: i === 0 || i === 4 ? 't' : '', text: h})))]));
   const b = el('tbody');
-  D.populations.forEach((p, pi) => {
-    const c = s.cells[pi]; if (!c) return;
-    const helper = D.hidden.includes(p);
+  rows.forEach(row => {
+    const p = row[0], pi = D.populations.indexOf(p), c = pi >= 0 ? s.cells[pi] : null;
+    const name = '  '.repeat(Math.max(row[1] - 1, 0)) + '\u2514 ' + p;
+    if (!c){  /* a helper population (not in the tables), or a row of the tree only */
+      const note = row[5] ? 'helper population' + (row[4] ? '; ' + row[4] : '') : row[4];
+      b.appendChild(el('tr', {cls: 'helper'}, [el('td', {cls: 'tree t', text: name}),
+        el('td', {text: row[2] == null ? '' : String(row[2])}), el('td', {text: row[3] == null ? '' : fmtPct(row[3])}),
+        el('td', {text: ''}), el('td', {cls: 't', text: note})]));
+      return;
+    }
     const k2 = c[5] || [];
     const cls = !c[3] ? 'nm' : k2.includes('fell back') ? 'flag' : k2.includes('low count') ? 'low' : '';
-    const parent = D.parents[p];
-    const via = parent && parent !== 'root' && D.parents[parent] == null ? '  (in ' + parent + ')' : '';
-    b.appendChild(el('tr', {cls: helper ? 'helper' : ''}, [el('td', {cls: 'tree t', text: '  '.repeat(depthOf(p)) + (depthOf(p) ? '\u2514 ' : '') + p + via}),
+    b.appendChild(el('tr', {cls: D.hidden.includes(p) ? 'helper' : ''}, [el('td', {cls: 'tree t', text: name}),
       el('td', {cls: cls, text: c[0] == null ? 'n/m' : String(c[0])}), el('td', {cls: cls, text: c[3] ? fmtPct(c[1]) : ''}),
       el('td', {cls: cls, text: c[3] ? fmtPct(c[2]) : ''}), el('td', {cls: 't', text: [c[4]].concat(k2).filter(Boolean).join('; ')})]));
   });
