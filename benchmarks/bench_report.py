@@ -152,13 +152,14 @@ def _study_results(root: Path, n_samples: int, per_sample: int) -> Path:
 
 def bench_study_page(n_samples: int, per_sample: int, repeats: int) -> dict:
     from browser import Chromium, chromium
-
     from cytophen.report.html import write_report
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_study_page_"))
     try:
         out = _study_results(tmp, n_samples, per_sample)
-        n_plots = sum(len(json.loads(p.read_text())["plots"]) for p in out.glob("plots/*/plots.json"))
+        n_plots = sum(
+            len(json.loads(p.read_text())["plots"]) for p in out.glob("plots/*/plots.json")
+        )
         t_write = _median_time(lambda: write_report(out), max(1, repeats // 2))
         page = out / "report.html"
         size = page.stat().st_size

@@ -103,7 +103,9 @@ class Chromium:
             self.console.append(f"{params.get('type')}: {text}")
         elif method == "Runtime.exceptionThrown":
             d = params.get("exceptionDetails") or {}
-            self.console.append(f"exception: {d.get('text')} {d.get('exception', {}).get('description', '')}")
+            self.console.append(
+                f"exception: {d.get('text')} {d.get('exception', {}).get('description', '')}"
+            )
         elif method == "Log.entryAdded":
             e = params.get("entry") or {}
             self.console.append(f"{e.get('level')}: {e.get('text')} {e.get('url', '')}")

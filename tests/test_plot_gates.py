@@ -94,7 +94,9 @@ def check_every_population(result) -> list[str]:
         if entry.get("skipped") or entry.get("pregated") or not bool(tab.loc[pop, "measured"]):
             fig = result.plot(pop)  # a figure saying why, never an error or an empty axis
             text = " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
-            assert pop in text and ("skipped" in text or "pregated" in text or "not measured" in text)
+            assert pop in text and (
+                "skipped" in text or "pregated" in text or "not measured" in text
+            )
             continue
         mask, on_edge, fig = drawn_members(result, pop)
         expected = result.membership(pop)

@@ -411,10 +411,13 @@ def test_the_report_copied_alone_shows_every_image_and_opens_them_full_size(resu
         thumb = "document.querySelector('#gate-grid figure img')"
         shown = b.eval(s, f"{thumb}.getBoundingClientRect().width")
         b.eval(s, f"{thumb}.click()")
-        big = b.eval(s, """(async () => { const i = document.querySelector('#lightbox img');
+        big = b.eval(
+            s,
+            """(async () => { const i = document.querySelector('#lightbox img');
             await i.decode(); return {hidden: document.getElementById('lightbox').hidden,
             natural: i.naturalWidth, width: i.getBoundingClientRect().width,
-            caption: document.querySelector('#lightbox .cap').textContent}; })()""")
+            caption: document.querySelector('#lightbox .cap').textContent}; })()""",
+        )
         assert not big["hidden"] and big["natural"] > 0 and big["width"] >= 1.5 * shown, big
         assert big["caption"].startswith("S00") and "lymphocytes" in big["caption"]
         b.key(s, "ArrowRight")
@@ -506,7 +509,9 @@ def test_cli_report_draws_the_plots_of_a_run_made_without_them(tmp_path, capsys)
     assert sorted(o["status"] for o in outcomes) == ["ok", "ok"]  # the batch's counts, exactly
     assert [s["id"] for s in data["samples"]] == ["S0", "S1"]
     for s in data["samples"]:
-        assert len(s["plots"]) >= 8 and all(p["src"].startswith("data:image/png") for p in s["plots"].values())
+        assert len(s["plots"]) >= 8 and all(
+            p["src"].startswith("data:image/png") for p in s["plots"].values()
+        )
     # a helper population is no column of the table, and its children's plot says whose events
     import cytophen
 

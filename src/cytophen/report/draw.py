@@ -18,10 +18,8 @@
 
 from __future__ import annotations
 
-import math
 import textwrap
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,105 +30,37 @@ from matplotlib.patches import Ellipse, PathPatch, Polygon, Rectangle
 from matplotlib.path import Path as MplPath
 from matplotlib.transforms import blended_transform_factory
 
+from cytophen.report.labels import label_text, place_1d, place_2d
+from cytophen.report.regions import (
+    FALLBACK_COLOUR,
+    GATE_COLOUR,
+    HIGHLIGHT_COLOUR,
+    Drawn,
+    Region,
+    bin_index,
+    coords,
+    counts_2d,
+    ellipse_parameters,
+    ellipsoid_slice,
+    finite,
+    make_drawn,
+    rect_bounds,
+    regions_of,
+    unbounded_in_view,
+    visible_pieces,
+)
 from cytophen.report.ticks import set_data_ticks, view_limits
 
 __all__ = ["Region", "plot_gate", "draw_regions", "ellipse_parameters", "regions_of"]
 
-GATE_COLOUR = "black"
-FALLBACK_COLOUR = "#d62728"
-HIGHLIGHT_COLOUR = "#1f77b4"
 _CMAP = colormaps["jet"].with_extremes(bad="white")
-#: Open sides of a rectangle reach this many view spans beyond the view (far beyond any event).
-_FAR = 1e3
-#: Label placement grid: cells per axis.
-_GRID = 48
-#: An ellipsoid whose slice through the view is larger than this many times the data's span on an
-#: axis is drawn as its boundary line across the view (e.g. ``mixture_halfspace``'s ball).
-_UNBOUNDED_SPAN = 50.0
-
-
-@dataclass
-class Region:
-    """One population's region on a view.
-
-    Parameters
-    ----------
-    name
-        Label text (the population); ``None`` draws the region's outline unlabelled (an unnamed
-        quadrant).
-    shape
-        One region's geometry, in transformed units: ``{"kind": "rectangle", "min", "max"}``,
-        ``{"kind": "polygon", "vertices"}`` or ``{"kind": "ellipsoid", "mean", "covariance",
-        "distance_square"}``.
-    percent
-        Percent of parent, written under the name.
-    outside
-        The population is the parent's events *outside* ``shape`` (a ``not`` gate).
-    highlight
-        Fill the region (the population asked for).
-    fell_back
-        Its data-driven gate fell back: dashed red.
-    """
-
-    name: str | None
-    shape: dict
-    percent: float | None = None
-    outside: bool = False
-    highlight: bool = False
-    fell_back: bool = False
-
-
-def regions_of(
-    geometry: dict | None,
-    *,
-    name: str | None = None,
-    percent: float | None = None,
-    quadrant: str | None = None,
-    quadrant_labels: dict[str, str] | None = None,
-    quadrant_percents: dict[str, float] | None = None,
-    fell_back: bool = False,
-) -> list[Region]:
-    """The regions of one gate's geometry (a quadrant gate gives one per quadrant: those
-    ``quadrant_labels`` names are labelled, or all of them by their key when it is ``None``)."""
-    if not geometry or geometry.get("kind") not in ("rectangle", "polygon", "ellipsoid", "quadrant"):
-        return []
-    if geometry["kind"] != "quadrant":
-        return [Region(name, geometry, percent, fell_back=fell_back)]
-    out = []
-    pcts = quadrant_percents or {}
-    for key, q in (geometry.get("quadrants") or {}).items():
-        label = key if quadrant_labels is None else quadrant_labels.get(key)
-        shape = {"kind": "rectangle", "min": q["min"], "max": q["max"]}
-        out.append(
-            Region(
-                label,
-                shape,
-                pcts.get(key),
-                highlight=quadrant is not None and key == quadrant,
-                fell_back=fell_back,
-            )
-        )
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
 # events
 # ---------------------------------------------------------------------------------------------
-def _bin_index(v: np.ndarray, lim: tuple[float, float], nb: int) -> np.ndarray:
-    return np.clip(((v - lim[0]) / (lim[1] - lim[0]) * nb).astype(np.int64), 0, nb - 1)
-
-
-def _counts_2d(x, y, xlim, ylim, nb: int) -> np.ndarray:
-    ok = np.isfinite(x) & np.isfinite(y)
-    x, y = x[ok], y[ok]
-    if not x.size:
-        return np.zeros((nb, nb), dtype=np.int64)
-    ix, iy = _bin_index(x, xlim, nb), _bin_index(y, ylim, nb)
-    return np.bincount(iy * nb + ix, minlength=nb * nb).reshape(nb, nb)
-
-
 def _density(ax, x, y, xlim, ylim, bins: int):
-    counts = _counts_2d(x, y, xlim, ylim, int(bins))
+    counts = counts_2d(x, y, xlim, ylim, int(bins))
     img = np.ma.masked_equal(counts.astype(float), 0.0)
     vmax = max(float(counts.max()) if counts.size else 1.0, 2.0)
     return ax.imshow(
@@ -151,7 +81,7 @@ def _histogram(ax, x, xlim, bins: int) -> float:
     x = x[np.isfinite(x)]
     nb = int(bins)
     edges = np.linspace(xlim[0], xlim[1], nb + 1)
-    counts = np.bincount(_bin_index(x, xlim, nb), minlength=nb) if x.size else np.zeros(nb, int)
+    counts = np.bincount(bin_index(x, xlim, nb), minlength=nb) if x.size else np.zeros(nb, int)
     ax.stairs(counts, edges, fill=True, color="#9ecae1", gid="histogram", zorder=1)
     ax.stairs(counts, edges, color="#3182bd", linewidth=0.8, zorder=1)
     top = float(counts.max()) if counts.size and counts.max() > 0 else 1.0
@@ -160,178 +90,28 @@ def _histogram(ax, x, xlim, bins: int) -> float:
 
 
 # ---------------------------------------------------------------------------------------------
-# shapes
+# gates
 # ---------------------------------------------------------------------------------------------
-def _finite(v) -> float | None:
-    if v is None:
-        return None
-    f = float(v)
-    return f if np.isfinite(f) else None
-
-
-def _coords(shape: dict, axis: int) -> list[float]:
-    """Finite coordinates of a shape along one axis (what may widen the view)."""
-    kind = shape.get("kind")
-    out: list[float] = []
-    if kind == "rectangle":
-        for key in ("min", "max"):
-            vals = shape.get(key) or []
-            if axis < len(vals) and _finite(vals[axis]) is not None:
-                out.append(float(vals[axis]))
-    elif kind == "polygon":
-        out = [float(v[axis]) for v in shape.get("vertices", [])]
-    elif kind == "ellipsoid":
-        mean = np.asarray(shape["mean"], dtype=float)
-        cov = np.asarray(shape["covariance"], dtype=float)
-        if axis < mean.size:
-            r = math.sqrt(max(float(shape["distance_square"]) * cov[axis, axis], 0.0))
-            out = [mean[axis] - r, mean[axis] + r]
-    return [v for v in out if np.isfinite(v)]
-
-
-def _far(lims) -> tuple[float, float]:
-    span = lims[1] - lims[0]
-    return lims[0] - _FAR * span, lims[1] + _FAR * span
-
-
-def _rect_bounds(shape: dict, xlim, ylim) -> tuple[float, float, float, float]:
-    mins, maxs = shape["min"], shape["max"]
-    fx, fy = _far(xlim), _far(ylim)
-    x0 = _finite(mins[0]) if _finite(mins[0]) is not None else fx[0]
-    x1 = _finite(maxs[0]) if _finite(maxs[0]) is not None else fx[1]
-    y0 = _finite(mins[1]) if _finite(mins[1]) is not None else fy[0]
-    y1 = _finite(maxs[1]) if _finite(maxs[1]) is not None else fy[1]
-    return x0, x1, y0, y1
-
-
-def ellipse_parameters(
-    mean, covariance, distance_square
-) -> tuple[tuple[float, float], float, float, float]:
-    """``(centre, width, height, angle_degrees)`` of the 2-D ellipse ``d² <= distance_square``.
-
-    For more than two dimensions this is the shadow (projection) of the ellipsoid on the first two:
-    the ellipse of the 2x2 sub-covariance with the same ``distance_square``.
-    """
-    mean = np.asarray(mean, dtype=float)[:2]
-    cov = np.asarray(covariance, dtype=float)[:2, :2]
-    w, v = np.linalg.eigh(cov)
-    w = np.clip(w, 0.0, None)
-    r2 = float(distance_square)
-    width = 2.0 * math.sqrt(r2 * w[1])
-    height = 2.0 * math.sqrt(r2 * w[0])
-    angle = math.degrees(math.atan2(v[1, 1], v[0, 1]))
-    return (float(mean[0]), float(mean[1])), width, height, angle
-
-
-def _ellipsoid_slice(shape: dict, values: np.ndarray):
-    """The 2-D slice of an ellipsoid through the first two axes, at the events' median of the
-    other dimensions: ``(centre, precision, r2)`` with ``(a - centre)' precision (a - centre) <=
-    r2`` inside, or ``None`` when the slice is empty."""
-    mean = np.asarray(shape["mean"], dtype=float)
-    cov = np.asarray(shape["covariance"], dtype=float)
-    r2 = float(shape["distance_square"])
-    prec = np.linalg.inv(cov)
-    if mean.size == 2:
-        return mean, prec, r2
-    rest = values[:, 2:]
-    b = np.array([np.nanmedian(rest[:, j]) if np.isfinite(rest[:, j]).any() else mean[2 + j]
-                  for j in range(rest.shape[1])])  # fmt: skip
-    db = b - mean[2:]
-    paa, pab = prec[:2, :2], prec[:2, 2:]
-    centre = mean[:2] - np.linalg.solve(paa, pab @ db)
-    r2_slice = r2 - float(db @ np.linalg.solve(cov[2:, 2:], db))
-    return (centre, paa, r2_slice) if r2_slice > 0 else None
-
-
-def _unbounded_in_view(slice_, xlim, ylim) -> bool:
-    """Whether the slice's ellipse is far larger than the view (its boundary is a line there)."""
-    if slice_ is None:
-        return False
-    _, prec, r2 = slice_
-    w = np.linalg.eigvalsh(prec)
-    if w.min() <= 0:
-        return True
-    semi = math.sqrt(r2 / w.min())
-    span = max(xlim[1] - xlim[0], ylim[1] - ylim[0])
-    return semi > _UNBOUNDED_SPAN * span
-
-
-@dataclass
-class _Drawn:
-    """A region made concrete on one view: its path in data coordinates (2-D) or its interval
-    (1-D), and a membership test for label placement."""
-
-    region: Region
-    path: MplPath | None = None
-    interval: tuple[float, float] | None = None
-    slice_: Any = None  # an unbounded ellipsoid's slice: membership by its quadratic form
-
-    def inside(self, pts: np.ndarray) -> np.ndarray:
-        if self.interval is not None:
-            a, b = self.interval
-            m = (pts[:, 0] >= a) & (pts[:, 0] < b)
-        elif self.slice_ is not None:
-            c, prec, r2 = self.slice_
-            d = pts - c
-            m = np.einsum("ij,jk,ik->i", d, prec, d) <= r2
-        elif self.path is not None:
-            m = self.path.contains_points(pts)
-        else:
-            m = np.zeros(len(pts), dtype=bool)
-        return ~m if self.region.outside else m
-
-
-def _make_drawn(region: Region, naxes: int, xlim, ylim, values) -> _Drawn:
-    shape = region.shape
-    kind = shape.get("kind")
-    if naxes == 1:
-        if kind != "rectangle":
-            raise ValueError(f"a {kind} gate cannot be drawn on a histogram")
-        fx = _far(xlim)
-        lo, hi = _finite(shape["min"][0]), _finite(shape["max"][0])
-        return _Drawn(region, interval=(fx[0] if lo is None else lo, fx[1] if hi is None else hi))
-    if kind == "rectangle":
-        x0, x1, y0, y1 = _rect_bounds(shape, xlim, ylim)
-        path = MplPath([(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)], closed=True)
-        return _Drawn(region, path=path)
-    if kind == "polygon":
-        verts = np.asarray(shape["vertices"], dtype=float)
-        return _Drawn(region, path=MplPath(np.vstack([verts, verts[:1]]), closed=True))
-    if kind == "ellipsoid":
-        slice_ = _ellipsoid_slice(shape, values)
-        if len(shape["mean"]) > 2 or _unbounded_in_view(slice_, xlim, ylim):
-            if slice_ is None:
-                return _Drawn(region)
-            if _unbounded_in_view(slice_, xlim, ylim):
-                return _Drawn(region, slice_=slice_)
-        centre, w, h, ang = ellipse_parameters(
-            shape["mean"], shape["covariance"], shape["distance_square"]
-        )
-        e = Ellipse(centre, w, h, angle=ang)
-        return _Drawn(region, path=e.get_patch_transform().transform_path(e.get_path()))
-    raise ValueError(f"cannot draw a gate of kind {kind!r}")
-
-
 def _draw_rect_edges(ax, shape, xlim, ylim, colour, ls) -> None:
     """The closed sides of a rectangle (an open side has no edge), each spanning the rectangle."""
-    x0, x1, y0, y1 = _rect_bounds(shape, xlim, ylim)
+    x0, x1, y0, y1 = rect_bounds(shape, xlim, ylim)
     mins, maxs = shape["min"], shape["max"]
-    for xv in (_finite(mins[0]), _finite(maxs[0])):
+    for xv in (finite(mins[0]), finite(maxs[0])):
         if xv is not None:
             ax.plot([xv, xv], [y0, y1], color=colour, ls=ls, lw=1.2, gid="gate-edge", zorder=4)
-    for yv in (_finite(mins[1]), _finite(maxs[1])):
+    for yv in (finite(mins[1]), finite(maxs[1])):
         if yv is not None:
             ax.plot([x0, x1], [yv, yv], color=colour, ls=ls, lw=1.2, gid="gate-edge", zorder=4)
 
 
-def _draw_outline(ax, d: _Drawn, naxes: int, xlim, ylim, values, dims) -> None:
+def _draw_outline(ax, d: Drawn, naxes: int, xlim, ylim, values, dims) -> None:
     """A region's visible outline (drawn once per shape)."""
     r = d.region
     colour = FALLBACK_COLOUR if r.fell_back else GATE_COLOUR
     ls = "--" if r.fell_back else "-"
     kind = r.shape.get("kind")
     if naxes == 1:
-        for v in (_finite(r.shape["min"][0]), _finite(r.shape["max"][0])):
+        for v in (finite(r.shape["min"][0]), finite(r.shape["max"][0])):
             if v is not None:
                 ax.axvline(v, color=colour, ls=ls, lw=1.2, gid="gate-edge", zorder=4)
         return
@@ -366,7 +146,7 @@ def _draw_outline(ax, d: _Drawn, naxes: int, xlim, ylim, values, dims) -> None:
                     transform=ax.transAxes, fontsize=6, color="dimgray")  # fmt: skip
 
 
-def _region_patch(ax, d: _Drawn, naxes: int) -> None:
+def _region_patch(ax, d: Drawn, naxes: int) -> None:
     """The region as an invisible patch in data coordinates (what the population is), plus a
     light fill when it is the population asked for."""
     r = d.region
@@ -378,7 +158,7 @@ def _region_patch(ax, d: _Drawn, naxes: int) -> None:
         ax.add_patch(Rectangle((a, 0), b - a, 1, transform=trans, fc="none", ec="none",
                                gid=gid, zorder=0))  # fmt: skip
         if r.highlight:
-            for lo, hi in _visible_pieces(d, ax.get_xlim()):
+            for lo, hi in visible_pieces(d, ax.get_xlim()):
                 ax.add_patch(Rectangle((lo, 0), hi - lo, 1, transform=trans, fc=HIGHLIGHT_COLOUR,
                                        alpha=0.12, ec="none", gid="gate-fill", zorder=0))  # fmt: skip
         return
@@ -403,173 +183,6 @@ def _signed_area(v: np.ndarray) -> float:
     return 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
 
 
-def _visible_pieces(d: _Drawn, xlim) -> list[tuple[float, float]]:
-    """The parts of a 1-D region inside the view."""
-    a, b = d.interval
-    lo, hi = xlim
-    pieces = [(lo, min(a, hi)), (max(b, lo), hi)] if d.region.outside else [(max(a, lo), min(b, hi))]
-    return [(p, q) for p, q in pieces if q > p]
-
-
-# ---------------------------------------------------------------------------------------------
-# labels
-# ---------------------------------------------------------------------------------------------
-def _fmt_pct(p: float | None) -> str:
-    if p is None or not np.isfinite(p):
-        return "n/a"
-    return f"{p:.3g}%" if p < 1 else f"{p:.1f}%"
-
-
-def _label_text(r: Region) -> str:
-    if not r.name:
-        return _fmt_pct(r.percent) if r.percent is not None else ""
-    return f"{r.name}\n{_fmt_pct(r.percent)}"
-
-
-def _text_cells(text: str, fontsize: float, ax_px: tuple[float, float], dpi: float):
-    """A label's size in grid cells (generous: the label must fit inside its region)."""
-    lines = text.split("\n")
-    w_pt = 0.6 * fontsize * max(len(s) for s in lines) + 3
-    h_pt = 1.2 * fontsize * len(lines) + 3
-    wpx, hpx = w_pt * dpi / 72.0, h_pt * dpi / 72.0
-    return (
-        max(1, math.ceil(wpx / max(ax_px[0], 1.0) * _GRID)),
-        max(1, math.ceil(hpx / max(ax_px[1], 1.0) * _GRID)),
-    )
-
-
-def _box_sums(a: np.ndarray, bh: int, bw: int) -> np.ndarray:
-    """Sum of ``a`` over every ``bh x bw`` box, indexed by the box's lower-left cell."""
-    s = np.zeros((a.shape[0] + 1, a.shape[1] + 1))
-    s[1:, 1:] = np.cumsum(np.cumsum(a, axis=0), axis=1)
-    return s[bh:, bw:] - s[:-bh, bw:] - s[bh:, :-bw] + s[:-bh, :-bw]
-
-
-def _place_2d(
-    ax, drawn: list[_Drawn], values, xlim, ylim, fontsize: float, *, avoid_bottom: bool = False
-) -> None:
-    """Put each labelled region's label inside it: the box where the label fits whole, overlaps
-    no other label and covers the fewest events; failing that, the point deepest inside it."""
-    from scipy.ndimage import binary_erosion, distance_transform_edt
-
-    g = _GRID
-    gx = xlim[0] + (np.arange(g) + 0.5) / g * (xlim[1] - xlim[0])
-    gy = ylim[0] + (np.arange(g) + 0.5) / g * (ylim[1] - ylim[0])
-    xx, yy = np.meshgrid(gx, gy)
-    pts = np.column_stack([xx.ravel(), yy.ravel()])
-    dens = _counts_2d(values[:, 0], values[:, 1], xlim, ylim, g).astype(float)
-    dens /= max(dens.sum(), 1.0)
-    dpi = ax.figure.figure.dpi  # the root figure's (the axes may be in a subfigure)
-    ax_px = (ax.bbox.width, ax.bbox.height)
-    taken = np.zeros((g, g), dtype=bool)
-    edge = np.zeros((g, g), dtype=bool)  # one cell off the frame (the label's box is padded)
-    edge[[0, -1], :] = edge[:, [0, -1]] = True
-    if avoid_bottom:  # the fell-back reason or a note is written there
-        edge[: max(2, g // 14), :] = True
-    free = (~edge).astype(float)
-    small = max(fontsize - 1.5, 5.0)
-    for d in drawn:
-        r = d.region
-        if not r.name:
-            continue
-        mask = d.inside(pts).reshape(g, g)
-        core = binary_erosion(mask)  # cells wholly inside: a label box never touches the gate
-        two = _label_text(r)
-        one = two.replace("\n", " ")
-        spot = None
-        # a box wholly inside the region, on no other label, over the fewest events: the label
-        # on two lines or one, at the font size, then smaller
-        for text, fs in ((two, fontsize), (one, fontsize), (two, small), (one, small)):
-            bw, bh = _text_cells(text, fs, ax_px, dpi)
-            if bw > g - 2 or bh > g - 2:
-                continue
-            area = bh * bw
-            whole = (
-                (_box_sums(free, bh, bw) >= area - 0.5)
-                & (_box_sums((core & ~edge).astype(float), bh, bw) >= area - 0.5)
-                & (_box_sums(taken.astype(float), bh, bw) < 0.5)
-            )
-            if whole.any():
-                cost = np.where(whole, _box_sums(dens, bh, bw), np.inf)
-                iy, ix = np.unravel_index(int(np.argmin(cost)), cost.shape)
-                spot = (iy, ix, bh, bw)
-                break
-        if spot is None:  # a box in view centred in the region, as little outside it as can be
-            text, fs = two, small
-            bw, bh = _text_cells(text, fs, ax_px, dpi)
-            if bw <= g - 2 and bh <= g - 2:
-                area = bh * bw
-                in_view = _box_sums(free, bh, bw) >= area - 0.5
-                inside = _box_sums((mask & ~edge).astype(float), bh, bw)
-                overlap = _box_sums(taken.astype(float), bh, bw)
-                cy, cx = bh // 2, bw // 2
-                centre_in = mask[cy : cy + in_view.shape[0], cx : cx + in_view.shape[1]]
-                cost = (area - inside) / area + 2.0 * overlap / area + _box_sums(dens, bh, bw)
-                cost = np.where(in_view & centre_in, cost, np.inf)
-                if np.isfinite(cost).any():
-                    iy, ix = np.unravel_index(int(np.argmin(cost)), cost.shape)
-                    spot = (iy, ix, bh, bw)
-        if spot is None and mask.any():  # the deepest point: the label spills over the edge
-            depth = distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
-            iy, ix = np.unravel_index(int(np.argmax(depth)), depth.shape)
-            spot = (iy, ix, 1, 1)
-        if spot is None:  # the region lies outside the view: name it at the nearest edge
-            has = d.path is not None
-            x = float(np.clip(np.mean(d.path.vertices[:, 0]), *xlim)) if has else xlim[0]
-            y = float(np.clip(np.mean(d.path.vertices[:, 1]), *ylim)) if has else ylim[1]
-            _label(ax, x, y, text + " (off scale)", r, fs)
-            continue
-        iy, ix, bh_, bw_ = spot
-        taken[max(iy - 1, 0) : iy + bh_ + 1, max(ix - 1, 0) : ix + bw_ + 1] = True
-        # anchored at the centre of the box's centre cell: a point of the region
-        x = xlim[0] + (ix + bw_ // 2 + 0.5) / g * (xlim[1] - xlim[0])
-        y = ylim[0] + (iy + bh_ // 2 + 0.5) / g * (ylim[1] - ylim[0])
-        _label(ax, x, y, text, r, fs)
-
-
-def _place_1d(ax, drawn: list[_Drawn], xlim, fontsize: float) -> None:
-    """Labels above the histogram, centred on the visible part of each region, with a bar over
-    that part; labels whose spans overlap are stacked."""
-    trans = blended_transform_factory(ax.transData, ax.transAxes)
-    placed: list[tuple[float, float, float]] = []  # (lo, hi, level)
-    for d in drawn:
-        r = d.region
-        pieces = _visible_pieces(d, xlim)
-        if not pieces:
-            continue
-        lo, hi = max(pieces, key=lambda p: p[1] - p[0])
-        level = 0.9
-        while any(a < hi and lo < b and abs(lv - level) < 1e-9 for a, b, lv in placed):
-            level -= 0.13
-        placed.append((lo, hi, level))
-        colour = FALLBACK_COLOUR if r.fell_back else GATE_COLOUR
-        for p, q in pieces:
-            ax.plot([p, q], [level - 0.075] * 2, transform=trans, color=colour, lw=1.0,
-                    ls="--" if r.fell_back else "-", gid="gate-bar", zorder=4)  # fmt: skip
-        if r.name:
-            _label(ax, (lo + hi) / 2, level, _label_text(r), r, fontsize, transform=trans)
-
-
-def _label(ax, x, y, text, r: Region, fontsize: float, transform=None) -> None:
-    colour = FALLBACK_COLOUR if r.fell_back else GATE_COLOUR
-    ax.text(
-        x,
-        y,
-        text,
-        fontsize=fontsize,
-        color=colour,
-        ha="center",
-        va="center",
-        clip_on=True,
-        gid="gate-label",
-        fontweight="bold" if r.highlight else "normal",
-        linespacing=1.05,
-        zorder=6,
-        bbox={"boxstyle": "square,pad=0.12", "fc": "white", "ec": "none", "alpha": 0.7},
-        **({"transform": transform} if transform is not None else {}),
-    )
-
-
 # ---------------------------------------------------------------------------------------------
 # one view
 # ---------------------------------------------------------------------------------------------
@@ -580,8 +193,8 @@ def _drawable(regions, naxes: int, values) -> tuple[list[Region], list[str]]:
     for r in regions:
         try:
             for i in range(naxes):
-                _coords(r.shape, i)
-            _make_drawn(r, naxes, (0.0, 1.0), (0.0, 1.0), values)
+                coords(r.shape, i)
+            make_drawn(r, naxes, (0.0, 1.0), (0.0, 1.0), values)
         except Exception as exc:  # noqa: BLE001 - reported on the plot and to the caller
             bad.append(f"{r.name or 'a gate'}: cannot draw ({type(exc).__name__}: {exc})")
             continue
@@ -634,17 +247,17 @@ def draw_regions(
     lims = []
     for i in range(naxes):
         given = limits[i] if limits is not None and i < len(limits) else None
-        coords, cuts = [], []
+        vertices, cuts = [], []
         for r in regions:
             if r.shape.get("kind") == "ellipsoid" and naxes == 2:
-                s = _ellipsoid_slice(r.shape, values)
-                if s is None or _unbounded_in_view(s, *data_lims):
+                s = ellipsoid_slice(r.shape, values)
+                if s is None or unbounded_in_view(s, *data_lims):
                     continue
-            (cuts if r.shape.get("kind") == "rectangle" else coords).extend(_coords(r.shape, i))
+            (cuts if r.shape.get("kind") == "rectangle" else vertices).extend(coords(r.shape, i))
         lims.append(
             tuple(given)
             if given is not None
-            else view_limits(values[:, i], transforms[i], coords, cuts)
+            else view_limits(values[:, i], transforms[i], vertices, cuts)
         )
     xlim = lims[0]
     ylim = lims[1] if naxes == 2 else None
@@ -655,7 +268,7 @@ def draw_regions(
     else:
         ax.set_ylim(*ylim)
         _density(ax, values[:, 0], values[:, 1], xlim, ylim, bins)
-    drawn = [_make_drawn(r, naxes, xlim, ylim, values) for r in regions]
+    drawn = [make_drawn(r, naxes, xlim, ylim, values) for r in regions]
     outlined: set[str] = set()
     for dr in drawn:
         key = repr(sorted(dr.region.shape.items(), key=lambda kv: kv[0]))
@@ -664,14 +277,16 @@ def draw_regions(
             _draw_outline(ax, dr, naxes, xlim, ylim, values, dims)
         _region_patch(ax, dr, naxes)
     order = sorted(drawn, key=lambda dr: not dr.region.highlight)  # the asked-for label first
-    avoid_bottom = bool(note) or (bool(reason) and show_reason and any(r.fell_back for r in regions))
+    avoid_bottom = bool(note) or (
+        bool(reason) and show_reason and any(r.fell_back for r in regions)
+    )
 
     def place() -> None:
         try:
             if naxes == 1:
-                _place_1d(ax, order, xlim, fontsize)
+                place_1d(ax, order, xlim, fontsize)
             else:
-                _place_2d(ax, order, values, xlim, ylim, fontsize, avoid_bottom=avoid_bottom)
+                place_2d(ax, order, values, xlim, ylim, fontsize, avoid_bottom=avoid_bottom)
         except Exception as exc:  # noqa: BLE001 - the plot stands without its labels; say so
             ax.text(0.5, 0.5, f"labels could not be placed: {type(exc).__name__}: {exc}"[:90],
                     transform=ax.transAxes, ha="center", fontsize=6, color=FALLBACK_COLOUR,
@@ -708,6 +323,21 @@ def draw_regions(
         ax.text(0.99, 0.01, note, transform=ax.transAxes, ha="right", va="bottom",
                 fontsize=fontsize - 1.5, color="dimgray", zorder=7)  # fmt: skip
     return ax
+
+
+def for_notebook(fig: Figure) -> Figure:
+    """Let a pyplot-free Figure show itself in a notebook (``_repr_png_``) even when no matplotlib
+    backend integration is active; with the inline backend its own formatter is used instead."""
+
+    def _repr_png_() -> bytes:
+        import io
+
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        return buf.getvalue()
+
+    fig._repr_png_ = _repr_png_
+    return fig
 
 
 def plot_gate(
@@ -768,7 +398,7 @@ def plot_gate(
         The axes drawn on (``ax.figure`` is the figure).
     """
     if ax is None:
-        fig = Figure(figsize=(3.6, 3.3), dpi=100, layout="constrained")
+        fig = for_notebook(Figure(figsize=(3.6, 3.3), dpi=100, layout="constrained"))
         ax = fig.add_subplot()
     regions = regions_of(
         geometry,
@@ -793,6 +423,6 @@ def plot_gate(
         fell_back=fell_back,
     )
     if not regions and (name or percent is not None):
-        text = _label_text(Region(name, {}, percent))
+        text = label_text(Region(name, {}, percent))
         ax.text(0.02, 0.98, text, transform=ax.transAxes, fontsize=7, va="top", gid="gate-label")
     return ax

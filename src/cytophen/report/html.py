@@ -211,7 +211,9 @@ def _roles(res: ResultsFolder) -> tuple[list[str], list[str]]:
                 t = load_template(src)
             except Exception:  # noqa: BLE001 - the roles only order the page; the tables stand
                 t = None
-            if t is not None and t.hash.startswith(str((res.run.get("template") or {}).get("hash") or "")):
+            if t is not None and t.hash.startswith(
+                str((res.run.get("template") or {}).get("hash") or "")
+            ):
                 hidden = dict.fromkeys(p.name for p in t.populations if p.hidden)
                 cleanup = dict.fromkeys(p.name for p in t.populations if p.cleanup)
     return list(hidden), list(cleanup)
@@ -372,8 +374,12 @@ def _build(
         "flags": flags,
         "fallbacks": list(fallbacks.values()),
         "low": [
-            {"population": p, "parent": parents.get(p, ""), "samples": v,
-             "measured": measured_n.get(p, len(v))}
+            {
+                "population": p,
+                "parent": parents.get(p, ""),
+                "samples": v,
+                "measured": measured_n.get(p, len(v)),
+            }
             for p, v in sorted(low.items(), key=lambda kv: pos.get(kv[0], 0))
         ],  # fmt: skip
         "unmeasured": [
@@ -571,9 +577,7 @@ def write_report(
             try:
                 _replot(results_dir, template=template, jobs=jobs)
             except (CytophenError, OSError) as exc:
-                notices.append(
-                    f"Gating plots of {len(missing)} sample(s) could not be made: {exc}"
-                )
+                notices.append(f"Gating plots of {len(missing)} sample(s) could not be made: {exc}")
     elif replot or (replot is None and template is not None):
         from cytophen.report.replot import replot as _replot
 

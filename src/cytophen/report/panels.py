@@ -13,9 +13,11 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from cytophen.errors import ReportError
 
-__all__ = ["GatePanel", "Member", "gate_panels", "boolean_expression"]
+__all__ = ["GatePanel", "Member", "gate_panels", "boolean_expression", "percent_of_parent"]
 
 
 @dataclass
@@ -72,7 +74,9 @@ class GatePanel:
 
     @property
     def reason(self) -> str:
-        reasons = [str(m.entry.get("reason") or "") for m in self.members if m.entry.get("fell_back")]
+        reasons = [
+            str(m.entry.get("reason") or "") for m in self.members if m.entry.get("fell_back")
+        ]
         if not reasons and self.entry.get("fell_back"):
             reasons = [str(self.entry.get("reason") or "")]
         return "; ".join(dict.fromkeys(r for r in reasons if r))
@@ -82,6 +86,30 @@ class GatePanel:
         """Whether any population of the panel has a geometry on this sample (else it was not
         measured here)."""
         return any(m.entry.get("geometry") for m in self.members)
+
+
+def table_row(result, pop: str) -> dict:
+    t = result.table
+    r = t[t["population"] == pop]
+    return r.iloc[0].to_dict() if len(r) else {}
+
+
+def percent_of_parent(result, pop: str) -> float | None:
+    """A population's percent of parent: the table's, or (a hidden population, absent from the
+    table) from the memberships; ``None`` when not measured."""
+    row = table_row(result, pop)
+    if row:
+        try:
+            f = float(row.get("percent_of_parent"))
+        except (TypeError, ValueError):
+            return None
+        return f if np.isfinite(f) else None
+    m = result.memberships.get(pop)
+    if m is None or str(result.notes.get(pop, "")).startswith("not measured"):
+        return None
+    parent = template_of(result).population(pop).parent
+    n = int(result.memberships[parent].sum()) if parent is not None else int(result.n_events)
+    return 100.0 * int(m.sum()) / n if n else None
 
 
 def template_of(result):
@@ -219,8 +247,14 @@ def gate_panels(
                 booleans.append((pop.name, boolean_expression(pop.gate)))
             continue
         panel.members.append(
-            Member(pop.name, base.gate, base.entry, base.quadrant, outside_of=x,
-                   labelled=pop.name not in hidden)  # fmt: skip
+            Member(
+                pop.name,
+                base.gate,
+                base.entry,
+                base.quadrant,
+                outside_of=x,
+                labelled=pop.name not in hidden,
+            )  # fmt: skip
         )
     out = []
     for panel in panels.values():

@@ -25,23 +25,24 @@ import os
 import re
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from cytophen._atomic import atomic_write_bytes
 from cytophen.errors import CytophenError, ReportError
-from cytophen.report.draw import (
-    FALLBACK_COLOUR,
-    Region,
-    _fmt_pct,
-    draw_regions,
-    ellipse_parameters,
-    plot_gate,
+from cytophen.report.draw import draw_regions, for_notebook, plot_gate
+from cytophen.report.labels import fmt_pct
+from cytophen.report.panels import (
+    GatePanel,
+    gate_panels,
+    percent_of_parent,
+    table_row,
+    template_of,
 )
-from cytophen.report.panels import GatePanel, gate_panels, template_of
+from cytophen.report.regions import FALLBACK_COLOUR, Region, ellipse_parameters
 from cytophen.report.ticks import axis_ticks
+from cytophen.report.tree import plot_tree, tree_rows
 
 __all__ = [
     "plot_result",
@@ -65,29 +66,6 @@ LOW_COUNT = 100
 # ---------------------------------------------------------------------------------------------
 # what a panel shows
 # ---------------------------------------------------------------------------------------------
-def _row(result, pop: str) -> dict:
-    t = result.table
-    r = t[t["population"] == pop]
-    return r.iloc[0].to_dict() if len(r) else {}
-
-
-def _percent(result, pop: str) -> float | None:
-    """Percent of parent: the table's, or (a hidden population) from the memberships."""
-    row = _row(result, pop)
-    if row:
-        try:
-            f = float(row.get("percent_of_parent"))
-        except (TypeError, ValueError):
-            return None
-        return f if np.isfinite(f) else None
-    m = result.memberships.get(pop)
-    if m is None or str(result.notes.get(pop, "")).startswith("not measured"):
-        return None
-    parent = template_of(result).population(pop).parent
-    n = int(result.memberships[parent].sum()) if parent is not None else int(result.n_events)
-    return 100.0 * int(m.sum()) / n if n else None
-
-
 def _axis_label(ctx, dim) -> str:
     """``marker (channel)``: the template's name for the dimension and the file's channel; a
     channel named by itself gets its ``$PnS`` marker in front when the file has one."""
@@ -135,7 +113,7 @@ def _panel_regions(result, panel: GatePanel, highlight: str | None) -> tuple[lis
             seen.add(id(m.gate))
             sharing = [k for k in inside if k.gate is m.gate and k.labelled]
             labels = {k.quadrant: k.population for k in sharing}
-            pcts = {k.quadrant: _percent(result, k.population) for k in sharing}
+            pcts = {k.quadrant: percent_of_parent(result, k.population) for k in sharing}
             hq = next((k.quadrant for k in sharing if k.population == highlight), None)
             for key, q in (geom.get("quadrants") or {}).items():
                 regions.append(
@@ -152,7 +130,7 @@ def _panel_regions(result, panel: GatePanel, highlight: str | None) -> tuple[lis
             Region(
                 m.population if m.labelled else None,
                 geom,
-                _percent(result, m.population) if m.labelled else None,
+                percent_of_parent(result, m.population) if m.labelled else None,
                 highlight=m.population == highlight,
                 fell_back=fell,
             )
@@ -171,7 +149,7 @@ def _panel_regions(result, panel: GatePanel, highlight: str | None) -> tuple[lis
             Region(
                 m.population,
                 geom,
-                _percent(result, m.population),
+                percent_of_parent(result, m.population),
                 outside=True,
                 highlight=m.population == highlight,
                 fell_back=bool(m.entry.get("fell_back")),
@@ -183,7 +161,7 @@ def _panel_regions(result, panel: GatePanel, highlight: str | None) -> tuple[lis
 def _not_measured_text(result, names: list[str], width: int = 40) -> str:
     notes = {}
     for n in names:
-        note = str(result.notes.get(n) or _row(result, n).get("note") or "not measured")
+        note = str(result.notes.get(n) or table_row(result, n).get("note") or "not measured")
         notes.setdefault(note, []).append(n)
     lines = []
     for note, pops in notes.items():
@@ -232,13 +210,20 @@ def _draw_panel(
     note = ""
     if missing:
         note = _not_measured_text(result, missing, width)
+    # the title fits over the axes, next to the "fell back" badge
+    ax_pt = ax.bbox.width / ax.figure.figure.dpi * 72
+    room = int(ax_pt / (0.56 * (fontsize + 1))) - (12 if any(r.fell_back for r in regions) else 0)
+    lines = textwrap.wrap(" ".join(panel.title.split()), width=max(room, 16))
+    if len(lines) > 2:  # two lines at most (the tree and the report say the rest)
+        lines = [lines[0], lines[1][: max(room, 16) - 1].rstrip() + "\u2026"]
+    title = "\n".join(lines)
     draw_regions(
         ax,
         vals,
         regions,
         dims=[_axis_label(ctx, d) for d in shown],
         transforms=[getattr(d, "transform", None) for d in shown],
-        title=panel.title,
+        title=title,
         reason=panel.reason,
         show_reason=show_reason,
         bins=bins,
@@ -263,21 +248,6 @@ def _safe_panel(ax, result, ctx, panel: GatePanel, **kw) -> str:
         text = "\n".join(textwrap.wrap(f"{panel.key}: cannot draw. {problem[:160]}", width=40))
         _message(ax, panel.title, text, colour=FALLBACK_COLOUR, gid="plot-error")
         return problem
-
-
-def _for_notebook(fig: Figure) -> Figure:
-    """Let a pyplot-free Figure show itself in a notebook (``_repr_png_``) even when no matplotlib
-    backend integration is active; with the inline backend its own formatter is used instead."""
-
-    def _repr_png_() -> bytes:
-        import io
-
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-        return buf.getvalue()
-
-    fig._repr_png_ = _repr_png_
-    return fig
 
 
 def _find(result, population: str) -> str:
@@ -348,7 +318,7 @@ def plot_result(
                     labels_later=later)  # fmt: skip
         fig.suptitle(result.sample_id, fontsize=8)
         _finish(fig, later)
-        return _for_notebook(fig)
+        return for_notebook(fig)
     pop = template.population(name)
     entry = result.gates.get(name) or {}
     parent = pop.parent or "all events"
@@ -356,10 +326,10 @@ def plot_result(
         text = f"{name}: {result.notes.get(name) or entry.get('reason') or 'not gated'}"
     else:
         expr = dict(booleans).get(name, "")
-        text = f"{name} = {expr}\n{_fmt_pct(_percent(result, name))} of {parent}"
+        text = f"{name} = {expr}\n{fmt_pct(percent_of_parent(result, name))} of {parent}"
     _message(ax, parent, "\n".join(textwrap.fill(line, 44) for line in text.split("\n")),
              colour="black", fontsize=8)  # fmt: skip
-    return _for_notebook(fig)
+    return for_notebook(fig)
 
 
 def plot_hierarchy(
@@ -402,7 +372,8 @@ def plot_hierarchy(
     plot_tree(result, ax=tax, rows=rows)
     if booleans:
         lines = ["Boolean populations"] + [
-            f"{name} = {expr}: {_fmt_pct(_percent(result, name))}" for name, expr in booleans
+            f"{name} = {expr}: {fmt_pct(percent_of_parent(result, name))}"
+            for name, expr in booleans
         ]
         tax.annotate("\n".join(lines), (0.0, 1.0), xycoords="axes fraction",
                      xytext=(0, -11.5 * (len(rows) + 2)), textcoords="offset points", va="top",
@@ -419,7 +390,7 @@ def plot_hierarchy(
         f"{result.sample_id} - {result.template_name} v{result.template_version}", fontsize=9
     )
     _finish(fig, later)
-    return _for_notebook(fig)
+    return for_notebook(fig)
 
 
 def _finish(fig: Figure, labels_later: list) -> None:
@@ -429,102 +400,6 @@ def _finish(fig: Figure, labels_later: list) -> None:
         engine.execute(fig)
     for place in labels_later:
         place()
-
-
-# ---------------------------------------------------------------------------------------------
-# the tree
-# ---------------------------------------------------------------------------------------------
-def tree_rows(result) -> list[dict[str, Any]]:
-    """The gating hierarchy as rows in tree order: ``population, depth, count, percent`` (of
-    parent), ``status`` (``''``, ``'skipped'``, ``'pregated'``, ``'not measured'``,
-    ``'fell back'``), ``hidden`` and ``note``."""
-    template = template_of(result)
-    hidden = {p.name for p in template.populations if p.hidden}
-    children: dict[str | None, list] = {}
-    for p in template.populations:
-        children.setdefault(p.parent, []).append(p)
-    out: list[dict[str, Any]] = []
-
-    def walk(parent, depth):
-        for p in children.get(parent, []):
-            entry = result.gates.get(p.name) or {}
-            note = str(result.notes.get(p.name) or "")
-            if entry.get("skipped"):
-                status = "skipped"
-            elif entry.get("pregated"):
-                status = "pregated"
-            elif note.startswith("not measured"):
-                status = "not measured"
-            elif entry.get("fell_back"):
-                status = "fell back"
-            else:
-                status = ""
-            m = result.memberships.get(p.name)
-            count = int(m.sum()) if m is not None and status != "not measured" else None
-            out.append(
-                {
-                    "population": p.name,
-                    "depth": depth,
-                    "count": count,
-                    "percent": _percent(result, p.name) if count is not None else None,
-                    "status": status,
-                    "hidden": p.name in hidden,
-                    "note": note,
-                }
-            )
-            walk(p.name, depth + 1)
-
-    walk(None, 1)
-    return out
-
-
-_STATUS_COLOUR = {"fell back": FALLBACK_COLOUR, "not measured": "#888888", "skipped": "#888888",
-                  "pregated": "#888888"}  # fmt: skip
-
-
-def plot_tree(result, *, ax=None, rows: list[dict] | None = None) -> Any:
-    """The gating hierarchy of a result: each population indented under its parent with its
-    count and percent of parent; skipped clean-up steps, populations not measured, gates that fell
-    back (red) and hidden helpers (grey, "helper") are marked.
-
-    Returns the axes drawn on (a new figure when ``ax`` is ``None``).
-    """
-    rows = tree_rows(result) if rows is None else rows
-    if ax is None:
-        fig = Figure(figsize=(3.4, 0.6 + 11.5 / 72 * (len(rows) + 1)), dpi=100, layout="constrained")
-        ax = fig.add_subplot()
-        _for_notebook(fig)
-    ax.axis("off")
-    ax.set_title("gating tree", fontsize=8, loc="left")
-    mono = {"family": "monospace", "fontsize": 6.8, "va": "top", "xycoords": "axes fraction",
-            "textcoords": "offset points"}  # fmt: skip
-    step = 11.5  # points per row
-    # characters per row: the axes fill their (sub)figure once laid out
-    width = int(0.97 * ax.figure.bbox.width / ax.figure.figure.dpi * 72 / (0.6 * 6.8))
-
-    def line(i, text, colour="black", gid=None):
-        ax.annotate(text[0], (0.0, 1.0), xytext=(0, -i * step), ha="left", color=colour,
-                    gid=gid, **mono)  # fmt: skip
-        ax.annotate(text[1], (1.0, 1.0), xytext=(0, -i * step), ha="right", color=colour, **mono)
-
-    line(0, ("all events", f"{result.n_events:,}"))
-    for i, r in enumerate(rows, start=1):
-        name = r["population"]
-        colour = _STATUS_COLOUR.get(r["status"], "#999999" if r["hidden"] else "black")
-        if r["status"] in ("skipped", "pregated", "not measured"):
-            right = r["status"]
-        else:
-            right = f"{_fmt_pct(r['percent']):>6} {r['count']:>8,}"
-            if r["status"] == "fell back":
-                right = "fell back " + right
-        if r["hidden"]:
-            right = "helper " + right
-        label = "  " * (r["depth"] - 1) + "\u2514 " + name
-        room = width - len(right) - 1
-        if len(label) > room:
-            label = label[: max(room - 1, 8)] + "\u2026"
-        line(i, (label, right), colour, gid=f"tree:{name}")
-    return ax
 
 
 # ---------------------------------------------------------------------------------------------
@@ -627,7 +502,7 @@ def save_sample_plots(
                 "data_driven": p.data_driven,
                 "fell_back": p.fell_back,
                 "reason": p.reason,
-                "percent_of_parent": {q: _percent(result, q) for q in p.populations},
+                "percent_of_parent": {q: percent_of_parent(result, q) for q in p.populations},
                 "error": problem,
             }
         )
@@ -638,9 +513,7 @@ def save_sample_plots(
         "template_version": result.template_version,
         "template_hash": result.template_hash,
         "plots": index,
-        "not_drawn": [
-            {"gate": p.key, "populations": p.populations} for p in panels if not p.drawn
-        ],
+        "not_drawn": [{"gate": p.key, "populations": p.populations} for p in panels if not p.drawn],
         "booleans": [{"population": n, "expression": e} for n, e in booleans],
         "hidden": [p.name for p in template.populations if p.hidden],
         "cleanup": [p.name for p in template.populations if p.cleanup],
