@@ -444,7 +444,7 @@ def save_sample_plots(
     compensation=None,
     bins: int = 96,
     panel_size: tuple[float, float] = (3.1, 2.9),
-    dpi: int = 130,
+    dpi: int = 200,
 ) -> list[Path]:
     """Write one PNG per plot of a sample (for the HTML report), plus a ``plots.json`` index.
 
