@@ -443,7 +443,7 @@ def test_save_sample_plots_writes_one_png_per_gate_and_an_index(tmp_path, gated)
     assert {g: p["populations"] for g, p in by_gate.items()} == _PLOTS
     # the tree and the roles the report needs
     assert [r["population"] for r in meta["tree"]] == _TREE
-    assert meta["hidden"] == [] and meta["not_drawn"] == []
+    assert meta["hidden"] == [] and all(p["measured"] for p in meta["plots"])
     assert not list((tmp_path / "plots").rglob("*.tmp"))
 
 

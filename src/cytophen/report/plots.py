@@ -210,13 +210,7 @@ def _draw_panel(
     note = ""
     if missing:
         note = _not_measured_text(result, missing, width)
-    # the title fits over the axes, next to the "fell back" badge
-    ax_pt = ax.bbox.width / ax.figure.figure.dpi * 72
-    room = int(ax_pt / (0.56 * (fontsize + 1))) - (12 if any(r.fell_back for r in regions) else 0)
-    lines = textwrap.wrap(" ".join(panel.title.split()), width=max(room, 16))
-    if len(lines) > 2:  # two lines at most (the tree and the report say the rest)
-        lines = [lines[0], lines[1][: max(room, 16) - 1].rstrip() + "\u2026"]
-    title = "\n".join(lines)
+    title = _fit_title(panel.title, ax, fontsize + 1, badge=any(r.fell_back for r in regions))
     draw_regions(
         ax,
         vals,
@@ -233,6 +227,17 @@ def _draw_panel(
         labels_later=labels_later,
         problems=problems,
     )
+
+
+def _fit_title(title: str, ax, fontsize: float, *, badge: bool) -> str:
+    """``title`` on at most two lines over the axes, next to the "fell back" badge (the tree and
+    the report say the rest)."""
+    ax_pt = ax.bbox.width / ax.figure.figure.dpi * 72
+    room = max(int(ax_pt / (0.56 * fontsize)) - (12 if badge else 0), 16)
+    lines = textwrap.wrap(" ".join(title.split()), width=room)
+    if len(lines) > 2:
+        lines = [lines[0], lines[1][: room - 1].rstrip() + "\u2026"]
+    return "\n".join(lines)
 
 
 def _safe_panel(ax, result, ctx, panel: GatePanel, **kw) -> str:
@@ -450,9 +455,10 @@ def save_sample_plots(
 
     Called by the batch runner in each worker (so events need not be stored): files go to
     ``out_dir/<sample>/<NN>_<gate>.png`` where ``out_dir`` is the run's plot folder
-    (``RESULTS/plots``) and ``<sample>`` is :func:`safe_name` of the sample id. Plots of
-    populations not measured on the sample are not drawn (``plots.json`` lists them). Writes are
-    atomic; re-running overwrites.
+    (``RESULTS/plots``) and ``<sample>`` is :func:`safe_name` of the sample id. The plot of
+    populations not measured on the sample is a panel saying why (``measured: false`` in
+    ``plots.json``), shown in the report next to the other samples'. Writes are atomic;
+    re-running overwrites.
 
     Parameters
     ----------
@@ -478,11 +484,10 @@ def save_sample_plots(
     out = Path(out_dir) / (folder or safe_name(result.sample_id))
     template = template_of(result)
     panels, booleans = gate_panels(result)
-    drawn = [p for p in panels if p.drawn]
-    ctx = _context(result, compensation) if drawn else None
+    ctx = _context(result, compensation) if any(p.drawn for p in panels) else None
     written: list[Path] = []
     index = []
-    for i, p in enumerate(drawn):
+    for i, p in enumerate(panels):
         fig = Figure(figsize=panel_size, dpi=dpi)
         fig.subplots_adjust(left=0.22, bottom=0.17, right=0.965, top=0.88)
         ax = fig.add_subplot()
@@ -499,6 +504,7 @@ def save_sample_plots(
                 "title": p.title,
                 "file": fname,
                 "kind": p.kind,
+                "measured": p.drawn,
                 "data_driven": p.data_driven,
                 "fell_back": p.fell_back,
                 "reason": p.reason,
@@ -513,7 +519,6 @@ def save_sample_plots(
         "template_version": result.template_version,
         "template_hash": result.template_hash,
         "plots": index,
-        "not_drawn": [{"gate": p.key, "populations": p.populations} for p in panels if not p.drawn],
         "booleans": [{"population": n, "expression": e} for n, e in booleans],
         "hidden": [p.name for p in template.populations if p.hidden],
         "cleanup": [p.name for p in template.populations if p.cleanup],
