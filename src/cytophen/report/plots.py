@@ -425,19 +425,20 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def _png(fig: Figure, dpi: int) -> bytes:
-    """The figure as a palette PNG (a plot has few colours: a fraction of the RGBA file's size)."""
+    """The figure as a palette PNG (a plot has few colours: a fraction of the RGBA file's size),
+    from the rendered pixels (no RGBA PNG written and read back)."""
     import io
 
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from PIL import Image
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    buf.seek(0)
-    img = Image.open(buf).convert("RGB")
+    fig.set_dpi(dpi)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    img = Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3])
     out = io.BytesIO()
-    img.quantize(colors=128, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
-        out, format="PNG", optimize=True
-    )
+    pal = img.quantize(colors=128, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+    pal.save(out, format="PNG", compress_level=9)
     return out.getvalue()
 
 
