@@ -38,6 +38,11 @@ def _label_texts(ax):
     return [t.get_text() for t in ax.texts if t.get_gid() == "gate-label"]
 
 
+def _label_names(ax):
+    """The population each label names (a label is ``name\npercent`` or ``name percent``)."""
+    return sorted(t.split("\n")[0].split(" ")[0] for t in _label_texts(ax))
+
+
 # --------------------------------------------------------------------------------------------
 # ticks
 # --------------------------------------------------------------------------------------------
@@ -244,9 +249,8 @@ def test_quadrants_are_drawn_at_their_cuts_with_one_label_each(cloud):
     xs = {ln.get_xdata()[0] for ln in _edges(ax) if ln.get_xdata()[0] == ln.get_xdata()[1]}
     ys = {ln.get_ydata()[0] for ln in _edges(ax) if ln.get_ydata()[0] == ln.get_ydata()[1]}
     assert xs == {0.55} and ys == {0.4}
-    labels = _label_texts(ax)
-    assert sorted(lab.split("\n")[0] for lab in labels) == sorted(pct)
-    assert "dn\n30.0%" in labels
+    assert _label_names(ax) == sorted(pct)
+    assert "dn 30.0%" in [lab.replace("\n", " ") for lab in _label_texts(ax)]
     assert (
         len([p for p in ax.patches if p.get_gid() == "gate-fill"]) == 1
     )  # the highlighted quadrant
@@ -269,29 +273,69 @@ def gated():
     return gate_sample(0, fell_back=True)
 
 
-def test_hierarchy_has_one_panel_per_gate_and_booleans_as_text(gated):
+#: Tree order of the test template's populations (depth first, children in template order).
+_TREE = ["lymphocytes", "bcells", "naive", "unswitched", "switched", "dn", "plasmablasts",
+         "ellipse", "cd27pos", "not_naive"]  # fmt: skip
+#: Its plots (FlowJo's layout): one per parent and axes. On bcells' IgD x CD27: the quadrants,
+#: the rectangle, the ellipse and not_naive (the outside of the naive quadrant).
+_PLOTS = {
+    "lymphocytes": ["lymphocytes"],
+    "bcells": ["bcells"],
+    "naive": ["naive", "unswitched", "switched", "dn", "plasmablasts", "ellipse", "not_naive"],
+    "cd27pos": ["cd27pos"],
+}
+
+
+def test_hierarchy_is_the_tree_and_one_plot_per_parent_and_axes(gated):
     res, _ = gated
     fig = res.plot()
     assert isinstance(fig, Figure)
     panels, booleans = gate_panels(res)
-    # polygon, CD19 range, one shared quadrant gate, a rectangle, an ellipse, a data-driven cut
-    assert [p.key for p in panels] == [
-        "lymphocytes",
-        "bcells",
-        "naive",
-        "plasmablasts",
-        "ellipse",
-        "cd27pos",
-    ]
-    assert panels[2].populations == ["naive", "unswitched", "switched", "dn"]
-    assert booleans == [("not_naive", "not naive")]
+    assert {p.key: p.populations for p in panels} == _PLOTS
+    assert [p.key for p in panels] == list(_PLOTS)
+    assert booleans == []  # not_naive is drawn
     drawn = [ax for ax in fig.axes if ax.axison]
     assert len(drawn) == len(panels)
-    texts = [t.get_text() for ax in fig.axes for t in ax.texts if t.get_gid() == "booleans"]
-    assert texts and "not_naive = not naive" in texts[0]
-    # the data-driven gate fell back on this sample: its panel says so
-    assert any(t.get_gid() == "fell-back" for t in drawn[5].texts)
-    assert not any(t.get_gid() == "fell-back" for ax in drawn[:5] for t in ax.texts)
+    # every population labelled once, on the plot of its parent and axes
+    for ax, p in zip(drawn, panels):
+        assert _label_names(ax) == sorted(p.populations)
+    # the tree: one row per population, in tree order, with its count
+    tree = [t for ax in fig.axes for t in ax.texts if (t.get_gid() or "").startswith("tree:")]
+    assert [t.get_gid()[5:] for t in tree] == _TREE
+    counts = {t.get_text() for ax in fig.axes for t in ax.texts}
+    for pop in _TREE:
+        assert any(f"{res.count(pop):>8,}" in c for c in counts), pop
+    # the data-driven gate fell back on this sample: its plot (and its tree row) says so
+    assert any(t.get_gid() == "fell-back" for t in drawn[3].texts)
+    assert not any(t.get_gid() == "fell-back" for ax in drawn[:3] for t in ax.texts)
+
+
+def test_a_boolean_no_plot_can_show_is_listed_with_its_expression():
+    """An ``or`` of two quadrants is no region of one gate: it is listed under the tree, and its
+    plot is its expression with its percent (by hand: the two quadrants' counts over B cells)."""
+    import dataclasses
+
+    from cytophen.engine import gate
+    from cytophen.gates import BooleanGate
+    from cytophen.template import Population
+    from test_report_support import make_template, simulate
+
+    t = make_template()
+    memory = Population("memory", "bcells", BooleanGate("or", [("unswitched", False),
+                                                              ("switched", False)]))  # fmt: skip
+    t = dataclasses.replace(t, populations=[p for p in t.populations if p.name != "cd27pos"]
+                            + [memory])  # fmt: skip
+    sample, _ = simulate(4, 6000)
+    res = gate(sample, t, sample_id="S04")
+    panels, booleans = gate_panels(res)
+    assert booleans == [("memory", "unswitched or switched")]
+    pct = 100.0 * (res.count("unswitched") + res.count("switched")) / res.count("bcells")
+    fig = res.plot()
+    listed = [t.get_text() for ax in fig.axes for t in ax.texts if t.get_gid() == "booleans"]
+    assert listed and f"memory = unswitched or switched: {pct:.1f}%" in listed[0]
+    one = res.plot("memory")
+    assert any("memory = unswitched or switched" in t.get_text() and f"{pct:.1f}%" in t.get_text()
+               for t in one.axes[0].texts)  # fmt: skip
 
 
 def test_figures_show_themselves_in_a_notebook(gated):
@@ -306,9 +350,8 @@ def test_each_panel_plots_its_parent_population(gated):
     fig = res.plot(bins=64)
     tbl = res.table.set_index("population")
     drawn = [a for a in fig.axes if a.axison]
-    for ax, pop in zip(
-        drawn, ["lymphocytes", "bcells", "naive", "plasmablasts", "ellipse", "cd27pos"]
-    ):
+    assert len(drawn) == len(_PLOTS)
+    for ax, pop in zip(drawn, _PLOTS):
         ims = [im for im in ax.get_images() if im.get_gid() == "density"]
         if ims:
             n = int(ims[0].get_array().filled(0).sum())
@@ -336,7 +379,12 @@ def test_single_population_lookup_is_case_insensitive(gated):
     res, _ = gated
     fig = res.plot("DN")
     ax = fig.axes[0]
-    assert "dn" in [t.split("\n")[0] for t in _label_texts(ax)]
+    assert "dn" in _label_names(ax)
+    # the asked-for population is the one shaded, and its label is bold
+    assert len([p for p in ax.patches if p.get_gid() == "gate-fill"]) == 1
+    bold = [t.get_text() for t in ax.texts if t.get_gid() == "gate-label"
+            and t.get_fontweight() == "bold"]  # fmt: skip
+    assert [b.split("\n")[0].split(" ")[0] for b in bold] == ["dn"]
     with pytest.raises(
         ReportError,
         match="no population 'transitional' in this result; the template has: lymphocytes",
@@ -353,17 +401,31 @@ def test_a_result_without_events_cannot_be_plotted_and_says_why(gated):
         plot_result(bare)
 
 
-def test_boolean_population_plot_is_its_expression(gated):
-    res, _ = gated
+def test_a_not_gate_is_drawn_as_the_outside_of_its_operand(gated):
+    """not_naive is the B cells outside the naive quadrant: its plot is the quadrant plot with
+    that outside shaded, and the events outside the drawn quadrant are exactly not_naive's (the
+    simulator's B cells, by hand: every B cell not in naive)."""
+    res, labels = gated
     fig = res.plot("not_naive")
-    assert "not_naive = not naive" in fig.axes[0].texts[0].get_text()
+    ax = fig.axes[0]
+    region = next(p for p in ax.patches if p.get_gid() == "region-outside:not_naive")
+    path = region.get_path().transformed(region.get_patch_transform())
+    ev = res.events("bcells")
+    inside = path.contains_points(ev[["IgD", "CD27"]].to_numpy())
+    outside = np.zeros(res.n_events, dtype=bool)
+    outside[ev.index.to_numpy()[~inside]] = True
+    assert np.array_equal(outside, res.membership("not_naive"))
+    assert np.array_equal(outside, res.membership("bcells") & ~res.membership("naive"))
+    assert any(p.get_gid() == "gate-fill" for p in ax.patches)  # shaded: the one asked for
+    label = next(t for t in ax.texts if t.get_text().startswith("not_naive"))
+    assert label.get_fontweight() == "bold" and not path.contains_point(label.get_position())
 
 
 def test_save_sample_plots_writes_one_png_per_gate_and_an_index(tmp_path, gated):
     res, _ = gated
     files = save_sample_plots(res, tmp_path / "plots", folder="S00_safe")
     pngs = [f for f in files if f.suffix == ".png"]
-    assert len(pngs) == 6 and all(f.parent.name == "S00_safe" for f in files)
+    assert len(pngs) == len(_PLOTS) and all(f.parent.name == "S00_safe" for f in files)
     for f in pngs:
         img = mpimg.imread(f)
         assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
@@ -378,6 +440,10 @@ def test_save_sample_plots_writes_one_png_per_gate_and_an_index(tmp_path, gated)
     assert by_gate["lymphocytes"]["fell_back"] is False
     exp = float(res.table.set_index("population").loc["dn", "percent_of_parent"])
     assert by_gate["naive"]["percent_of_parent"]["dn"] == pytest.approx(exp)
+    assert {g: p["populations"] for g, p in by_gate.items()} == _PLOTS
+    # the tree and the roles the report needs
+    assert [r["population"] for r in meta["tree"]] == _TREE
+    assert meta["hidden"] == [] and all(p["measured"] for p in meta["plots"])
     assert not list((tmp_path / "plots").rglob("*.tmp"))
 
 
@@ -415,10 +481,14 @@ def test_a_gate_that_cannot_be_drawn_does_not_cost_the_other_plots(tmp_path):
     fig = res.plot()
     errs = [t for ax in fig.axes for t in ax.texts if t.get_gid() == "plot-error"]
     assert len(errs) == 1 and "ellipse: cannot draw" in errs[0].get_text()
+    # its siblings on the same axes are still drawn and labelled
+    ax = next(a for a in fig.axes if errs[0] in a.texts)
+    assert _label_names(ax) == sorted(p for p in _PLOTS["naive"] if p != "ellipse")
     files = save_sample_plots(res, tmp_path)
     meta = json.loads(files[-1].read_text())
-    assert [p["gate"] for p in meta["plots"] if p["error"]] == ["ellipse"]
-    assert len([f for f in files if f.suffix == ".png"]) == 6
+    bad = [p for p in meta["plots"] if p["error"]]
+    assert [p["gate"] for p in bad] == ["naive"] and "ellipse: cannot draw" in bad[0]["error"]
+    assert len([f for f in files if f.suffix == ".png"]) == len(_PLOTS)
 
 
 @pytest.mark.parametrize("n", [0, 1, 5])
@@ -434,3 +504,158 @@ def test_empty_or_tiny_parents_and_nans_still_plot(n):
     ax1 = plot_gate(vals[:, 0], {"kind": "rectangle", "dims": ["x"], "min": [None], "max": [0.4]})
     assert [ln.get_xdata()[0] for ln in _edges(ax1)] == [0.4]  # open below: one edge
     ax1.figure.savefig(io.BytesIO(), format="png")
+
+
+# --------------------------------------------------------------------------------------------
+# readable axes and figures
+# --------------------------------------------------------------------------------------------
+def _drawn_canvas(fig):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def _tick_label_boxes(ax, axis, renderer):
+    lo, hi = sorted(axis.get_view_interval())
+    return [
+        t.label1.get_window_extent(renderer)
+        for t in axis.get_major_ticks()
+        if t.label1.get_visible() and t.label1.get_text() and lo <= t.get_loc() <= hi
+    ]
+
+
+@pytest.mark.parametrize("size,dpi", [((2.9, 2.7), 80), ((3.1, 2.9), 160), ((6, 5), 100)])
+@pytest.mark.parametrize("W", [0.5, 1.0, 1.8])
+def test_decade_labels_never_overlap_whatever_the_plot_size(size, dpi, W):
+    """A wide logicle linear region crowds 0, 10, 100 together ("010¹010⁵"): at draw time only
+    the decades whose labels fit are labelled, measured on the drawn figure."""
+    L = RefLogicle(T=262144, W=W, M=4.5, A=0)
+    r = np.random.default_rng(7)
+    x = L.apply(np.concatenate([r.normal(0, 300, 3000), r.lognormal(9, 1.2, 3000)]))
+    y = L.apply(np.concatenate([r.lognormal(7, 1.5, 3000), r.normal(0, 200, 3000)]))
+    fig = Figure(figsize=size, dpi=dpi)
+    ax = fig.add_subplot()
+    plot_gate(np.column_stack([x, y]), None, ax=ax, transforms=[L, L], dims=["CD27 (B3-A)", "IgD"])
+    renderer = _drawn_canvas(fig)
+    for axis in (ax.xaxis, ax.yaxis):
+        boxes = _tick_label_boxes(ax, axis, renderer)
+        assert len(boxes) >= 2, [t.get_text() for t in axis.get_ticklabels()]
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1 :]:
+                assert not a.overlaps(b), (axis.axis_name, a, b)
+    # the labels are decades at their logicle positions
+    for t in ax.xaxis.get_major_ticks():
+        text = t.label1.get_text()
+        if text.startswith("$10^"):
+            v = 10.0 ** int(text[5:-2])
+            assert t.get_loc() == pytest.approx(float(L.apply(np.array([v]))[0]), abs=1e-9)
+
+
+def test_axes_are_labelled_marker_and_channel_never_empty_brackets():
+    """Channels named by the template with a $PnS marker read 'marker (channel)'; a marker named
+    by the template reads 'marker (channel)'; a blank $PnS (' ') is no marker: 'SSC-A'."""
+    from cytophen.engine import gate
+    from cytophen.gates import Dim, PolygonGate, QuadrantGate
+    from cytophen.io.sample import Sample
+    from cytophen.template import Population, Template
+    from test_report_support import CHANNELS, simulate
+
+    base, _ = simulate(1, 3000)
+    sample = Sample(base.events, list(CHANNELS), [" ", " ", "CD19", "IgD", "CD27"])
+    lym = PolygonGate([Dim("FSC-A"), Dim("SSC-A")],
+                      [[30_000, 0], [95_000, 0], [95_000, 40_000], [30_000, 40_000]])  # fmt: skip
+    L = RefLogicle()
+    quad = QuadrantGate.from_cuts([Dim("B2-A", L), Dim("CD27", L)], 0.4, 0.4, {"++": "dp"})
+    t = Template("labels", [Population("lymphocytes", None, lym),
+                            Population("dp", "lymphocytes", quad, quadrant="dp")])  # fmt: skip
+    res = gate(sample, t)
+    ax1 = res.plot("lymphocytes").axes[0]
+    assert (ax1.get_xlabel(), ax1.get_ylabel()) == ("FSC-A", "SSC-A")
+    ax2 = res.plot("dp").axes[0]
+    assert (ax2.get_xlabel(), ax2.get_ylabel()) == ("IgD (B2-A)", "CD27 (B3-A)")
+
+
+def test_a_polygon_far_beyond_the_data_does_not_stretch_the_axes(cloud):
+    """anchored_transitional's half-plane polygons reach far past the events: the view follows
+    the events (and a little of the gate), the polygon is clipped, and its region stays exact."""
+    verts = [[0.6, 0.6], [40.0, 0.6], [40.0, 55.0], [0.6, 55.0]]
+    ax = plot_gate(cloud, {"kind": "polygon", "dims": ["x", "y"], "vertices": verts}, name="t")
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    assert x1 - x0 < 1.5 and y1 - y0 < 1.5  # the data span 1, not 40
+    region = next(p for p in ax.patches if p.get_gid() == "region:t")
+    inside = region.get_path().transformed(region.get_patch_transform()).contains_points(cloud)
+    assert np.array_equal(inside, (cloud[:, 0] > 0.6) & (cloud[:, 1] > 0.6))
+    label = next(t for t in ax.texts if t.get_gid() == "gate-label")
+    lx, ly = label.get_position()
+    assert 0.6 < lx < x1 and 0.6 < ly < y1  # inside the gate, in view
+
+
+def test_a_cut_above_every_event_is_shown(cloud):
+    """A fallen-back cut above all events is what a reviewer must see: the view reaches it."""
+    geom = {"kind": "rectangle", "dims": ["x", "y"], "min": [None, 1.6], "max": [None, None]}
+    ax = plot_gate(cloud, geom, name="high", fell_back=True, reason="1 density peak")
+    assert ax.get_ylim()[1] > 1.6 and ax.get_ylim()[1] - ax.get_ylim()[0] < 3
+    assert [ln.get_ydata()[0] for ln in _edges(ax)] == [1.6]
+    label = next(t for t in ax.texts if t.get_gid() == "gate-label")
+    assert label.get_position()[1] > 1.6
+
+
+def _boxes_disjoint(boxes):
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            w = min(a.x1, b.x1) - max(a.x0, b.x0)
+            h = min(a.y1, b.y1) - max(a.y0, b.y0)
+            assert w <= 1 or h <= 1, (a, b)
+
+
+def test_the_hierarchy_figure_lays_out_its_plots_without_overlap(gated):
+    """Every plot with its title, tick labels and axis labels inside the figure, none on another."""
+    res, _ = gated
+    fig = res.plot()
+    renderer = _drawn_canvas(fig)
+    page = fig.bbox
+    boxes = []
+    for ax in fig.axes:
+        if not ax.axison:
+            continue
+        box = ax.get_tightbbox(renderer)
+        assert box.x0 >= page.x0 - 1 and box.y0 >= page.y0 - 1, box
+        assert box.x1 <= page.x1 + 1 and box.y1 <= page.y1 + 1, box
+        assert ax.bbox.width > 100 and ax.bbox.height > 100
+        boxes.append(box)
+    _boxes_disjoint(boxes)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_a_population_not_measured_plots_a_readable_message_not_a_squeezed_axis():
+    """plot('dn2') on a file without CD21/CD11c: a full-size panel saying why, its text inside."""
+    import warnings
+
+    from conftest import shared_path
+    from real_references import CASES, gate_case
+
+    case = next(c for c in CASES if c.id == "flowdensity/sampleFCS_1/bcell")
+    shared_path("real", case.file)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = gate_case(case)
+    for pop in ("dn2", "dn1", "activated_naive"):
+        fig = res.plot(pop)
+        renderer = _drawn_canvas(fig)
+        ax = fig.axes[0]
+        assert ax.bbox.width > 0.6 * fig.bbox.width and ax.bbox.height > 0.5 * fig.bbox.height
+        texts = [t for t in ax.texts if t.get_text()]
+        assert any("not measured" in t.get_text() and "CD21" in t.get_text() for t in texts)
+        for t in texts:
+            box = t.get_window_extent(renderer)
+            assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1, t.get_text()
+    # and the whole sample: the tree marks them, no empty plot is drawn for them
+    fig = res.plot()
+    rows = {t.get_gid()[5:]: t for ax in fig.axes for t in ax.texts
+            if (t.get_gid() or "").startswith("tree:")}  # fmt: skip
+    helpers = {p.name for p in res.template.populations if p.hidden}
+    assert helpers and {"dn1", "dn2", "activated_naive"} | helpers <= set(rows)
+    drawn = [ax for ax in fig.axes if ax.axison]
+    assert len(drawn) == len([p for p in gate_panels(res)[0] if p.drawn])

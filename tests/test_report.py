@@ -93,14 +93,12 @@ def test_report_summarises_the_run_and_flags_what_needs_a_look(results, tmp_path
     cell = s0["cells"][data["populations"].index("bcells")]
     assert cell[0] == row["count"] and cell[1] == pytest.approx(row["percent_of_parent"])
     # each gate's plots, the same gate across samples
-    assert [g["key"] for g in data["gates"]] == [
-        "lymphocytes",
-        "bcells",
-        "naive",
-        "plasmablasts",
-        "ellipse",
-        "cd27pos",
-    ]
+    # one plot per parent and axes (FlowJo's layout): the quadrants, plasmablasts, the ellipse
+    # and not_naive share bcells' IgD x CD27
+    assert [g["key"] for g in data["gates"]] == ["lymphocytes", "bcells", "naive", "cd27pos"]
+    assert data["gates"][2]["populations"] == [
+        "naive", "unswitched", "switched", "dn", "plasmablasts", "ellipse", "not_naive",
+    ]  # fmt: skip
     assert all(set(s["plots"]) == {g["key"] for g in data["gates"]} for s in data["samples"])
     assert data["samples"][1]["plots"]["cd27pos"]["fell_back"] is True
     # the longitudinal plot of the stats folder
@@ -225,10 +223,14 @@ def test_report_in_headless_chromium(results, tmp_path):
     dom = proc.stdout
     assert 'data-ready="1"' in dom  # the page's script ran to the end
     assert _table_rows(dom, "populations") == 4
-    assert _table_rows(dom, "failures") == 1 and _table_rows(dom, "flags") >= 2
+    assert _table_rows(dom, "failures") == 1
+    # the one gate that fell back, first; low counts apart, one row per population
+    assert _table_rows(dom, "fallbacks") == 1
+    data = _data(page.read_text())
+    assert _table_rows(dom, "lowcount") == len(data["low"]) >= 1
     imgs = _imgs(dom)
-    # gate view (4 samples) + 4 sample cards x 6 gates + 1 longitudinal plot
-    assert len(imgs) == 4 + 4 * 6 + 1
+    # gate view (4 samples) + 4 sample cards x 4 plots + the fell-back plot + 1 longitudinal plot
+    assert len(imgs) == 4 + 4 * 4 + 1 + 1
     not_loaded = [i for i in imgs if 'data-loaded="1"' not in i]
     assert not not_loaded, not_loaded[:3]
     assert 'class="broken"' not in dom
@@ -266,7 +268,7 @@ def test_embedded_report_opens_anywhere(results, tmp_path):
     proc = _browse(moved, tmp_path, "--dump-dom")
     assert not _console(proc), _console(proc)
     imgs = _imgs(proc.stdout)
-    assert len(imgs) == 4 + 4 * 6 + 1 and all('data-loaded="1"' in i for i in imgs)
+    assert len(imgs) == 4 + 4 * 4 + 1 + 1 and all('data-loaded="1"' in i for i in imgs)
 
 
 def test_a_broken_image_is_reported_on_the_console(results, tmp_path):
@@ -316,16 +318,16 @@ def test_500_sample_report_is_paged_and_lazy(tmp_path):
     page = write_report(out)
     text = page.read_text()
     data = _data(text)
-    assert len(data["samples"]) == 500 and len(data["gates"]) == 6
-    # images are linked, not embedded, and the page stays small
+    assert len(data["samples"]) == 500 and len(data["gates"]) == 4
+    # 2000 plots: more than EMBED_LIMIT, so linked, not embedded, and the page stays small
     assert "base64" not in text and page.stat().st_size < 3_000_000
     proc = _browse(page, tmp_path, "--dump-dom", height=3000)
     assert not _console(proc), _console(proc)
     dom = proc.stdout
     assert _table_rows(dom, "populations") == 50 and "page 1 of 10" in dom
     imgs = _imgs(dom)
-    # one page of the gate view (24) + one page of samples (5 x 6 gates), all lazy
-    assert len(imgs) == 24 + 5 * 6
+    # one page of the gate view (24) + one page of samples (5 x 4 plots), all lazy
+    assert len(imgs) == 24 + 5 * 4
     assert all('loading="lazy"' in i for i in imgs)
 
 
@@ -356,7 +358,7 @@ def test_report_of_a_real_batch_run_with_replot(tmp_path):
     assert sorted(o["status"] for o in outcomes) == ["ok", "ok", "ok"]
     data = _data(page.read_text())
     assert [s["id"] for s in data["samples"]] == ["donor0", "donor1", "donor2"]
-    assert all(len(s["plots"]) == 6 for s in data["samples"])
+    assert all(len(s["plots"]) == 4 for s in data["samples"])
     assert data["errors"]["rows"][0][0] == "broken"
     # the batch's gates.json is where fell-back flags come from; none fell back on clean data
     assert not [f for f in data["flags"] if f[2] == "fell back"]
@@ -367,3 +369,161 @@ def test_report_of_a_real_batch_run_with_replot(tmp_path):
     other = make_template(logicle=RefLogicle(W=1.0))
     with pytest.raises(ReportError, match="was gated with"):
         replot(out, template=other, only_missing=False)
+
+
+# --------------------------------------------------------------------------------------------
+# the page as a browser renders it (DevTools protocol): every image decodes, thumbnails open
+# --------------------------------------------------------------------------------------------
+def _browser(tmp: Path, **kw):
+    from browser import Chromium, chromium
+
+    if chromium() is None:
+        pytest.skip(
+            "chromium is not installed (make test installs Debian's chromium; apt-get install chromium)"
+        )
+    return Chromium(tmp / "cdp-profile", **kw)
+
+
+def test_the_report_copied_alone_shows_every_image_and_opens_them_full_size(results, tmp_path):
+    """report.html copied on its own to another folder: every plot of every sample (not only the
+    page shown) and the longitudinal plot decode in Chromium (naturalWidth > 0); a thumbnail
+    opens at full size in the page and Escape closes it."""
+    from browser import EVERY_IMAGE
+
+    (tmp_path / "made").mkdir()
+    page = write_report(results, out=tmp_path / "made" / "report.html")  # the default: embedded
+    alone = tmp_path / "elsewhere" / "copy.html"
+    alone.parent.mkdir()
+    shutil.copy(page, alone)
+    shutil.rmtree(page.parent)
+    data = _data(alone.read_text())
+    n_plots = sum(len(s["plots"]) for s in data["samples"])
+    assert n_plots == 4 * 4
+    with _browser(tmp_path) as b:
+        s = b.open(alone.as_uri())
+        got = b.eval(s, EVERY_IMAGE)
+        assert got["linked"] == 0 and got["plots"] == n_plots
+        # and the images in the document: a page of the gate view, of the sample cards, the
+        # fell-back plot and the longitudinal plot
+        assert got["n"] == n_plots + 4 + 4 * 4 + 1 + 1
+        assert min(got["widths"]) > 0 and min(got["heights"]) > 0, got
+        # a thumbnail opens at full size, larger than shown in the grid
+        thumb = "document.querySelector('#gate-grid figure img')"
+        shown = b.eval(s, f"{thumb}.getBoundingClientRect().width")
+        b.eval(s, f"{thumb}.click()")
+        big = b.eval(
+            s,
+            """(async () => { const i = document.querySelector('#lightbox img');
+            await i.decode(); return {hidden: document.getElementById('lightbox').hidden,
+            natural: i.naturalWidth, width: i.getBoundingClientRect().width,
+            caption: document.querySelector('#lightbox .cap').textContent}; })()""",
+        )
+        assert not big["hidden"] and big["natural"] > 0 and big["width"] >= 1.5 * shown, big
+        assert big["caption"].startswith("S00") and "lymphocytes" in big["caption"]
+        b.key(s, "ArrowRight")
+        assert b.eval(s, "document.querySelector('#lightbox .cap').textContent").startswith("S01")
+        b.key(s, "Escape")
+        assert b.eval(s, "document.getElementById('lightbox').hidden") is True
+        # helper populations are hidden by default; fallbacks come first, low counts apart
+        order = b.eval(s, "Array.from(document.querySelectorAll('main > section')).map(x => x.id)")
+        assert order[:2] == ["summary", "fallbacks"] and order.index("lowcount") > 1
+        heading = b.eval(s, "document.querySelector('#lowcount h2').textContent")
+        assert "fewer than 100 events" in heading
+        assert not b.console, b.console
+
+
+def _plots_of_30_samples(root: Path, n_samples: int = 30, per_sample: int = 15) -> Path:
+    """A results folder of 30 samples x 15 plots: the tables of real gated samples, and plots
+    made by save_sample_plots (each plot file linked under 15 plot names)."""
+    from cytophen.report.plots import save_sample_plots
+    from test_report_support import gate_sample
+
+    res, _ = gate_sample(0, n=3000)
+    proto = [p for p in save_sample_plots(res, root / "proto") if p.suffix == ".png"]
+    tables = []
+    for i in range(n_samples):
+        t = res.table.copy()
+        t["sample"] = f"P{i:02d}"
+        tables.append(t)
+        d = root / "results" / "plots" / f"s{i:02d}"
+        d.mkdir(parents=True)
+        items = []
+        for k in range(per_sample):
+            src = proto[k % len(proto)]
+            name = f"{k:02d}_plot{k}.png"
+            os.link(src, d / name)
+            items.append({"gate": f"plot{k}", "populations": [f"plot{k}"], "parent": None,
+                          "file": name, "fell_back": False, "reason": "",
+                          "percent_of_parent": {}})  # fmt: skip
+        (d / "plots.json").write_text(json.dumps({"sample": f"P{i:02d}", "plots": items}))
+    pd.concat(tables, ignore_index=True).to_parquet(
+        root / "results" / "populations.parquet", index=False
+    )
+    return root / "results"
+
+
+@pytest.mark.slow
+def test_30_samples_by_15_plots_are_one_file_whose_every_image_loads(tmp_path):
+    from browser import EVERY_IMAGE
+
+    out = _plots_of_30_samples(tmp_path)
+    page = write_report(out)
+    text = page.read_text()
+    assert text.count("data:image/png;base64,") == 30 * 15
+    alone = tmp_path / "alone.html"
+    shutil.copy(page, alone)
+    with _browser(tmp_path) as b:
+        s = b.open(alone.as_uri())
+        got = b.eval(s, EVERY_IMAGE)
+        assert got["plots"] == 450 and got["linked"] == 0 and min(got["widths"]) > 0
+        assert not b.console, b.console
+
+
+def test_a_linked_report_copied_alone_loses_its_images_and_the_check_sees_it(results, tmp_path):
+    """The check above can fail: a report that links its plots (--no-embed), copied alone, shows
+    no plot at all."""
+    from browser import EVERY_IMAGE
+
+    page = write_report(results, out=results / "linked.html", embed=False)
+    alone = tmp_path / "alone.html"
+    shutil.copy(page, alone)
+    with _browser(tmp_path) as b:
+        got = b.eval(b.open(alone.as_uri()), EVERY_IMAGE)
+    assert got["linked"] == got["n"] > 0 and max(got["widths"]) == 0
+
+
+def test_cli_report_draws_the_plots_of_a_run_made_without_them(tmp_path, capsys):
+    """`cytophen gate` without --plots, then `cytophen report DIR`: the report re-gates the files
+    (the run's template file, repairs and seed), checks every count, and embeds the plots."""
+    from cytophen.simulate import simulate_file
+
+    for i in range(2):
+        simulate_file(tmp_path / "fcs" / f"S{i}.fcs", "bcell", seed=20 + i, events=8000)
+    out = tmp_path / "results"
+    assert cli_main(["gate", str(tmp_path / "fcs"), "--template", "bcell", "--out", str(out),
+                     "-j", "1", "-q"]) == 0  # fmt: skip
+    assert not (out / "plots").exists()
+    assert cli_main(["report", str(out), "-j", "1", "-q"]) == 0
+    data = _data((out / "report.html").read_text())
+    outcomes = json.loads((out / "plots" / "replot.json").read_text())
+    assert sorted(o["status"] for o in outcomes) == ["ok", "ok"]  # the batch's counts, exactly
+    assert [s["id"] for s in data["samples"]] == ["S0", "S1"]
+    for s in data["samples"]:
+        assert len(s["plots"]) >= 8 and all(
+            p["src"].startswith("data:image/png") for p in s["plots"].values()
+        )
+    # a helper population is no column of the table, and its children's plot says whose events
+    import cytophen
+
+    helpers = [p for p in cytophen.load_template("bcell").populations if p.hidden]
+    assert helpers and data["hidden"] == [p.name for p in helpers]
+    assert not set(data["hidden"]) & set(data["populations"])
+    for h in helpers:
+        on_it = [p for p in data["samples"][0]["plots"].values() if p["parent"] == h.name]
+        assert on_it and all(f"{h.name} (hidden helper" in p["title"] for p in on_it)
+    # --no-replot: the tables only, and the page says how to make the plots
+    shutil.rmtree(out / ".cytophen" / "current" / "plots")
+    (out / "plots").unlink()
+    assert cli_main(["report", str(out), "--no-replot", "-q"]) == 0
+    data = _data((out / "report.html").read_text())
+    assert data["gates"] == [] and "--replot" in data["no_plots"]

@@ -212,7 +212,6 @@ class GatingResult:
     ) -> list[tuple[str, str, str, np.ndarray]]:
         """``(label, channel, transform, values over all events)`` for every channel of the
         sample, compensated (and transformed) as the template gates it."""
-        from cytophen.engine import GateContext
         from cytophen.errors import CytophenError
         from cytophen.gates import Dim
 
@@ -221,7 +220,7 @@ class GatingResult:
                 f"result for sample {self.sample_id!r} carries no events (it was loaded from a "
                 "table); gate the FCS file with cytophen.gate to get its events"
             )
-        ctx = GateContext(self.sample, self.template, compensation)
+        ctx = self._gate_context(compensation)
         channels = list(self.sample.channels)
         names: dict[int, str] = {}  # channel index -> the template's name for it
         marker_scale: dict[int, Any] = {}  # channel index -> the marker's default transform
@@ -256,6 +255,17 @@ class GatingResult:
             desc = "" if t is None else ", ".join(f"{k}={v}" for k, v in t.to_dict().items())
             out.append((label, ch, desc, ctx.value(Dim(ch, t, comp))))
         return out
+
+    def _gate_context(self, compensation=None):
+        """A :class:`~cytophen.engine.GateContext` computing values as the gates saw them (the
+        file's own spillover left out where the engine left it out: a compensated export)."""
+        from cytophen.engine import GateContext
+
+        ctx = GateContext(self.sample, self.template, compensation)
+        applied = str((self.scale or {}).get("file_spillover") or "")
+        if applied.startswith("not applied: "):
+            ctx.skip_file_spillover = applied[len("not applied: ") :]
+        return ctx
 
     def plot(self, population: str | None = None, **kwargs):
         """Gating plot of one population's gate, or the whole hierarchy (matplotlib Figure)."""

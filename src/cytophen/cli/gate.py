@@ -319,7 +319,7 @@ def _report(out, quiet: bool) -> None:
         click.echo(f"warning: --report skipped: the HTML report is not available ({exc})", err=True)
         return
     try:
-        path = write_report(out)
+        path = write_report(out, replot=False)  # the workers drew the plots (or said why not)
     except Exception as exc:  # the tables are written; a report problem must not hide them
         click.echo(f"warning: --report failed: {type(exc).__name__}: {exc}", err=True)
         return

@@ -25,7 +25,8 @@ from cytophen.errors import CytophenError
 @click.option(
     "--embed/--no-embed",
     default=None,
-    help="Inline every image as base64 (one portable file) or link them; default: embed small reports only.",
+    help="Inline every image (one portable file) or link them as files of RESULTS; default: embed "
+    "unless there are more than 1500 plots.",
 )
 @click.option(
     "--low-count",
@@ -36,10 +37,11 @@ from cytophen.errors import CytophenError
 )
 @click.option("--title", help="Page title (default from the template name).")
 @click.option(
-    "--replot",
-    is_flag=True,
+    "--replot/--no-replot",
+    default=None,
     help="Make missing gating plots by re-reading and re-gating the FCS files listed in RESULTS "
-    "(with the FCS repairs the run used).",
+    "(with the FCS repairs the run used). Default: when plots are missing and the run's template "
+    "file is at hand (a problem is noted on the page); --replot: a problem is an error.",
 )
 @click.option(
     "--template",
@@ -58,9 +60,11 @@ from cytophen.errors import CytophenError
 def report(results, out, stats_dir, embed, low_count, title, replot, template_path, jobs, quiet):
     """Write a self-contained HTML report of a RESULTS folder (from 'cytophen gate --out').
 
-    Run summary, failures, flags (data-driven gates that fell back, populations not measured or
-    with too few events), a sortable populations table, every gate across samples side by side,
-    each sample's gating plots, and the longitudinal plots of a stats folder. Opens offline.
+    Run summary, data-driven gates that fell back, failures, populations with too few events or
+    not measured, a sortable populations table, every plot across samples side by side, each
+    sample's gating tree and plots (which open at full size), and the longitudinal plots of a
+    stats folder. One file with its images embedded: it opens offline, copied anywhere. Plots a
+    run made without --plots are drawn by re-gating its files.
     """
     from cytophen.report.html import write_report
 
@@ -70,6 +74,11 @@ def report(results, out, stats_dir, embed, low_count, title, replot, template_pa
         check_out_file(results / "report.html", option="report (or choose --out)")
     if replot and results.is_dir():
         check_out_dir(results / "plots", option="--replot: RESULTS/plots")
+    if replot is None and template_path is None and results.is_dir():
+        try:  # default: re-plot only where the plots can be written
+            check_out_dir(results / "plots", option="RESULTS/plots")
+        except Invalid:
+            replot = False
     try:
         path = write_report(
             results,

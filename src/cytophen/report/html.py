@@ -1,8 +1,10 @@
 """A self-contained HTML report of a results folder, for a flow cytometrist to review.
 
-One HTML file with inline CSS and JavaScript (no server, no CDN; it opens offline). Images are
-relative files of the results folder, lazy-loaded and paged, so a 500-sample run opens in seconds,
-or are embedded as base64 (``embed=True``; the default embeds small reports only). See
+One HTML file with inline CSS and JavaScript (no server, no CDN; it opens offline, alone). The
+gating plots are embedded as data URIs (a run with more than :data:`EMBED_LIMIT` plots links them as
+files of the results folder instead, lazy-loaded and paged); each thumbnail opens at full size in
+the page. When the run was made without plots, the report re-gates its files to draw them
+(:mod:`cytophen.report.replot`). The page itself (CSS, JavaScript, HTML) is in ``assets/``. See
 docs/report.md for what the page shows and the flag thresholds.
 """
 
@@ -16,6 +18,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -23,13 +26,14 @@ from urllib.parse import quote
 import pandas as pd
 
 from cytophen._version import __version__
-from cytophen.errors import ReportError
+from cytophen.errors import CytophenError, ReportError
 from cytophen.report.plots import LOW_COUNT
 
 __all__ = ["write_report", "load_results", "ResultsFolder", "EMBED_LIMIT"]
 
-#: With ``embed=None`` the images are embedded (one portable file) when there are at most this many.
-EMBED_LIMIT = 60
+#: With ``embed=None`` the images are embedded (one portable file) unless there are more than this
+#: many (30 samples x 15 plots are a few MB of palette PNGs; 500 x 15 would be too heavy a page).
+EMBED_LIMIT = 1500
 _IMAGE_EXT = (".png", ".svg", ".jpg", ".jpeg", ".gif", ".webp")
 
 
@@ -190,6 +194,31 @@ def _img_src(path: Path, base: str, embed: bool) -> str:
     return quote(Path(rel).as_posix())
 
 
+def _roles(res: ResultsFolder) -> tuple[list[str], list[str]]:
+    """The template's hidden (helper) and clean-up populations: from the plots' index, else from
+    the run's template file."""
+    hidden: dict[str, None] = {}
+    cleanup: dict[str, None] = {}
+    for meta in res.plots.values():
+        hidden.update(dict.fromkeys(str(x) for x in meta.get("hidden", [])))
+        cleanup.update(dict.fromkeys(str(x) for x in meta.get("cleanup", [])))
+    if not (hidden or cleanup or res.plots):
+        src = (res.run.get("template") or {}).get("source")
+        if src and Path(src).is_file():
+            try:
+                from cytophen import load_template
+
+                t = load_template(src)
+            except Exception:  # noqa: BLE001 - the roles only order the page; the tables stand
+                t = None
+            if t is not None and t.hash.startswith(
+                str((res.run.get("template") or {}).get("hash") or "")
+            ):
+                hidden = dict.fromkeys(p.name for p in t.populations if p.hidden)
+                cleanup = dict.fromkeys(p.name for p in t.populations if p.cleanup)
+    return list(hidden), list(cleanup)
+
+
 def _build(
     res: ResultsFolder, out: Path, *, embed: bool | None, low_count: int
 ) -> tuple[dict, dict]:
@@ -202,13 +231,24 @@ def _build(
     n_images = sum(len(m.get("plots", [])) for m in res.plots.values()) + len(res.stats_images)
     do_embed = (n_images <= EMBED_LIMIT) if embed is None else bool(embed)
     base = os.path.abspath(out.parent)
+    hidden, cleanup = _roles(res)
+    plot_of: dict[str, str] = {}  # population -> the key of the plot it is drawn on
+    for meta in res.plots.values():
+        for item in meta.get("plots", []):
+            for q in item.get("populations") or [item.get("gate")]:
+                plot_of.setdefault(str(q), str(item.get("gate")))
 
     flags: list[list[str]] = []
+    problems: list[list[str]] = []
+    fallbacks: dict[tuple, dict] = {}
+    low: dict[str, list] = {}
+    measured_n: dict[str, int] = {}
+    unmeasured: dict[tuple, list[str]] = {}
     samples = []
     by_sample: dict[str, list[dict]] = {}
     for rec in pops_df.to_dict("records"):
         by_sample.setdefault(str(rec["sample"]), []).append(rec)
-    for s in sample_order:
+    for si, s in enumerate(sample_order):
         rows = {str(r["population"]): r for r in by_sample[s]}
         gate_info = res.gates.get(s, {}) if isinstance(res.gates, dict) else {}
         cells = []
@@ -225,13 +265,24 @@ def _build(
             kinds = []
             if entry.get("fell_back") or (not entry and "fell back" in note):
                 kinds.append("fell back")
-                flags.append([s, p, "fell back", str(entry.get("reason") or note)])
+                reason = str(entry.get("reason") or note)
+                flags.append([s, p, "fell back", reason])
+                key = plot_of.get(p) or ("dims", tuple(entry.get("dims") or [p]), reason)
+                fb = fallbacks.setdefault((s, key), {"sample": s, "si": si, "gate": key,
+                                                     "populations": [], "reason": reason})  # fmt: skip
+                fb["populations"].append(p)
             if not measured:
                 kinds.append("not measured")
                 flags.append([s, p, "not measured", note])
-            elif count is not None and count < low_count:
-                kinds.append("low count")
-                flags.append([s, p, "low count", f"{int(count)} events < {low_count}"])
+                unmeasured.setdefault((p, "not measured", note), []).append(s)
+            else:
+                measured_n[p] = measured_n.get(p, 0) + 1
+                if note.startswith("skipped"):
+                    unmeasured.setdefault((p, "skipped", note), []).append(s)
+                if count is not None and count < low_count:
+                    kinds.append("low count")
+                    flags.append([s, p, "low count", f"{int(count)} events < {low_count}"])
+                    low.setdefault(p, []).append([s, si, int(count)])
             if kinds:
                 sample_flags[p] = kinds
             cells.append(
@@ -250,24 +301,30 @@ def _build(
             for item in meta.get("plots", []):
                 if item.get("error"):
                     flags.append([s, str(item["gate"]), "plot failed", str(item["error"])])
+                    problems.append([s, str(item["gate"]), "plot failed", str(item["error"])])
                 f = meta["_dir"] / str(item.get("file") or "")
                 if not _inside(f, res.path) or f.parent != meta["_dir"]:
-                    flags.append(
-                        [
-                            s,
-                            str(item.get("gate")),
-                            "plot refused",
-                            "file outside the results folder",
-                        ]
-                    )
+                    why = "file outside the results folder"
+                    flags.append([s, str(item.get("gate")), "plot refused", why])
+                    problems.append([s, str(item.get("gate")), "plot refused", why])
                     continue
                 if f.is_file():
                     plots[item["gate"]] = {
                         "src": _img_src(f, base, do_embed),
                         "fell_back": bool(item.get("fell_back")),
                         "reason": str(item.get("reason") or ""),
+                        "title": str(item.get("title") or item.get("parent") or ""),
+                        "populations": [str(q) for q in item.get("populations") or [item["gate"]]],
+                        "parent": item.get("parent"),
+                        "pct": item.get("percent_of_parent") or {},
                     }
         first = next(iter(rows.values()))
+        tree = [
+            [str(r.get("population")), int(r.get("depth") or 1), r.get("count"),
+             _num(r.get("percent")), str(r.get("status") or ""), bool(r.get("hidden"))]
+            for r in (meta or {}).get("tree") or []
+            if isinstance(r, dict)
+        ]  # fmt: skip
         samples.append(
             {
                 "id": s,
@@ -275,14 +332,15 @@ def _build(
                 "cells": cells,
                 "flags": sample_flags,
                 "plots": plots,
+                "tree": tree,
             }
         )
 
     for o in res.replot:
         if o.get("status") in ("failed", "counts differ"):
-            flags.append(
-                [str(o.get("sample")), "", f"plots: {o['status']}", str(o.get("message") or "")]
-            )
+            what = f"plots: {o['status']}"
+            flags.append([str(o.get("sample")), "", what, str(o.get("message") or "")])
+            problems.append([str(o.get("sample")), "", what, str(o.get("message") or "")])
 
     gate_list: list[dict] = []
     seen = set()
@@ -300,7 +358,6 @@ def _build(
     pos = {p: i for i, p in enumerate(order)}
     gate_list.sort(key=lambda g: pos.get(g["key"], len(pos)))
 
-    errors = []
     if len(res.errors):
         cols = list(res.errors.columns)
         errors = {"columns": cols, "rows": res.errors[cols].astype(str).values.tolist()}
@@ -310,12 +367,35 @@ def _build(
     data = {
         "populations": order,
         "parents": parents,
+        "hidden": hidden,
+        "cleanup": cleanup,
         "samples": samples,
         "gates": gate_list,
         "flags": flags,
+        "fallbacks": list(fallbacks.values()),
+        "low": [
+            {
+                "population": p,
+                "parent": parents.get(p, ""),
+                "samples": v,
+                "measured": measured_n.get(p, len(v)),
+            }
+            for p, v in sorted(low.items(), key=lambda kv: pos.get(kv[0], 0))
+        ],  # fmt: skip
+        "unmeasured": [
+            {"population": p, "what": what, "note": note, "samples": v}
+            for (p, what, note), v in sorted(
+                unmeasured.items(), key=lambda kv: (kv[0][1] != "skipped", pos.get(kv[0][0], 0))
+            )
+        ],
+        "problems": problems,
         "errors": errors,
         "low_count": low_count,
+        "no_plots": "",
     }
+    for f in data["fallbacks"]:
+        if isinstance(f["gate"], tuple):  # no plot to show: name it by its populations
+            f["gate"] = ", ".join(f["populations"])
     tmpl = res.run.get("template") or {}
     first = pops_df.iloc[0].to_dict() if len(pops_df) else {}
     counts = res.run.get("counts") or {}
@@ -331,6 +411,11 @@ def _build(
         "populations": len(order),
         "flags": len(flags),
         "flagged_samples": sum(1 for s in samples if s["flags"]),
+        "fallbacks": len(fallbacks),
+        "fallback_samples": len({f["sample"] for f in fallbacks.values()}),
+        "low": sum(len(v) for v in low.values()),
+        "low_populations": len(low),
+        "unmeasured": sum(len(v) for (_, w, _), v in unmeasured.items() if w == "not measured"),
         "started": res.run.get("started") or "",
         "finished": res.run.get("finished") or "",
         "cytophen_run": res.run.get("cytophen") or "",
@@ -349,10 +434,15 @@ def _json_for_script(obj: Any) -> str:
     return text.replace("</", "<\\/").replace("<!--", "<\\!--")
 
 
-def _render(data: dict, summary: dict, title: str) -> str:
+def _asset(name: str) -> str:
+    return resources.files("cytophen.report").joinpath("assets", name).read_text(encoding="utf-8")
+
+
+def _render(data: dict, summary: dict, title: str, notices: list[str]) -> str:
     e = html.escape
     s = summary
     short = s["hash"][:12] if isinstance(s["hash"], str) else s["hash"]
+    low = data["low_count"]
     rows = [
         ("Template", f"{e(str(s['template']))} v{e(str(s['version']))}"),
         ("Template hash", f"<code title='{e(str(s['hash']))}'>{e(str(short))}</code>"),
@@ -363,10 +453,16 @@ def _render(data: dict, summary: dict, title: str) -> str:
         ),
         ("Populations", str(s["populations"])),
         (
-            "Flags",
-            f"{s['flags']} in {s['flagged_samples']} sample(s) "
-            f"(fell back, not measured, or fewer than {data['low_count']} events)",
+            "Fell back",
+            f"<a href='#fallbacks' class='{'bad' if s['fallbacks'] else 'ok'}'>"
+            f"{s['fallbacks']} gate(s) in {s['fallback_samples']} sample(s)</a>",
         ),
+        (
+            "Low counts",
+            f"<a href='#lowcount'>{s['low']} value(s) of {s['low_populations']} population(s) "
+            f"with fewer than {low} events</a>",
+        ),
+        ("Not measured", f"<a href='#unmeasured'>{s['unmeasured']} value(s)</a>"),
     ]
     if s["source"]:
         rows.insert(1, ("Template file", f"<code>{e(str(s['source']))}</code>"))
@@ -377,7 +473,16 @@ def _render(data: dict, summary: dict, title: str) -> str:
                 f"{e(str(s['started']))} to {e(str(s['finished']))} (cytophen {e(str(s['cytophen_run']))})",
             )
         )
+    if not s["embedded"] and s["n_images"]:
+        rows.append(
+            (
+                "Images",
+                f"{s['n_images']} linked as files of the results folder (more than {EMBED_LIMIT}"
+                " to embed): keep this page next to it, or write it with --embed",
+            )
+        )
     summary_html = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
+    notes_html = "".join(f"<p class='note'>{e(n)}</p>" for n in notices)
     stats_html = ""
     if s["stats"]:
         figs = "".join(
@@ -387,16 +492,28 @@ def _render(data: dict, summary: dict, title: str) -> str:
         )
         stats_html = f"<section id='longitudinal'><h2>Longitudinal plots</h2><div class='grid'>{figs}</div></section>"
     generated = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    return _PAGE.format(
+    return _asset("report.html").format(
         title=e(title),
         summary=summary_html,
+        notices=notes_html,
         stats=stats_html,
         data=_json_for_script(data),
         generated=e(generated),
         version=e(__version__),
-        css=_CSS,
-        js=_JS,
+        low_count=int(low),
+        low_cv=f"{100.0 / math.sqrt(low):.0f} %" if low > 0 else "any",
+        css=_asset("report.css"),
+        js=_asset("report.js"),
     )
+
+
+def _missing_plots(res: ResultsFolder) -> list[str]:
+    """Samples of the table without plots (none when the run's template file is not at hand:
+    nothing can draw them)."""
+    src = (res.run.get("template") or {}).get("source")
+    if not src or not Path(src).is_file():
+        return []
+    return [s for s in dict.fromkeys(res.populations["sample"].astype(str)) if s not in res.plots]
 
 
 def write_report(
@@ -407,7 +524,7 @@ def write_report(
     embed: bool | None = None,
     low_count: int = LOW_COUNT,
     title: str | None = None,
-    replot: bool = False,
+    replot: bool | None = None,
     template=None,
     jobs: int | None = None,
 ) -> Path:
@@ -418,21 +535,23 @@ def write_report(
     results_dir
         The ``--out`` folder of ``cytophen gate`` (see :func:`load_results`).
     out
-        The HTML file (default ``results_dir/report.html``). Relative image paths are computed from
-        its folder, so keep it next to the results (or embed).
+        The HTML file (default ``results_dir/report.html``).
     stats_dir
         Folder of longitudinal plots from ``cytophen stats --out DIR`` (default
         ``results_dir/stats`` when present).
     embed
-        ``True``: images inline as base64 (one portable file); ``False``: relative, lazy-loaded
-        files; ``None``: embed only when there are at most :data:`EMBED_LIMIT` images.
+        ``True``: images inline (data URIs: one portable file); ``False``: relative, lazy-loaded
+        files of the results folder; ``None`` (default): embed unless there are more than
+        :data:`EMBED_LIMIT` images.
     low_count
         Populations with fewer events are flagged as too few to trust (default 100).
     title
         Page title (default from the template name).
     replot
-        First make the gating plots of samples that have none by re-reading and re-gating their
-        FCS files (see :func:`cytophen.report.replot.replot`); needs the files and the template.
+        Make the gating plots of samples that have none by re-reading and re-gating their FCS
+        files (see :func:`cytophen.report.replot.replot`). ``None`` (default): when some are
+        missing and the run's template file is at hand; a problem doing so is noted on the page.
+        ``True``: always try, and raise on a problem. ``False``: never.
     template
         The template for ``replot`` (default: the run's template file from run.json).
     jobs
@@ -448,7 +567,18 @@ def write_report(
     >>> write_report("results/")                              # doctest: +SKIP
     PosixPath('results/report.html')
     """
-    if replot:
+    notices: list[str] = []
+    if replot is None and template is None:
+        res = load_results(results_dir, stats_dir=stats_dir)
+        missing = _missing_plots(res)
+        if missing:
+            from cytophen.report.replot import replot as _replot
+
+            try:
+                _replot(results_dir, template=template, jobs=jobs)
+            except (CytophenError, OSError) as exc:
+                notices.append(f"Gating plots of {len(missing)} sample(s) could not be made: {exc}")
+    elif replot or (replot is None and template is not None):
         from cytophen.report.replot import replot as _replot
 
         _replot(results_dir, template=template, jobs=jobs)
@@ -459,8 +589,16 @@ def write_report(
     if not out_path.parent.is_dir():
         raise ReportError(f"{out_path}: its folder {out_path.parent} does not exist")
     data, summary = _build(res, out_path, embed=embed, low_count=int(low_count))
+    if not res.plots:
+        data["no_plots"] = (
+            "No gating plots: the run was made without --plots and its FCS files or template "
+            "could not be re-read here (cytophen report RESULTS --replot --template T.yaml)."
+        )
     page = _render(
-        data, summary, title or f"cytophen report: {summary['template']} ({summary['ok']} samples)"
+        data,
+        summary,
+        title or f"cytophen report: {summary['template']} ({summary['ok']} samples)",
+        notices,
     )
     fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
     try:
@@ -475,257 +613,3 @@ def write_report(
             pass
         raise
     return out_path
-
-
-# ---------------------------------------------------------------------------------------------
-# page template (inline CSS + vanilla JS, passed in as format arguments)
-# ---------------------------------------------------------------------------------------------
-_CSS = """
-body{font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222;background:#fff}
-header{background:#1f3b57;color:#fff;padding:10px 20px}header h1{font-size:19px;margin:0}
-header p{margin:2px 0 0;font-size:12px;opacity:.8}
-nav{position:sticky;top:0;background:#f4f6f8;border-bottom:1px solid #ddd;padding:6px 20px;z-index:2}
-nav a{margin-right:14px;color:#1f3b57;text-decoration:none;font-weight:600}
-main{padding:0 20px 40px}section{margin-top:18px}h2{font-size:17px;border-bottom:2px solid #1f3b57;padding-bottom:3px}
-table{border-collapse:collapse;font-size:12.5px}th,td{border:1px solid #ddd;padding:3px 6px;text-align:right}
-th{background:#f0f2f4;position:sticky;top:0}td.t,th.t{text-align:left}
-table.summary th{text-align:left;width:150px}table.summary td{text-align:left}
-thead th{cursor:pointer;user-select:none}thead th.asc:after{content:' \\25B2'}thead th.desc:after{content:' \\25BC'}
-td.flag{background:#fde2e1}td.low{background:#fff3cd}td.nm{color:#999;background:#f5f5f5}.bad{color:#c0392b}
-.tools{margin:6px 0;display:flex;gap:10px;align-items:center;flex-wrap:wrap}
-.pager button{margin:0 2px}.scroll{overflow-x:auto;max-width:100%}
-.grid{display:flex;flex-wrap:wrap;gap:8px}
-figure{margin:0;border:2px solid #e3e3e3;padding:2px;background:#fff;text-align:center}
-figure.fb{border-color:#d62728}figure img{display:block;width:232px;height:216px}
-figure.stat img{width:auto;height:auto;max-width:560px}
-figcaption{font-size:11.5px;max-width:232px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
-figure.stat figcaption{max-width:560px}
-.card{border:1px solid #ccc;border-radius:4px;padding:8px 10px;margin:10px 0}
-.card h3{margin:0 0 6px;font-size:15px}.muted{color:#777;font-size:12px}
-.badge{display:inline-block;background:#d62728;color:#fff;border-radius:3px;padding:0 5px;font-size:11px;margin-left:6px}
-.badge.low{background:#e0a800}.badge.nm{background:#888}
-.legend span{display:inline-block;padding:0 6px;margin-right:6px;font-size:12px}
-img.broken{outline:3px solid red}
-"""
-
-_JS = r"""
-(function(){
-'use strict';
-const D = JSON.parse(document.getElementById('cytophen-data').textContent);
-function el(tag, attrs, kids){
-  const n = document.createElement(tag);
-  if (attrs) for (const k in attrs){
-    if (k === 'text') n.textContent = attrs[k];
-    else if (k === 'cls') n.className = attrs[k];
-    else if (k.startsWith('on')) n.addEventListener(k.slice(2), attrs[k]);
-    else n.setAttribute(k, attrs[k]);
-  }
-  (kids || []).forEach(c => { if (c != null) n.appendChild(typeof c === 'string' ? document.createTextNode(c) : c); });
-  return n;
-}
-function fmtPct(v){ return v == null ? 'n/a' : (v < 1 ? v.toPrecision(3) : v.toFixed(1)); }
-function img(src, alt){
-  const i = el('img', {loading: 'lazy', alt: alt, decoding: 'async'});
-  i.addEventListener('load', () => { i.dataset.loaded = '1'; });
-  i.addEventListener('error', () => { i.classList.add('broken'); console.error('cytophen report: image failed to load: ' + src.slice(0, 200)); });
-  i.src = src;
-  return i;
-}
-/* static images (longitudinal plots): mark them loaded, report failures like the others */
-document.querySelectorAll('#longitudinal img').forEach(i => {
-  const ok = () => { i.dataset.loaded = '1'; };
-  const bad = () => { i.classList.add('broken'); console.error('cytophen report: image failed to load: ' + i.getAttribute('src').slice(0, 200)); };
-  if (i.complete) { if (i.naturalWidth) ok(); else if (i.getAttribute('loading') !== 'lazy') bad(); }
-  i.addEventListener('load', ok); i.addEventListener('error', bad);
-});
-/* a sortable, filterable, paged table; rows are arrays, columns {label, num, render(row)->td} */
-function pagedTable(host, id, columns, rows, pageSize, initialSort){
-  let sortCol = -1, dir = 1, page = 0, filter = '';
-  if (initialSort){
-    sortCol = columns.findIndex(c => c.label === initialSort.label);
-    dir = initialSort.desc ? -1 : 1;
-  }
-  const info = el('span', {cls: 'muted'});
-  const tbl = el('table', {id: id});
-  const pager = el('span', {cls: 'pager'});
-  const input = el('input', {type: 'search', placeholder: 'filter rows', oninput: e => { filter = e.target.value.toLowerCase(); page = 0; draw(); }});
-  host.appendChild(el('div', {cls: 'tools'}, [input, pager, info]));
-  host.appendChild(el('div', {cls: 'scroll'}, [tbl]));
-  function view(){
-    let r = rows;
-    if (filter) r = r.filter(x => String(x[0]).toLowerCase().includes(filter) || (x.__text || '').includes(filter));
-    if (sortCol >= 0){
-      const c = columns[sortCol];
-      r = r.slice().sort((a, b) => {
-        const x = c.key(a), y = c.key(b);
-        if (x == null && y == null) return 0; if (x == null) return 1; if (y == null) return -1;
-        return (x < y ? -1 : x > y ? 1 : 0) * dir;
-      });
-    }
-    return r;
-  }
-  function draw(){
-    const r = view();
-    const pages = Math.max(1, Math.ceil(r.length / pageSize));
-    page = Math.min(page, pages - 1);
-    tbl.textContent = '';
-    const head = el('tr', null, columns.map((c, i) => el('th', {
-      cls: (c.num ? '' : 't ') + (i === sortCol ? (dir > 0 ? 'asc' : 'desc') : ''), title: c.title || 'click to sort',
-      onclick: () => { if (sortCol === i) dir = -dir; else { sortCol = i; dir = 1; } draw(); }}, [c.label])));
-    tbl.appendChild(el('thead', null, [head]));
-    const body = el('tbody');
-    r.slice(page * pageSize, (page + 1) * pageSize).forEach(row => body.appendChild(el('tr', null, columns.map(c => c.render(row)))));
-    tbl.appendChild(body);
-    pager.textContent = '';
-    pager.appendChild(el('button', {type: 'button', onclick: () => { page = Math.max(0, page - 1); draw(); }}, ['\u2039 prev']));
-    pager.appendChild(document.createTextNode(' page ' + (page + 1) + ' of ' + pages + ' '));
-    pager.appendChild(el('button', {type: 'button', onclick: () => { page = Math.min(pages - 1, page + 1); draw(); }}, ['next \u203a']));
-    info.textContent = r.length + ' row(s)';
-  }
-  draw();
-}
-function textCol(label, i){ return {label: label, key: r => r[i], render: r => el('td', {cls: 't', text: r[i] == null ? '' : String(r[i])})}; }
-
-/* failures and flags */
-(function(){
-  const host = document.getElementById('failures-table');
-  if (!D.errors.rows.length){ host.appendChild(el('p', {text: 'No sample failed.'})); }
-  else pagedTable(host, 'failures', D.errors.columns.map((c, i) => textCol(c, i)), D.errors.rows, 50);
-  const fh = document.getElementById('flags-table');
-  if (!D.flags.length){ fh.appendChild(el('p', {text: 'Nothing flagged.'})); }
-  else pagedTable(fh, 'flags', ['sample', 'population', 'flag', 'detail'].map((c, i) => textCol(c, i)), D.flags, 50);
-})();
-
-/* populations: one row per sample, one column per population (percent of parent) */
-(function(){
-  const host = document.getElementById('populations-table');
-  const rows = D.samples.map((s, si) => { const r = [s.id, Object.keys(s.flags).length, si]; r.__text = s.file.toLowerCase(); return r; });
-  const cols = [
-    {label: 'sample', key: r => r[0], render: r => el('td', {cls: 't'}, [el('a', {href: '#sample-' + r[2], onclick: () => showSample(r[2]), text: r[0]})])},
-    {label: 'flags', num: true, key: r => r[1], render: r => el('td', {cls: r[1] ? 'flag' : '', text: String(r[1])})},
-  ];
-  D.populations.forEach((p, pi) => cols.push({
-    label: p, num: true, title: p + ' (% of ' + D.parents[p] + '); click to sort',
-    key: r => { const c = D.samples[r[2]].cells[pi]; return c && c[3] ? c[1] : null; },
-    render: r => {
-      const c = D.samples[r[2]].cells[pi];
-      if (!c) return el('td', {cls: 'nm', text: ''});
-      const k = c[5] || [];
-      const cls = !c[3] ? 'nm' : k.includes('fell back') ? 'flag' : k.includes('low count') ? 'low' : '';
-      return el('td', {cls: cls, title: (c[0] == null ? 'not measured' : c[0] + ' events') + (c[4] ? ' \u2013 ' + c[4] : ''), text: c[3] ? fmtPct(c[1]) : 'n/m'});
-    }}));
-  /* a link such as report.html#sort=switched:desc opens the table sorted by that column */
-  const m = /(?:^#|&)sort=([^&:]+)(?::(asc|desc))?/.exec(location.hash);
-  const initial = m ? {label: decodeURIComponent(m[1]), desc: m[2] === 'desc'} : null;
-  pagedTable(host, 'populations', cols, rows, 50, initial);
-})();
-
-/* gate by gate: the same gate for every sample, side by side */
-const gateHost = document.getElementById('gate-grid');
-const gateSel = document.getElementById('gate-select');
-const gateOrder = document.getElementById('gate-order');
-let gatePage = 0; const GATE_PAGE = 24;
-function drawGate(){
-  gateHost.textContent = '';
-  const g = D.gates[gateSel.selectedIndex];
-  if (!g) { gateHost.appendChild(el('p', {text: 'No gating plots in this results folder: make them with \u201ccytophen report RESULTS --replot\u201d (re-reads and re-gates the FCS files).'})); return; }
-  const pi = D.populations.indexOf(g.populations[0]);
-  let list = D.samples.map((s, si) => ({s: s, si: si, pct: pi >= 0 && s.cells[pi] ? s.cells[pi][1] : null})).filter(x => x.s.plots[g.key]);
-  if (gateOrder.value === 'pct') list.sort((a, b) => (a.pct == null) - (b.pct == null) || a.pct - b.pct);
-  if (gateOrder.value === 'flag') list.sort((a, b) => b.s.plots[g.key].fell_back - a.s.plots[g.key].fell_back);
-  const pages = Math.max(1, Math.ceil(list.length / GATE_PAGE));
-  gatePage = Math.min(gatePage, pages - 1);
-  const nav = el('div', {cls: 'tools'}, [
-    el('button', {type: 'button', onclick: () => { gatePage = Math.max(0, gatePage - 1); drawGate(); }}, ['\u2039 prev']),
-    ' page ' + (gatePage + 1) + ' of ' + pages + ' (' + list.length + ' samples) ',
-    el('button', {type: 'button', onclick: () => { gatePage = Math.min(pages - 1, gatePage + 1); drawGate(); }}, ['next \u203a'])]);
-  gateHost.appendChild(nav);
-  const grid = el('div', {cls: 'grid'});
-  list.slice(gatePage * GATE_PAGE, (gatePage + 1) * GATE_PAGE).forEach(x => {
-    const p = x.s.plots[g.key];
-    grid.appendChild(el('figure', {cls: p.fell_back ? 'fb' : '', title: p.fell_back ? 'fell back: ' + p.reason : x.s.id}, [
-      img(p.src, g.key + ' in ' + x.s.id),
-      el('figcaption', null, [el('a', {href: '#sample-' + x.si, onclick: () => showSample(x.si), text: x.s.id}), ' ' + (g.populations.length === 1 ? fmtPct(x.pct) + '%' : '')])]));
-  });
-  gateHost.appendChild(grid);
-}
-D.gates.forEach(g => gateSel.appendChild(el('option', {value: g.key, text: g.key + (g.parent ? '  (in ' + g.parent + ')' : '') + (g.populations.length > 1 ? ': ' + g.populations.join(', ') : '')})));
-gateSel.addEventListener('change', () => { gatePage = 0; drawGate(); });
-gateOrder.addEventListener('change', () => { gatePage = 0; drawGate(); });
-drawGate();
-
-/* sample by sample */
-const sampleHost = document.getElementById('sample-cards');
-let samplePage = 0; const SAMPLE_PAGE = 5;
-function showSample(si){ samplePage = Math.floor(si / SAMPLE_PAGE); drawSamples(); }
-function drawSamples(){
-  sampleHost.textContent = '';
-  const pages = Math.max(1, Math.ceil(D.samples.length / SAMPLE_PAGE));
-  const nav = () => el('div', {cls: 'tools'}, [
-    el('button', {type: 'button', onclick: () => { samplePage = Math.max(0, samplePage - 1); drawSamples(); }}, ['\u2039 prev']),
-    ' samples ' + (samplePage * SAMPLE_PAGE + 1) + '\u2013' + Math.min(D.samples.length, (samplePage + 1) * SAMPLE_PAGE) + ' of ' + D.samples.length + ' ',
-    el('button', {type: 'button', onclick: () => { samplePage = Math.min(pages - 1, samplePage + 1); drawSamples(); }}, ['next \u203a'])]);
-  sampleHost.appendChild(nav());
-  D.samples.slice(samplePage * SAMPLE_PAGE, (samplePage + 1) * SAMPLE_PAGE).forEach((s, k) => {
-    const si = samplePage * SAMPLE_PAGE + k;
-    const badges = [];
-    const kinds = new Set(); Object.values(s.flags).forEach(v => v.forEach(x => kinds.add(x)));
-    kinds.forEach(x => badges.push(el('span', {cls: 'badge ' + (x === 'low count' ? 'low' : x === 'not measured' ? 'nm' : ''), text: x})));
-    const t = el('table', {cls: 'pops'});
-    t.appendChild(el('thead', null, [el('tr', null, ['population', 'parent', 'count', '% of parent', '% of total', 'note'].map((h, i) => el('th', {cls: i < 2 || i === 5 ? 't' : '', text: h})))]));
-    const b = el('tbody');
-    D.populations.forEach((p, pi) => {
-      const c = s.cells[pi]; if (!c) return;
-      const k2 = c[5] || [];
-      const cls = !c[3] ? 'nm' : k2.includes('fell back') ? 'flag' : k2.includes('low count') ? 'low' : '';
-      b.appendChild(el('tr', {cls: cls}, [el('td', {cls: 't', text: p}), el('td', {cls: 't', text: D.parents[p]}),
-        el('td', {cls: cls, text: c[0] == null ? 'n/m' : String(c[0])}), el('td', {cls: cls, text: c[3] ? fmtPct(c[1]) : ''}),
-        el('td', {cls: cls, text: c[3] ? fmtPct(c[2]) : ''}), el('td', {cls: 't', text: [c[4]].concat(k2).filter(Boolean).join('; ')})]));
-    });
-    t.appendChild(b);
-    const grid = el('div', {cls: 'grid'});
-    D.gates.forEach(g => { const p = s.plots[g.key]; if (p) grid.appendChild(el('figure', {cls: p.fell_back ? 'fb' : '', title: p.fell_back ? 'fell back: ' + p.reason : g.key}, [img(p.src, g.key + ' in ' + s.id), el('figcaption', {text: g.key})])); });
-    sampleHost.appendChild(el('div', {cls: 'card', id: 'sample-' + si}, [
-      el('h3', null, [s.id].concat(badges)), el('div', {cls: 'muted', text: s.file}),
-      el('div', {cls: 'scroll'}, [t]), grid]));
-  });
-  sampleHost.appendChild(nav());
-}
-drawSamples();
-document.body.dataset.ready = '1';
-})();
-"""
-
-_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="cytophen {version}">
-<title>{title}</title>
-<style>{css}</style></head>
-<body>
-<header><h1>{title}</h1><p>generated {generated} by cytophen {version}</p></header>
-<nav><a href="#summary">Summary</a><a href="#failures">Failures</a><a href="#flags">Flags</a>
-<a href="#populations">Populations</a><a href="#gates">Gates across samples</a><a href="#samples">Samples</a>
-<a href="#longitudinal">Longitudinal</a></nav>
-<main>
-<section id="summary"><h2>Run summary</h2><table class="summary">{summary}</table>
-<noscript><p class="bad">The tables and plots below need JavaScript (inline, no network).</p></noscript></section>
-<section id="failures"><h2>Failures</h2><div id="failures-table"></div></section>
-<section id="flags"><h2>Flags</h2>
-<p class="muted legend"><span style="background:#fde2e1">fell back</span>a data-driven gate used its fallback on that sample
-<span style="background:#fff3cd">low count</span>fewer events than the threshold (percentages imprecise: CV = 1/&radic;n)
-<span style="background:#f5f5f5">not measured</span>marker absent, parent not measured or gate declined</p>
-<div id="flags-table"></div></section>
-<section id="populations"><h2>Populations (% of parent)</h2><div id="populations-table"></div></section>
-<section id="gates"><h2>Gates across samples</h2>
-<div class="tools"><label>gate <select id="gate-select"></select></label>
-<label>order <select id="gate-order"><option value="sample">sample</option><option value="pct">percent of parent</option>
-<option value="flag">fell back first</option></select></label></div>
-<div id="gate-grid"></div></section>
-<section id="samples"><h2>Samples</h2><div id="sample-cards"></div></section>
-{stats}
-</main>
-<script type="application/json" id="cytophen-data">{data}</script>
-<script>{js}</script>
-</body></html>
-"""
