@@ -23,10 +23,32 @@ sys.path.insert(0, str(ROOT / "tests"))
 import real_references as rr  # noqa: E402
 
 
+def _write_overview(res, path: Path) -> None:
+    """One PNG of a file's gating tree and every plot, small enough to keep in docs/."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig = res.plot()
+    fig.savefig(path, dpi=75)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--plots", type=Path, default=None, help="also draw every file's gating plots")
     ap.add_argument("--markdown", type=Path, default=None, help="also write the tables as markdown")
+    ap.add_argument(
+        "--overviews",
+        type=Path,
+        default=None,
+        help="also write one overview PNG per file (gating tree and every plot) into this folder",
+    )
+    ap.add_argument(
+        "--case", action="append", default=None, help="only the cases whose id contains this"
+    )
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")
     if not rr.REAL.is_dir():
@@ -34,7 +56,8 @@ def main(argv=None) -> int:
         return 1
     rows = []
     md: list[str] = []
-    for case in rr.CASES:
+    cases = [c for c in rr.CASES if not args.case or any(k in c.id for k in args.case)]
+    for case in cases:
         t0 = time.perf_counter()
         res = rr.gate_case(case)
         dt = time.perf_counter() - t0
@@ -56,6 +79,8 @@ def main(argv=None) -> int:
             from cytophen.report.plots import save_sample_plots
 
             save_sample_plots(res, out)
+        if args.overviews is not None:
+            _write_overview(res, args.overviews / (case.id.replace("/", "_") + ".png"))
         del measured
     print("\n## Reference comparisons")
     for row in rows:

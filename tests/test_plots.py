@@ -659,3 +659,21 @@ def test_a_population_not_measured_plots_a_readable_message_not_a_squeezed_axis(
     assert helpers and {"dn1", "dn2", "activated_naive"} | helpers <= set(rows)
     drawn = [ax for ax in fig.axes if ax.axison]
     assert len(drawn) == len([p for p in gate_panels(res)[0] if p.drawn])
+
+
+def test_view_limits_leave_far_junk_out_of_view_but_keep_every_cut():
+    """1.6 % of a real file's SSC-A events sit near -7e6 (flowAI Bcells1): the axis follows the
+    cells, not the junk; a cut placed out there would still be shown."""
+    from cytophen.report.ticks import view_limits
+
+    rng = np.random.default_rng(0)
+    cells = rng.normal(60_000, 15_000, 20_000)
+    junk = rng.uniform(-7.4e6, -6.8e6, 330)
+    lo, hi = view_limits(np.concatenate([cells, junk]), None)
+    assert -60_000 < lo < cells.min() + 20_000 and hi > np.percentile(cells, 99.5)
+    # without the junk the range is the cells' own
+    lo2, hi2 = view_limits(cells, None)
+    assert abs(lo - lo2) < 0.1 * (hi2 - lo2) and abs(hi - hi2) < 0.1 * (hi2 - lo2)
+    # a cut at 300 000 widens the view to show it
+    _, hi3 = view_limits(np.concatenate([cells, junk]), None, cuts=[300_000])
+    assert hi3 > 300_000
