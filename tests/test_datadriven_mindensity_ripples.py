@@ -79,3 +79,38 @@ def test_a_shallow_real_valley_is_kept_by_default():
     np.testing.assert_array_equal(_significant_peaks(y, peaks, default), [3, 1])
     np.testing.assert_array_equal(_deep_valleys(y, valleys, default), [2])
     np.testing.assert_array_equal(_deep_valleys(y, valleys, 0.05), [])
+
+
+def _one_peak_with_a_shoulder(side: str, seed: int = 0) -> np.ndarray:
+    """A tight population at 0.6 (sd 0.04) and 40 % of cells spread out on the side ``side``
+    of it, falling away from it without a peak of their own (as CD45RA- memory cells beside a
+    CD45RA+ naive peak)."""
+    rng = np.random.default_rng(seed)
+    main = rng.normal(0.6, 0.04, 6000)
+    tail = np.abs(rng.normal(0.0, 0.15, 4000))
+    return np.concatenate([main, 0.56 - tail if side == "below" else 0.64 + tail])
+
+
+@pytest.mark.parametrize("side", ["below", "above"])
+def test_skew_spread_cuts_on_the_side_the_cells_without_a_peak_widen(side):
+    from cytophen.datadriven._cuts import Valley
+
+    x = _one_peak_with_a_shoulder(side)
+    v = Valley(unimodal="skew_spread", spread=3).fit(x[:, None])
+    assert v.fell_back_ and "skew_spread" not in v.reason_  # says which rule it used
+    if side == "below":  # the peak is the positive population: cut 3 of its SDs below it
+        assert "lower_spread" in v.reason_ and 0.44 < v.threshold_ < 0.52
+    else:
+        assert "upper_spread" in v.reason_ and 0.68 < v.threshold_ < 0.76
+    # the fixed rule cuts on its own side whatever the data say, here beyond every event
+    up = Valley(unimodal="upper_spread", spread=3).fit(_one_peak_with_a_shoulder("below")[:, None])
+    assert up.threshold_ > 0.6
+
+
+def test_skew_spread_on_a_symmetric_peak_is_upper_spread():
+    from cytophen.datadriven._cuts import Valley
+
+    x = np.random.default_rng(1).normal(0.5, 0.05, 5000)
+    a = Valley(unimodal="skew_spread").fit(x[:, None])
+    b = Valley(unimodal="upper_spread").fit(x[:, None])
+    assert a.threshold_ == b.threshold_ and a.threshold_ > 0.6

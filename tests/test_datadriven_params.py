@@ -76,7 +76,8 @@ BAD = [
      "second) or null, got list [0.6, 0.2]"),
     ("mindensity", {"unimodal": "upper"},
      "argument 'unimodal' of mindensity must be one of 'upper_tail', 'lower_tail', "
-     "'range_low', 'range_high', 'upper_spread', 'lower_spread', got str 'upper'"),
+     "'range_low', 'range_high', 'upper_spread', 'lower_spread', 'skew_spread', got str "
+     "'upper'"),
     ("mindensity", {"adjust": 0},
      "argument 'adjust' of mindensity must be a number > 0, got int 0"),
     ("mindensity", {"min": 2, "max": 1},

@@ -443,3 +443,37 @@ def test_a_ref_to_its_own_descendant_is_a_cycle(tmp_path):
         """,
     )
     _find(probs, "cycle")
+
+
+def test_a_ref_to_a_gate_that_fell_back_is_flagged_in_the_table(tmp_path):
+    """A valley on one CD38 cluster (CD19- CD38lo events) falls back; a ref that copies that cut
+    says so in the table's note, as the copied gate's own row does. A ref to a valley that was
+    found has no note."""
+    t = load_yaml_template(
+        _template(
+            tmp_path,
+            """
+              cd19_neg:
+                gate: {kind: range, dims: [CD19], max: 50}
+              cd19_neg_lo:
+                parent: cd19_neg
+                gate: {kind: range, dims: [CD38], max: 30}
+              cd38_lo_only:
+                parent: cd19_neg_lo
+                gate: {method: valley, dims: [CD38], side: "+"}
+              cd38_copy:
+                parent: cd19_neg
+                gate: {ref: cd38_lo_only}
+              cd38_pos_copy:
+                parent: cd19_neg
+                gate: {ref: cd38_pos}
+            """,
+        )
+    )
+    s, _ = _sample()
+    r = cytophen.gate(s, t)
+    tab = r.table.set_index("population")
+    assert "fell back" in tab.loc["cd38_lo_only", "note"]  # one CD38 cluster: no valley
+    assert r.gates["cd38_copy"]["fell_back"] is True
+    assert tab.loc["cd38_copy", "note"].startswith("ref fell back: cd38_lo_only: ")
+    assert tab.loc["cd38_pos_copy", "note"] == "" and not r.gates["cd38_pos_copy"]["fell_back"]

@@ -139,6 +139,15 @@ def spread_cut(
     return (peak + k * sd if tail == "right" else peak - k * sd), float(peak), sd
 
 
+def _wider_side(x: np.ndarray, peak: float, ratio: float = 2.0) -> str:
+    """``'lower_spread'`` when the half of ``x`` below ``peak`` is at least ``ratio`` times as
+    wide as the half above it (robust SDs), else ``'upper_spread'``."""
+    below, above = peak - x[x < peak], x[x > peak] - peak
+    if below.size < 2 or above.size < 2:
+        return "upper_spread"
+    return "lower_spread" if np.median(below) >= ratio * np.median(above) else "upper_spread"
+
+
 class Spread(CutEstimator):
     """A cut ``k`` robust SDs beyond the main population: "positive = brighter than (nearly) all
     of the negative cells".
@@ -220,8 +229,12 @@ class MinDensity(CutEstimator):
         ``'range_low'`` / ``'range_high'`` are openCyto's fallbacks (the low / high end of
         ``gate_range``); ``'upper_spread'`` cuts ``spread`` robust SDs above the highest peak
         (the peak is the negative population, see :class:`Spread`) and ``'lower_spread'`` the
-        same below it (the peak is the positive population, e.g. IgD+ among B cells). The cut is
-        clipped into ``gate_range`` when one is given.
+        same below it (the peak is the positive population, e.g. IgD+ among B cells);
+        ``'skew_spread'`` lets the data say which: the cells that form no peak of their own widen
+        the peak on their side, so when one half of the peak is at least twice as wide as the
+        other (robust SDs of each half) the cut is ``spread`` SDs of the narrow half beyond the
+        peak on the wide side, and otherwise ``'upper_spread'``. The cut is clipped into
+        ``gate_range`` when one is given.
     tail_tol
         Relative density level used by the tail fallbacks.
     spread
@@ -282,6 +295,7 @@ class MinDensity(CutEstimator):
                 "range_high",
                 "upper_spread",
                 "lower_spread",
+                "skew_spread",
             )
         ],
         "tail_tol": [Interval(Real, 0, 1, closed="neither")],
@@ -301,7 +315,13 @@ class MinDensity(CutEstimator):
         min: float | None = None,
         max: float | None = None,
         unimodal: Literal[
-            "upper_tail", "lower_tail", "range_low", "range_high", "upper_spread", "lower_spread"
+            "upper_tail",
+            "lower_tail",
+            "range_low",
+            "range_high",
+            "upper_spread",
+            "lower_spread",
+            "skew_spread",
         ] = "upper_tail",
         tail_tol: float = 0.01,
         min_depth: float = 0.02,
@@ -403,8 +423,10 @@ class MinDensity(CutEstimator):
                 cut = float(grid[idx[-1]] if idx.size else grid[0])
             if self.gate_range is not None:
                 cut = float(np.clip(cut, lo, hi))
-        else:  # upper_spread, lower_spread
+        else:  # upper_spread, lower_spread, skew_spread
             top = int(peaks[0]) if peaks.size else int(np.argmax(y))
+            if mode == "skew_spread":
+                mode = _wider_side(x, float(grid[top]))
             tail = "right" if mode == "upper_spread" else "left"
             cut = spread_cut(x, float(self.spread), tail, peak=float(grid[top]))[0]
             if self.gate_range is not None:
@@ -434,7 +456,13 @@ class Valley(MinDensity):
         min: float | None = None,
         max: float | None = None,
         unimodal: Literal[
-            "upper_tail", "lower_tail", "range_low", "range_high", "upper_spread", "lower_spread"
+            "upper_tail",
+            "lower_tail",
+            "range_low",
+            "range_high",
+            "upper_spread",
+            "lower_spread",
+            "skew_spread",
         ] = "upper_spread",
         tail_tol: float = 0.01,
         min_depth: float = 0.02,

@@ -167,7 +167,9 @@ class TreeEvaluator:
                 [d for _, d in g.refs],
                 population=pop.name,
             )
-            self.gates[pop.name] = _used_ref(pop, g, geom, self.gates)
+            self.gates[pop.name] = used = _used_ref(pop, g, geom, self.gates)
+            if used["fell_back"]:  # the table says so, as for the gate it copies
+                self.notes[pop.name] = f"ref fell back: {used['reason']}"
             self._placed[pop.name] = geom
             m = self._members(geom, pop, parent_mask)
         else:
