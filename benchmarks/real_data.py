@@ -30,9 +30,11 @@ def _write_overview(res, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from cytophen.report.plots import _png  # the report's palette PNG: a third of the size
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fig = res.plot()
-    fig.savefig(path, dpi=75)
+    path.write_bytes(_png(fig, 75))
     plt.close(fig)
 
 
