@@ -657,6 +657,9 @@ class DataDrivenGate(Gate):
     groups are fitted on pooled events. ``guide`` are other dimensions the method may read to
     decide where the gate goes (the gate itself lives on ``dims``); they are passed to the
     estimator as extra columns when the file has them, and left out when it does not.
+    ``fallback_from`` names a population placed earlier on the same sample: where this gate's fit
+    falls back, each cut it could not place from the data is taken from that population's gate
+    on the same marker instead (still flagged as a fallback).
     """
 
     dims: tuple
@@ -665,6 +668,7 @@ class DataDrivenGate(Gate):
     side: str | None = None
     pool: str | None = None
     guide: tuple = ()
+    fallback_from: str | None = None
     kind: str = field(default="data_driven", init=False)
 
     def __post_init__(self) -> None:
@@ -682,6 +686,7 @@ class DataDrivenGate(Gate):
             "params": dict(self.params),
             "side": self.side,
             **({"guide": [d.label for d in self.guide]} if self.guide else {}),
+            **({"fallback_from": self.fallback_from} if self.fallback_from else {}),
         }
 
 

@@ -195,6 +195,19 @@ class Template:
                                 f"ref gate {p.name!r} refers to {ref!r}, a boolean population, which places no gate of its own",
                             )
                         )
+            src_pop = p.gate.fallback_from if isinstance(p.gate, DataDrivenGate) else None
+            if src_pop is not None and (
+                src_pop not in seen or isinstance(self.population(src_pop).gate, BooleanGate)
+            ):
+                problems.append(
+                    TemplateProblem(
+                        src,
+                        None,
+                        None,
+                        f"fallback_from of {p.name!r} must name an earlier population with a "
+                        f"gate of its own, got {src_pop!r}",
+                    )
+                )
             if isinstance(p.gate, QuadrantGate) or (
                 isinstance(p.gate, DataDrivenGate) and p.quadrant is not None
             ):

@@ -179,6 +179,8 @@ def fit_gate(gate: DataDrivenGate, values, *, seed: int = 0) -> FitOutcome:
     details.update(_jsonable(est.summary()))
     details["fixed_params"] = _jsonable(est.get_params())
     reason = est.reason_
+    if est.fell_back_:
+        details["fallen_cuts"] = [[int(a), float(c)] for a, c in est.fallen_cuts()]
     if n_input > n_finite:
         note = f"{n_input - n_finite} non-finite event(s) dropped before fitting"
         reason = f"{reason}; {note}" if reason else note

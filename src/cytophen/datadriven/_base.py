@@ -170,6 +170,12 @@ class GateEstimator:
     def fit(self, X) -> GateEstimator:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def fallen_cuts(self) -> list[tuple[int, float]]:
+        """``(dimension, cut)`` of each cut this fit placed by a fallback rule instead of from
+        a landmark of the data (a template's ``fallback_from`` may replace them); empty for
+        methods whose gate is not made of cuts."""
+        return []
+
     def to_gate(self, dims, side: str | None = None) -> Gate:  # pragma: no cover - abstract
         """The fixed gate (over ``dims``) this fitted estimator chose."""
         raise NotImplementedError
@@ -189,6 +195,9 @@ class CutEstimator(GateEstimator):
 
     _template_constraints = QUADRANT_CONSTRAINTS
     threshold_: float
+
+    def fallen_cuts(self) -> list[tuple[int, float]]:
+        return [(0, float(self.threshold_))] if self.fell_back_ else []
 
     def to_gate(self, dims, side: str | None = None) -> Gate:
         side = side or "+"

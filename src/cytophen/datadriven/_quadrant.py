@@ -101,6 +101,7 @@ class QuadrantEstimator(GateEstimator):
         X = self._as_matrix(X)
         reasons = []
         self.shared_cuts_: list[str] = []
+        self._fallen: list[tuple[int, float]] = []
 
         def cut(axis: int, rows, side: str | None = None) -> float:
             est = self._axis(axis)
@@ -129,6 +130,7 @@ class QuadrantEstimator(GateEstimator):
                     return float(whole.threshold_)
             if est.fell_back_:
                 reasons.append(f"{'xy'[axis]}: {est.reason_}")
+                self._fallen.append((axis, float(est.threshold_)))
             return float(est.threshold_)
 
         allrows = np.ones(X.shape[0], dtype=bool)
@@ -149,6 +151,9 @@ class QuadrantEstimator(GateEstimator):
         if reasons:
             self._fall_back("; ".join(reasons))
         return self
+
+    def fallen_cuts(self) -> list[tuple[int, float]]:
+        return list(self._fallen) if self.fell_back_ else []
 
     def rectangles(self) -> dict[str, tuple[tuple, tuple]]:
         """``signs -> (mins, maxs)`` of the four quadrants."""
@@ -253,6 +258,7 @@ class BoxEstimator(GateEstimator):
             )
         estimators = self._cuts(d)
         cuts, reasons = [], []
+        self._fallen = []
         keep = np.ones(X.shape[0], dtype=bool)
         for j in range(d):
             est = estimators[j]
@@ -282,11 +288,15 @@ class BoxEstimator(GateEstimator):
             cuts.append(c)
             if est.fell_back_:
                 reasons.append(f"dim {j + 1}: {est.reason_}")
+                self._fallen.append((j, c))
             keep &= X[:, j] >= c if side[j] == "+" else X[:, j] < c
         self.cuts_ = cuts
         if reasons:
             self._fall_back("; ".join(reasons))
         return self
+
+    def fallen_cuts(self) -> list[tuple[int, float]]:
+        return list(self._fallen) if self.fell_back_ else []
 
     def to_gate(self, dims, side: str | None = None) -> Gate:
         side = side or self.side
@@ -368,6 +378,7 @@ class GuidedBox(BoxEstimator):
 
     def fit(self, X) -> GuidedBox:
         self._start()
+        self._fallen = []  # the guided cuts are chosen together: none is a per-axis fallback
         X = np.asarray(X, dtype=np.float64)
         if X.ndim == 2 and self.side and X.shape[1] == len(self.side) + 1:
             return self._fit_guided(X)

@@ -35,6 +35,7 @@ from cytophen.gates import (
     QuadrantGate,
     RectangleGate,
     RefGate,
+    gate_from_geometry,
     resolve_ref,
 )
 from cytophen.io.sample import Sample
@@ -176,9 +177,10 @@ class TreeEvaluator:
             if isinstance(g, DataDrivenGate):
                 outcome = self._outcomes.get(id(g))
                 if outcome is None:
-                    outcome = self._outcomes[id(g)] = place_with(
-                        place, pop, g, lambda: self.parent_values(pop)
-                    )
+                    outcome = place_with(place, pop, g, lambda: self.parent_values(pop))
+                    if g.fallback_from is not None and outcome.fell_back and outcome.gate:
+                        outcome = _cuts_from(outcome, g, self._placed.get(g.fallback_from))
+                    self._outcomes[id(g)] = outcome
                 self.gates[pop.name] = _used(pop, outcome.gate, g, outcome)
                 if outcome.gate is None:
                     self._not_measured(pop, f"{g.method} declined: {outcome.reason}")
@@ -421,6 +423,50 @@ def _on_dims(placed: Gate | None, spec: DataDrivenGate) -> Gate | None:
     ]:
         return placed
     return dataclasses.replace(placed, dims=mine)
+
+
+def _cut_on(gate: Gate, dim: str) -> float | None:
+    """The one cut ``gate`` makes on marker ``dim`` (a range, rectangle or quadrant bounded on
+    that marker at a single value), else ``None``."""
+    geo = gate.geometry()
+    if geo["kind"] not in ("quadrant", "rectangle") or dim not in geo["dims"]:
+        return None
+    i = geo["dims"].index(dim)
+    boxes = geo["quadrants"].values() if geo["kind"] == "quadrant" else [geo]
+    values = {b[k][i] for b in boxes for k in ("min", "max") if b[k][i] is not None}
+    return float(values.pop()) if len(values) == 1 else None
+
+
+def _cuts_from(outcome: FitOutcome, g: DataDrivenGate, source: Gate | None) -> FitOutcome:
+    """``outcome`` with each cut it placed by a fallback rule replaced by the cut that
+    ``g.fallback_from``'s gate makes on the same marker (the template's ``fallback_from``)."""
+    name = g.fallback_from
+    if source is None:
+        note = f"{name} placed no gate here: own fallback kept"
+        return dataclasses.replace(outcome, reason=f"{outcome.reason}; {note}")
+    geo = outcome.gate.geometry()
+    boxes = geo["quadrants"].values() if geo["kind"] == "quadrant" else [geo]
+    taken = []
+    for axis, old in outcome.details.get("fallen_cuts", []):
+        dim = g.dims[axis].label
+        new = _cut_on(source, dim)
+        if new is None:
+            continue
+        for b in boxes:
+            for k in ("min", "max"):
+                if b[k][axis] == old:
+                    b[k][axis] = new
+        taken.append(f"{dim} cut {new:.4g} from {name}")
+    if not taken:
+        note = f"{name} has no cut on the marker(s) that fell back: own fallback kept"
+        return dataclasses.replace(outcome, reason=f"{outcome.reason}; {note}")
+    details = {**outcome.details, "fallback_from": name, "cuts_taken": taken}
+    return dataclasses.replace(
+        outcome,
+        gate=gate_from_geometry(geo, outcome.gate.dims),
+        reason=f"{outcome.reason}; {', '.join(taken)}",
+        details=details,
+    )
 
 
 def place_with(

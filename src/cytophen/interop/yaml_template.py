@@ -138,6 +138,7 @@ _GATE_KEYS = {
         "pool",
         "quadrants",
         "guide",
+        "fallback_from",
     ),
 }
 _ROOT = "root"
@@ -701,32 +702,46 @@ class _Builder:
             if g in by_name:
                 self.err(entry_pos.get(g), f"quadrant gate {g!r} has the same name as a population")
         names = list(by_name)
+        unresolved: set[tuple] = set()
         for s in by_name.values():
-            what_op = "referenced population" if isinstance(s.gate, RefGate) else "boolean operand"
+            what_op = (
+                "referenced population"
+                if isinstance(s.gate, RefGate)
+                else "fallback_from population"
+                if isinstance(s.gate, DataDrivenGate)
+                else "boolean operand"
+            )
             refs = ([(s.parent, s.parent_pos, "parent")] if s.parent is not None else []) + [
                 (o, p, what_op) for o, p in s.operands
             ]
+            who = s.group or s.name  # quadrant children share their gate's parent and keys
             for ref, rpos, what in refs:
-                if ref in by_name:
+                if ref in by_name or (ref, rpos, what) in unresolved:
                     continue
+                unresolved.add((ref, rpos, what))
                 if ref in groups:
                     self.err(
                         rpos,
-                        f"{what} {ref!r} of {s.name!r} is a quadrant gate, not a population",
+                        f"{what} {ref!r} of {who!r} is a quadrant gate, not a population",
                         f"use one of its quadrants: {', '.join(self.quadrant_groups[ref])}",
                     )
                 else:
                     self.err(
                         rpos,
-                        f"{what} {ref!r} of {s.name!r} is not a population of this template",
+                        f"{what} {ref!r} of {who!r} is not a population of this template",
                         _did_you_mean(ref, names + [_ROOT]),
                     )
         order = self._order(by_name)
         if order is None:
             return []
+        fallback_checked: set[int] = set()  # quadrant children share one gate
         for s in by_name.values():
             if isinstance(s.gate, RefGate):
                 self.check_refs(s, by_name)
+            elif isinstance(s.gate, DataDrivenGate) and s.gate.fallback_from is not None:
+                if id(s.gate) not in fallback_checked:
+                    fallback_checked.add(id(s.gate))
+                    self.check_fallback_from(s, by_name)
         # percent_of must name an ancestor
         for s in by_name.values():
             anc = _ancestors(s.name, by_name)
@@ -854,6 +869,7 @@ class _Builder:
                         quadrant=code,
                         group=name,
                         gate=gate,
+                        operands=operands,
                         **{**base, "description": desc, **extra},
                     )
                 )
@@ -1460,6 +1476,28 @@ class _Builder:
             self.err(vpos, f"gate of {name!r}: {exc.problem}")
             return None, where
 
+    def check_fallback_from(self, s: _PopSpec, by_name: dict[str, _PopSpec]) -> None:
+        """``fallback_from`` names a population whose gate has a cut on one of this gate's dims."""
+        target, tpos = s.operands[0]
+        t = by_name.get(target)
+        if t is None or t.gate is None:
+            return  # reported already
+        if isinstance(t.gate, (BooleanGate, RefGate)):
+            self.err(
+                tpos,
+                f"fallback_from of {s.name!r}: {target!r} is a {t.gate.kind} population; it "
+                "must place a gate with cuts of its own",
+            )
+            return
+        have = {d.label for d in t.gate.dims}
+        mine = [d.label for d in s.gate.dims]
+        if not have & set(mine):
+            self.err(
+                tpos,
+                f"fallback_from of {s.name!r}: the gate of {target!r} is on "
+                f"{', '.join(sorted(have))}, none of {', '.join(mine)}",
+            )
+
     def check_refs(self, s: _PopSpec, by_name: dict[str, _PopSpec]) -> None:
         """Each reference is a population with a geometric gate, ``dims`` are its dims, and only
         rectangular gates are cut to some dims or intersected (fitted gates: when applied)."""
@@ -1578,8 +1616,25 @@ class _Builder:
             if both:
                 self.err(g.vpos["guide"], f"guide of {name!r} repeats its dims ({', '.join(sorted(both))})")
                 return None, None, []
-        gate = DataDrivenGate(dims, method, params=_plain(args), side=side, pool=pool, guide=guide)
-        return gate, children, []
+        fallback_from, operands = g.get("fallback_from"), []
+        if fallback_from is not None:
+            if not isinstance(fallback_from, str) or not fallback_from:
+                self.err(
+                    g.vpos["fallback_from"],
+                    f"fallback_from of {name!r} must name a population placed earlier",
+                )
+                return None, None, []
+            operands = [(fallback_from, g.vpos["fallback_from"])]
+        gate = DataDrivenGate(
+            dims,
+            method,
+            params=_plain(args),
+            side=side,
+            pool=pool,
+            guide=guide,
+            fallback_from=fallback_from,
+        )
+        return gate, children, operands
 
 
 # ------------------------------------------------------------------------------------------------
@@ -2090,6 +2145,8 @@ def _gate_doc(p: Population, g: Gate, markers, err) -> dict:
             gdoc["pool"] = g.pool
         if g.guide:
             gdoc["guide"] = [d.label for d in g.guide]
+        if g.fallback_from is not None:
+            gdoc["fallback_from"] = g.fallback_from
         return gdoc
     if isinstance(g, QuadrantGate):
         gdoc["kind"] = "quadrant"
