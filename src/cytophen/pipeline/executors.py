@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from cytophen.pipeline.inputs import InputError
+from cytophen.errors import InputError
 from cytophen.pipeline.worker import run_sample
 
 __all__ = ["Runner", "InlineRunner", "PoolRunner", "DaskRunner", "make_runner", "default_jobs"]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cytophen.errors import CytophenError
+from cytophen.errors import InputError
 
 __all__ = ["InputError", "SampleInput", "discover", "read_manifest", "safe_name", "FCS_SUFFIXES"]
 
@@ -41,10 +41,6 @@ _RESERVED = {
     *(f"LPT{i}" for i in range(10)),
 }
 _MAX_NAME = 80
-
-
-class InputError(CytophenError):
-    """The batch's inputs cannot be used as given (missing path, duplicate sample id, bad manifest)."""
 
 
 @dataclass(frozen=True)

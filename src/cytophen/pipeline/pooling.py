@@ -14,9 +14,10 @@ from typing import Any
 
 import pandas as pd
 
+from cytophen.errors import InputError
 from cytophen.gates import DataDrivenGate
 from cytophen.io.fcs import DEFAULT_REPAIRS
-from cytophen.pipeline.inputs import InputError, SampleInput
+from cytophen.pipeline.inputs import SampleInput
 
 __all__ = ["pool_column", "pool_groups", "fit_batch_pools"]
 

@@ -36,7 +36,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from cytophen.errors import CytophenError
+from cytophen.errors import SimulationError
 from cytophen.simulate.panels import Panel, get_panel
 
 __all__ = [
@@ -90,10 +90,6 @@ TRUTH_COLUMNS: dict[str, list[str]] = {
         "helios_neg_treg",
     ],
 }
-
-
-class SimulationError(CytophenError):
-    """Invalid simulator input (unknown panel, unknown or out-of-range parameter)."""
 
 
 #: Requested frequencies, each a fraction of its parent (named in the comment). The remainder of
