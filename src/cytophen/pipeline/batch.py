@@ -21,6 +21,7 @@ import pandas as pd
 
 from cytophen._terminal import printable
 from cytophen._version import __version__
+from cytophen.compensation import read_spillover_csv
 from cytophen.errors import CompensationError, TemplateError
 from cytophen.io.fcs import DEFAULT_REPAIRS
 from cytophen.markers import MarkerMap, read_marker_csv
@@ -33,7 +34,14 @@ from cytophen.pipeline.storage import (
     write_parquet,
 )
 
-__all__ = ["gate_files", "BatchResult", "wide_table", "ERROR_COLUMNS", "BASE_COLUMNS"]
+__all__ = [
+    "gate_files",
+    "BatchResult",
+    "wide_table",
+    "compensation_option",
+    "ERROR_COLUMNS",
+    "BASE_COLUMNS",
+]
 
 #: Columns of errors.csv.
 ERROR_COLUMNS = ["sample", "file", "stage", "message"]
@@ -123,40 +131,27 @@ def wide_table(populations: pd.DataFrame, metadata_columns: Iterable[str] = ()) 
     return wide
 
 
-def _read_matrix_csv(path: Path) -> pd.DataFrame:
-    """A spillover matrix from CSV: header = detector ($PnN) names, optional first column of row
-    names (else the rows are the same detectors, in order)."""
-    try:
-        from cytophen.compensation import read_spillover_csv  # the compensation module's reader
-    except ImportError:
-        read_spillover_csv = None
-    if read_spillover_csv is not None:
-        return read_spillover_csv(path)
-    try:
-        df = pd.read_csv(path)
-    except Exception as exc:
-        raise CompensationError(f"{path}: cannot be read as a spillover CSV ({exc})") from None
-    first = df.columns[0]
-    if df[first].dtype == object or str(first).startswith("Unnamed") or str(first) == "":
-        df = df.set_index(first)
-        df.index = [str(i).strip() for i in df.index]
-        df.index.name = None
-    else:
-        df.index = list(df.columns)
-    df.columns = [str(c).strip() for c in df.columns]
-    try:
-        df = df.astype("float64")
-    except (TypeError, ValueError):
-        raise CompensationError(f"{path}: spillover values must be numbers") from None
-    if df.shape[0] != df.shape[1] or df.shape[0] == 0:
-        raise CompensationError(
-            f"{path}: a spillover matrix must be square (one row per detector), got {df.shape[0]}x{df.shape[1]}"
-        )
-    return df
+def compensation_option(compensation) -> tuple[Any, dict[str, Any]]:
+    """The compensation override of a batch: what the engine applies, and how run.json records it.
 
+    Parameters
+    ----------
+    compensation
+        ``None`` or ``'template'`` (the template's own), ``'keyword'``, ``'none'``, ``'FCS'``, a
+        spillover matrix CSV path, or a DataFrame (see :func:`gate_files`). run.json's
+        ``options.compensation`` read back gives the same override.
 
-def _compensation_option(compensation) -> tuple[Any, dict[str, Any]]:
-    """(engine override, description for run.json) for ``compensation``."""
+    Returns
+    -------
+    override, description
+        The ``compensation=`` argument of :func:`cytophen.engine.gate`, and the run.json entries
+        (``compensation``, and ``compensation_sha256`` for a matrix file).
+
+    Raises
+    ------
+    CompensationError
+        An unknown word, a missing or unreadable matrix file.
+    """
     if compensation is None:
         return None, {"compensation": "template"}
     if isinstance(compensation, pd.DataFrame):
@@ -172,13 +167,17 @@ def _compensation_option(compensation) -> tuple[Any, dict[str, Any]]:
             )
         from cytophen.pipeline.worker import file_sha256
 
-        return _read_matrix_csv(p), {
+        return read_spillover_csv(p), {
             "compensation": str(p.resolve()),
             "compensation_sha256": file_sha256(p),
         }
     raise CompensationError(
         f"--compensation {word!r}: expected template, keyword, none or a spillover matrix CSV file"
     )
+
+
+#: The name replot and the FlowJo export still use (until they call :func:`compensation_option`).
+_compensation_option = compensation_option
 
 
 def _reserved_columns(template) -> list[str]:
@@ -441,7 +440,7 @@ def gate_files(
         _check_reachable(scheduler)  # before the output folder is created
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"output {out_dir} exists and is not a folder")
-    comp_override, comp_desc = _compensation_option(compensation)
+    comp_override, comp_desc = compensation_option(compensation)
     samples, meta_cols = discover(
         paths, manifest=manifest, exclude=out_dir, reserved_columns=_reserved_columns(template)
     )
