@@ -391,21 +391,21 @@ def test_pool_workers_gate_in_their_own_processes(batch):
     tasks, options = runner_inputs(root / "in")
     with PoolRunner(template, options, 2) as runner:
         runner.gate_while_starting = False
-        pooled = {t["safe_id"]: rec for t, rec in runner.run(tasks)}
+        pooled = {t.safe_id: rec for t, rec in runner.run(tasks)}
     with InlineRunner(template, options) as runner:
-        inline = {t["safe_id"]: rec for t, rec in runner.run(tasks)}
-    assert set(pooled) == set(inline) == {t["safe_id"] for t in tasks}
+        inline = {t.safe_id: rec for t, rec in runner.run(tasks)}
+    assert set(pooled) == set(inline) == {t.safe_id for t in tasks}
     me = f":{os.getpid()}"
-    assert all(not rec["worker"].endswith(me) for rec in pooled.values())
-    assert all(rec["worker"].endswith(me) for rec in inline.values())
+    assert all(not rec.worker.endswith(me) for rec in pooled.values())
+    assert all(rec.worker.endswith(me) for rec in inline.values())
     for sid, rec in inline.items():
         other = pooled[sid]
-        assert other["status"] == rec["status"] and other["blake3"] == rec["blake3"]
-        if rec["status"] == "ok":
-            pd.testing.assert_frame_equal(other["table"], rec["table"])
-            assert other["gates"] == rec["gates"]
+        assert other.status == rec.status and other.blake3 == rec.blake3
+        if rec.status == "ok":
+            pd.testing.assert_frame_equal(other.table, rec.table)
+            assert other.gates == rec.gates
         else:
-            assert (other["stage"], other["message"]) == (rec["stage"], rec["message"])
+            assert (other.stage, other.message) == (rec.stage, rec.message)
 
 
 def test_worker_death_is_one_error_row(tmp_path):
@@ -421,16 +421,16 @@ def test_worker_death_is_one_error_row(tmp_path):
     tasks, options = runner_inputs(tmp_path / "in")
     with PoolRunner(template, options, 2) as runner:
         runner.gate_while_starting = False
-        pooled = {t["sample"]: rec for t, rec in runner.run(tasks)}
+        pooled = {t.sample: rec for t, rec in runner.run(tasks)}
         assert runner.restarts == 1
     with InlineRunner(template, options) as runner:
-        inline = {t["sample"]: rec for t, rec in runner.run(tasks)}
-    assert set(pooled) == {t["sample"] for t in tasks}
-    assert pooled["crasher"]["status"] == "failed" and pooled["crasher"]["stage"] == "worker"
-    assert "died" in pooled["crasher"]["message"]
+        inline = {t.sample: rec for t, rec in runner.run(tasks)}
+    assert set(pooled) == {t.sample for t in tasks}
+    assert pooled["crasher"].status == "failed" and pooled["crasher"].stage == "worker"
+    assert "died" in pooled["crasher"].message
     for sid in (f"s{i}" for i in range(6)):
-        assert pooled[sid]["status"] == "ok", pooled[sid]
-        pd.testing.assert_frame_equal(pooled[sid]["table"], inline[sid]["table"])
+        assert pooled[sid].status == "ok", pooled[sid]
+        pd.testing.assert_frame_equal(pooled[sid].table, inline[sid].table)
 
 
 def test_progress_bar_on_in_notebooks_and_terminals_only(monkeypatch):
@@ -450,8 +450,9 @@ def test_progress_bar_on_in_notebooks_and_terminals_only(monkeypatch):
 
 def test_pool_starts_only_when_it_pays():
     from cytophen.pipeline.executors import PoolRunner
+    from cytophen.pipeline.records import WorkerOptions
 
-    r = PoolRunner(None, {}, 2)
+    r = PoolRunner(None, WorkerOptions(), 2)
     assert not r._worth_starting([0.6], 500)  # the first sample (kernel loading) says nothing
     # 31 samples left at 40 ms: 1.2 s here, 0.6 s saved by a second worker < the pool's start-up
     assert not r._worth_starting([0.6, 0.04, 0.04], 31)
@@ -460,6 +461,6 @@ def test_pool_starts_only_when_it_pays():
     # 2000 samples left: 150 s, long enough for worker processes (and their crash isolation)
     assert r._worth_starting([0.9, 0.15, 0.15], 2000)
     # with plots (drawn one sample at a time per process) the pool pays once it saves start-up
-    p = PoolRunner(None, {"plots": True}, 2)
+    p = PoolRunner(None, WorkerOptions(plots=True), 2)
     assert not p._worth_starting([0.6, 0.04, 0.04], 31)
     assert p._worth_starting([0.9, 0.15, 0.15], 198)

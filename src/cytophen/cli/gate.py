@@ -173,9 +173,6 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
     tune_malloc()  # this process is ours: reuse freed sample arrays instead of re-faulting them
     preload_cython_blas()  # and skip scipy.linalg in numba's kernel loading
     light_numba_cache_loads()  # and numba's compiler registries when kernels come from its cache
-    from cytophen.pipeline.executors import allow_fork_workers
-
-    allow_fork_workers()  # and may fork its batch workers from itself
     if not paths and manifest is None:
         raise _Invalid("no inputs: give FCS files, folders or a manifest CSV (--manifest)")
     if out is not None:
@@ -218,6 +215,7 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
             time_limit=time_limit,
             scale=scale,
             markers=markers_csv,
+            start_method="fork",  # this process is ours: its workers may be forked from it
         )
     except KeyboardInterrupt:
         click.echo(
