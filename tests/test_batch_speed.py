@@ -139,8 +139,8 @@ def test_preload_cython_blas_keeps_scipy_linalg_out_of_kernel_loading():
     code = """
 import sys
 import numpy as np
-from cytophen.pipeline._fast_start import preload_cython_blas
-assert preload_cython_blas()
+from cytophen.pipeline._fast_start import speed_up_start
+assert speed_up_start(light_kernel_loads=False)["cython_blas"]
 from cytophen.kernels import gating as k
 v = np.random.default_rng(0).random((100, 2))
 m = k.points_in_rectangle(v, np.zeros(2), np.full(2, 0.5), np.zeros(2, dtype=np.bool_))
@@ -160,6 +160,37 @@ print("ok")
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
 
+def test_start_shortcuts_checked_against_the_installed_releases():
+    """The shortcuts that patch numba's and scipy's internals are checked (by the tests above and
+    below) only with the releases pinned in TESTED_RELEASES: an upgrade fails here until it has
+    been checked and added there."""
+    import numba
+    import scipy
+
+    from cytophen.pipeline._fast_start import TESTED_RELEASES
+
+    for lib in (numba, scipy):
+        release = ".".join(lib.__version__.split(".")[:2])
+        assert release in TESTED_RELEASES[lib.__name__], (lib.__name__, lib.__version__)
+
+
+def test_start_shortcuts_leave_untested_releases_alone():
+    """With a release the shortcuts were not checked against, nothing is patched."""
+    code = """
+import sys
+from cytophen.pipeline import _fast_start
+_fast_start.TESTED_RELEASES.update(numba=("0.1",), scipy=("0.1",))
+import numba.core.caching as caching
+before = caching.Cache.load_overload
+done = _fast_start.speed_up_start()
+assert not done["cython_blas"] and not done["light_kernel_loads"], done
+assert caching.Cache.load_overload is before and "scipy.linalg.cython_blas" not in sys.modules
+print("ok")
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
 def test_marker_resolution_cache_keeps_errors_exact():
     from cytophen.errors import MarkerError
     from cytophen.markers import resolve
@@ -176,8 +207,8 @@ def test_marker_resolution_cache_keeps_errors_exact():
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning: Linux only")
 def test_tune_malloc_in_a_process_of_ours():
     code = (
-        "import platform; from cytophen.pipeline._fast_start import tune_malloc; "
-        "ok = tune_malloc(); print(ok == (platform.libc_ver()[0] == 'glibc'))"
+        "import platform; from cytophen.pipeline._fast_start import speed_up_start; "
+        "ok = speed_up_start()['malloc']; print(ok == (platform.libc_ver()[0] == 'glibc'))"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.strip() == "True", r.stderr
@@ -219,8 +250,8 @@ def test_light_numba_cache_loads_gate_exactly_and_skip_the_registries(tmp_path, 
     code = f"""
 import sys, json
 sys.path.insert(0, {str(ROOT / "tests")!r})
-from cytophen.pipeline._fast_start import light_numba_cache_loads
-assert light_numba_cache_loads() and light_numba_cache_loads()
+from cytophen.pipeline._fast_start import speed_up_start
+assert speed_up_start()["light_kernel_loads"] and speed_up_start()["light_kernel_loads"]
 import cytophen
 from test_batch_support import make_template
 t = make_template()

@@ -163,16 +163,10 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
     """
     from cytophen._terminal import printable
     from cytophen.errors import CytophenError
-    from cytophen.pipeline._fast_start import (
-        light_numba_cache_loads,
-        preload_cython_blas,
-        tune_malloc,
-    )
+    from cytophen.pipeline._fast_start import speed_up_start
 
     t0 = time.perf_counter()
-    tune_malloc()  # this process is ours: reuse freed sample arrays instead of re-faulting them
-    preload_cython_blas()  # and skip scipy.linalg in numba's kernel loading
-    light_numba_cache_loads()  # and numba's compiler registries when kernels come from its cache
+    speed_up_start()  # this process is ours from start to end
     if not paths and manifest is None:
         raise _Invalid("no inputs: give FCS files, folders or a manifest CSV (--manifest)")
     if out is not None:

@@ -14,10 +14,9 @@ def warm() -> None:
     """Run each common kernel once on a small synthetic input."""
     import numpy as np
 
-    from cytophen.pipeline._fast_start import preload_cython_blas, tune_malloc
+    from cytophen.pipeline._fast_start import speed_up_start
 
-    tune_malloc()  # inherited by the workers forked from this server
-    preload_cython_blas()
+    speed_up_start(light_kernel_loads=False)  # inherited by the workers forked from this server
     from cytophen.kernels import gating as k
     from cytophen.transforms import LogicleTransform
 
