@@ -123,7 +123,7 @@ def run_demo(
                 raise _Skip(f"gating_templates/{panel}.yaml not found")
             files = [str(f) for f in cohort.files if f.name.endswith(f"_{panel}.fcs")]
             dest = results / panel
-            rc = _gate(files, tpl, dest, jobs, echo)
+            rc = _gate(files, tpl, dest, jobs)
             if not (dest / "populations.csv").exists():
                 raise RuntimeError(f"gating wrote no populations.csv (exit code {rc})")
             gated.append(panel)
@@ -219,44 +219,22 @@ def run_demo(
     return {n: s for n, s, _ in st.status}
 
 
-def _gate(files: list[str], tpl: Path, dest: Path, jobs: int, echo) -> int:
-    """``cytophen gate`` if it is built, else :func:`cytophen.gate` in a loop."""
-    try:
-        import cytophen.cli.gate  # noqa: F401
-
-        return _cli(
-            [
-                "gate",
-                *files,
-                "--template",
-                str(tpl),
-                "--out",
-                str(dest),
-                "--jobs",
-                str(jobs),
-                "--quiet",
-                "--plots",
-            ]
-        )
-    except ImportError:
-        pass
-    import pandas as pd
-
-    import cytophen
-
-    echo("   ('cytophen gate' is not available: gating file by file with cytophen.gate)")
-    template = cytophen.load_template(tpl)
-    tables, errors = [], []
-    for f in files:
-        try:
-            tables.append(cytophen.gate(cytophen.read_fcs(f), template).table)
-        except cytophen.CytophenError as exc:
-            errors.append({"file": f, "error": str(exc)})
-    dest.mkdir(parents=True, exist_ok=True)
-    if tables:
-        pd.concat(tables, ignore_index=True).to_csv(dest / "populations.csv", index=False)
-    pd.DataFrame(errors, columns=["file", "error"]).to_csv(dest / "errors.csv", index=False)
-    return 1 if errors else 0
+def _gate(files: list[str], tpl: Path, dest: Path, jobs: int) -> int:
+    """``cytophen gate`` on ``files`` (exit code)."""
+    return _cli(
+        [
+            "gate",
+            *files,
+            "--template",
+            str(tpl),
+            "--out",
+            str(dest),
+            "--jobs",
+            str(jobs),
+            "--quiet",
+            "--plots",
+        ]
+    )
 
 
 def _summary(out: Path, st: _Stages, echo) -> None:

@@ -305,11 +305,8 @@ def _describe(template) -> str:
 
 
 def _report(out, quiet: bool) -> None:
-    try:
-        from cytophen.report.html import write_report
-    except ImportError as exc:
-        click.echo(f"warning: --report skipped: the HTML report is not available ({exc})", err=True)
-        return
+    from cytophen.report.html import write_report
+
     try:
         path = write_report(out, replot=False)  # the workers drew the plots (or said why not)
     except Exception as exc:  # the tables are written; a report problem must not hide them

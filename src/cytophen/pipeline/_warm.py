@@ -77,5 +77,5 @@ def _gate_synthetic(rng) -> None:
 
 try:
     warm()
-except Exception:  # pragma: no cover - never let warming up break a batch
-    pass
+except Exception:  # noqa: BLE001 # pragma: no cover - warming up is an optimisation: it never
+    pass  # breaks a batch (workers then load what they need)

@@ -121,7 +121,7 @@ def _threads_ok() -> bool:
 
         parallel._launch_threads()  # what the first parallel kernel would do anyway
         return numba.threading_layer() in ("tbb", "omp")
-    except Exception:  # pragma: no cover - no threading layer at all
+    except ValueError:  # pragma: no cover - numba found no threading layer at all
         return False
 
 
@@ -242,7 +242,7 @@ class PoolRunner(Runner):
     def _start_workers(self) -> None:
         try:
             self._ready_futures = [self._pool.submit(_ready_worker) for _ in range(self.workers)]
-        except Exception:  # pragma: no cover - the pool broke while starting
+        except RuntimeError:  # pragma: no cover - the pool broke (BrokenProcessPool) or shut down
             self._ready_futures = []
 
     def _ready(self) -> bool:
@@ -274,10 +274,8 @@ class PoolRunner(Runner):
             procs = list((getattr(pool, "_processes", None) or {}).values())
             pool.shutdown(wait=False, cancel_futures=True)
             for p in procs:
-                try:
+                with contextlib.suppress(OSError, ValueError):  # already gone, or closed
                     p.terminate()
-                except Exception:  # pragma: no cover
-                    pass
         else:
             pool.shutdown(wait=True)
         return None
@@ -323,7 +321,9 @@ class PoolRunner(Runner):
             except BrokenProcessPool:  # a worker died: this task and every one still queued
                 broken.append(task)
                 continue
-            except Exception as exc:  # pragma: no cover - e.g. a result that cannot be pickled
+            except Exception as exc:  # noqa: BLE001 # pragma: no cover - whatever the worker
+                # raised outside run_sample's own net (a result that cannot be pickled, ...) is
+                # this sample's error, never the batch's
                 rec = _worker_failure(task, exc)
             yield task, rec
         if broken:
@@ -596,25 +596,23 @@ class DaskRunner(Runner):
             _check_reachable(str(self.scheduler))
             try:
                 self.client = Client(str(self.scheduler), timeout="20s")
-            except Exception as exc:
+            except (OSError, ValueError) as exc:  # timed out, refused, closed; a bad address
                 raise InputError(
                     f"cannot connect to the Dask scheduler at {self.scheduler} ({exc}); expected "
                     "'local' or a running scheduler's address such as tcp://host:8786"
                 ) from None
             self._own.append(self.client)
         self.address = self.client.scheduler.address
-        try:
+        with contextlib.suppress(OSError):  # the count only describes the run
             self.workers = len(self.client.scheduler_info().get("workers", {})) or self.workers
-        except Exception:  # pragma: no cover
-            pass
         return self
 
     def __exit__(self, *exc):
         for obj in self._own:
             try:
                 obj.close()
-            except Exception:  # pragma: no cover
-                pass
+            except Exception:  # noqa: BLE001 # pragma: no cover - closing a client whose
+                pass  # connection broke may fail in any way; the batch's outcome stands
         self._own = []
         if self._cluster is not None:
             from cytophen.pipeline import _dask_local
@@ -639,7 +637,8 @@ class DaskRunner(Runner):
                 task = futures.pop(fut)
                 try:
                     rec = fut.result()
-                except Exception as exc:  # KilledWorker, lost connection, ...
+                except Exception as exc:  # noqa: BLE001 - KilledWorker, lost connection, or
+                    # whatever the worker raised: this sample's error, never the batch's
                     rec = self._failure(task, exc)
                 fut.release()
                 yield task, rec

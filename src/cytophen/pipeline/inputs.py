@@ -16,6 +16,7 @@ Rules (see docs/batch.md):
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import math
 import re
@@ -151,7 +152,7 @@ def read_manifest(path: str | Path) -> list[tuple[Path, str | None, dict[str, An
         df = pd.read_csv(path, dtype=object, keep_default_na=False, na_values=[""])
     except FileNotFoundError:
         raise InputError(f"manifest {path} not found") from None
-    except Exception as exc:  # pandas' parser errors are many
+    except (OSError, ValueError, csv.Error) as exc:  # pandas' ParserError is a ValueError
         raise InputError(f"manifest {path}: cannot be read as CSV ({exc})") from None
     cols = {str(c).strip().lower(): c for c in df.columns}
     if "file" not in cols:

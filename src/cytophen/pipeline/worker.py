@@ -135,7 +135,7 @@ def _numba_threads(n: int | None):
     try:
         prev = numba.get_num_threads()
         numba.set_num_threads(min(int(n), numba.config.NUMBA_NUM_THREADS))
-    except Exception:  # pragma: no cover - a numba without a threading layer
+    except ValueError:  # pragma: no cover - numba found no threading layer
         yield
         return
     try:
