@@ -171,6 +171,49 @@ def test_bad_scheduler_address_writes_nothing(batch, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+_WITHOUT_DASK = """
+import sys
+sys.path.insert(0, {tests!r})
+if {hide!r}:
+    sys.modules["distributed"] = sys.modules["dask"] = None  # as if the extra were not installed
+import cytophen
+from cytophen.pipeline.batch import gate_files
+from test_batch_support import make_template
+res = gate_files({folder!r}, make_template(), jobs=2, out={out!r}, progress=False)
+assert res.n_ok == 3 and res.n_failed == 0, res
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("dask", "distributed") and sys.modules[m]))
+try:
+    gate_files({folder!r}, make_template(), scheduler="local", out={out!r} + "2", progress=False)
+    said = None
+except cytophen.CytophenError as exc:
+    said = str(exc)
+print(repr(said))
+"""
+
+
+@pytest.mark.parametrize("hide", [False, True], ids=["installed", "not_installed"])
+def test_dask_is_an_optional_extra(tmp_path, hide):
+    """Importing cytophen and gating files never imports dask; without the extra installed, a
+    Dask scheduler is refused before anything is written, naming the extra."""
+    import subprocess
+    import sys
+
+    make_batch(tmp_path / "in", n_good=3, bad=False)
+    tests = str(Path(__file__).resolve().parent)
+    code = _WITHOUT_DASK.format(
+        tests=tests, hide=hide, folder=str(tmp_path / "in"), out=str(tmp_path / "o")
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    imported, said = r.stdout.strip().splitlines()[-2:]
+    assert imported == "[]"  # after import cytophen and a batch on threads / processes
+    if hide:
+        assert "pip install 'cytophen[dask]'" in said
+        assert not (tmp_path / "o2").exists()
+    else:
+        assert said == "None"  # a local cluster gated the batch
+
+
 def test_resume_skips_finished_and_recomputes_changed(tmp_path):
     truth = make_batch(tmp_path / "in", n_good=4, bad=False)
     template = make_template()

@@ -26,7 +26,7 @@ from cytophen.compensation import read_spillover_csv
 from cytophen.errors import CompensationError, TemplateError
 from cytophen.io.fcs import DEFAULT_REPAIRS
 from cytophen.markers import MarkerMap, read_marker_csv
-from cytophen.pipeline.executors import START_METHODS, make_runner
+from cytophen.pipeline.executors import START_METHODS, check_dask_installed, make_runner
 from cytophen.pipeline.inputs import InputError, SampleInput, discover
 from cytophen.pipeline.outdir import OutputFolder
 from cytophen.pipeline.records import PooledFit, SampleRecord, SampleTask, WorkerOptions
@@ -539,10 +539,12 @@ def _plan(
         raise InputError(
             f"start_method must be one of {', '.join(START_METHODS)}, got {start_method!r}"
         )
+    if scheduler is not None and scheduler != "":
+        check_dask_installed()
     if isinstance(scheduler, str) and scheduler not in ("", "local"):
-        from cytophen.pipeline.executors import _check_reachable
+        from cytophen.pipeline.executors import check_reachable
 
-        _check_reachable(scheduler)  # before the output folder is created
+        check_reachable(scheduler)  # before the output folder is created
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"output {out_dir} exists and is not a folder")
     comp_override, comp_desc = compensation_option(compensation)

@@ -36,6 +36,8 @@ __all__ = [
     "make_runner",
     "default_jobs",
     "START_METHODS",
+    "check_dask_installed",
+    "check_reachable",
 ]
 
 #: What ``start_method`` may say: ``'forkserver'`` (the default: worker processes come from a fork
@@ -79,9 +81,9 @@ def _forked_worker_init(parent: int, template, options: WorkerOptions) -> None:
         pass
     if os.getppid() != parent:  # the batch process died before the line above
         os._exit(1)
-    from cytophen.kernels._parallel import _SERIAL_ONLY
+    from cytophen.kernels._parallel import stay_serial
 
-    _SERIAL_ONLY["on"] = True  # one sample at a time per worker, on one core: no numba pool
+    stay_serial()  # one sample at a time per worker, on one core: no numba pool
 
 
 def _run_forked(task: SampleTask) -> SampleRecord:
@@ -126,10 +128,10 @@ def _threads_ok() -> bool:
 
 
 def _blas_threads_for_batch(n):
-    """BLAS limited to ``n`` threads while this process gates (see worker._blas_threads)."""
-    from cytophen.pipeline.worker import _blas_threads
+    """BLAS limited to ``n`` threads while this process gates (see worker.blas_threads)."""
+    from cytophen.pipeline.worker import blas_threads
 
-    return _blas_threads(n)
+    return blas_threads(n)
 
 
 def _worker_failure(task: SampleTask, exc: BaseException) -> SampleRecord:
@@ -379,9 +381,9 @@ class PoolRunner(Runner):
             with serial_only():
                 import cytophen.pipeline._warm  # noqa: F401 - its import runs the warm-up once
             from cytophen.gates import DataDrivenGate
-            from cytophen.pipeline.worker import _blas_controller
+            from cytophen.pipeline.worker import blas_controller
 
-            _blas_controller()  # threadpoolctl's scan of the loaded libraries, done once here
+            blas_controller()  # threadpoolctl's scan of the loaded libraries, done once here
 
             if any(isinstance(p.gate, DataDrivenGate) for p in self.template.populations):
                 import cytophen.datadriven  # noqa: F401 - the estimators, scikit-learn, scipy
@@ -577,10 +579,9 @@ class DaskRunner(Runner):
         self.address = None
 
     def __enter__(self):
-        try:
-            from distributed import Client
-        except ImportError as exc:  # pragma: no cover - dask is a dependency
-            raise InputError(f"--scheduler needs dask.distributed ({exc})") from None
+        check_dask_installed()
+        from distributed import Client
+
         if isinstance(self.scheduler, Client):
             self.client = self.scheduler
         elif self.scheduler == "local":  # in a process of its own (see _dask_local)
@@ -593,7 +594,7 @@ class DaskRunner(Runner):
             self.client = Client(address, timeout="20s")
             self._own.append(self.client)
         else:
-            _check_reachable(str(self.scheduler))
+            check_reachable(str(self.scheduler))
             try:
                 self.client = Client(str(self.scheduler), timeout="20s")
             except (OSError, ValueError) as exc:  # timed out, refused, closed; a bad address
@@ -670,7 +671,22 @@ class DaskRunner(Runner):
         return {"executor": self.kind, "workers": self.workers, "scheduler": self.address}
 
 
-def _check_reachable(address: str) -> None:
+def check_dask_installed() -> None:
+    """Raise :class:`InputError` when dask.distributed (the ``dask`` extra) is not installed."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("distributed") is not None
+    except ValueError:  # pragma: no cover - a module without a spec in sys.modules
+        found = "distributed" in sys.modules
+    if not found:
+        raise InputError(
+            "a Dask scheduler needs dask.distributed, an optional part of cytophen: "
+            "pip install 'cytophen[dask]'"
+        )
+
+
+def check_reachable(address: str) -> None:
     """Fail fast (instead of Dask's retry loop) when a tcp:// scheduler refuses connections."""
     import socket
     from urllib.parse import urlsplit

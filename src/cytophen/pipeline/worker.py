@@ -30,7 +30,14 @@ from cytophen.io.fcs import read_fcs, write_fcs
 from cytophen.pipeline.records import PooledFit, SampleRecord, SampleTask, WorkerOptions
 from cytophen.pipeline.storage import to_jsonable
 
-__all__ = ["run_sample", "file_blake3", "file_sha256", "stage_of"]
+__all__ = [
+    "run_sample",
+    "file_blake3",
+    "file_sha256",
+    "stage_of",
+    "blas_threads",
+    "blas_controller",
+]
 
 
 def file_blake3(path: str | Path) -> str:
@@ -83,7 +90,7 @@ def _message(exc: BaseException) -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def _blas_controller():
+def blas_controller():
     """threadpoolctl's view of this process's BLAS/OpenMP pools (found once per process)."""
     try:
         from threadpoolctl import ThreadpoolController
@@ -98,13 +105,13 @@ _blas_state: dict[str, Any] = {"depth": 0, "limiter": None}
 
 
 @contextlib.contextmanager
-def _blas_threads(n: int | None):
+def blas_threads(n: int | None):
     """Limit BLAS (numpy's matrix products, e.g. compensation) to ``n`` threads in this block.
     Idle BLAS threads spinning next to other workers cost more than they bring on small products.
 
     The limit is process-wide, so nested and concurrent blocks (samples gated on several threads)
     share one: the first block to enter sets it, the last to leave restores what was there."""
-    ctl = _blas_controller() if n else None
+    ctl = blas_controller() if n else None
     if ctl is None:
         yield
         return
@@ -127,9 +134,9 @@ def _numba_threads(n: int | None):
     """Run numba's parallel kernels on ``n`` threads in this thread (restored afterwards): a batch
     is parallel across files, so threads inside each file only contend for the same cores."""
     numba = sys.modules.get("numba")
-    from cytophen.kernels._parallel import _SERIAL_ONLY
+    from cytophen.kernels._parallel import is_serial_only
 
-    if not n or numba is None or _SERIAL_ONLY["on"]:  # serial kernels only: no pool to size
+    if not n or numba is None or is_serial_only():  # serial kernels only: no pool to size
         yield
         return
     try:
@@ -205,7 +212,7 @@ def run_sample(task: SampleTask, template, options: WorkerOptions) -> SampleReco
         return fail("gate", pool.error)
     fitted = pool.fitted if pool is not None else None
     try:
-        with _numba_threads(options.threads), _blas_threads(options.threads):
+        with _numba_threads(options.threads), blas_threads(options.threads):
             result = gate(
                 sample,
                 template,
