@@ -179,6 +179,11 @@ def compensation_option(compensation) -> tuple[Any, dict[str, Any]]:
     )
 
 
+#: The name replot and the FlowJo export still call (until they read the override back through
+#: the compensation value type of issue 22, item 4).
+_compensation_option = compensation_option
+
+
 def _reserved_columns(template) -> list[str]:
     cols = [*BASE_COLUMNS, *_TAIL_COLUMNS]
     for p in template.populations:

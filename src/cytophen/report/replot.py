@@ -39,9 +39,12 @@ def _compensation(run: dict[str, Any]):
     word = (run.get("options") or {}).get("compensation") or "template"
     if word in ("template", None):
         return None
-    from cytophen.pipeline.batch import compensation_option  # one parser: words or a matrix CSV
+    try:  # the batch's own parser keeps the two in step (words, or a matrix CSV)
+        from cytophen.pipeline.batch import _compensation_option
 
-    return compensation_option(word)[0]
+        return _compensation_option(word)[0]
+    except ImportError:  # pragma: no cover - the pipeline is part of the package
+        return {"keyword": "keyword", "none": "none", "fcs": "FCS"}.get(str(word).lower())
 
 
 def _repairs(run: dict[str, Any]):

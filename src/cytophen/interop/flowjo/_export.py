@@ -269,9 +269,9 @@ def _override(run: dict) -> Any:
             "write_workspace: the batch was compensated with a DataFrame it did not record; "
             "gate with a matrix CSV (or the template's matrix) to export it"
         )
-    from cytophen.pipeline.batch import compensation_option
+    from cytophen.pipeline.batch import _compensation_option
 
-    return compensation_option(word)[0]
+    return _compensation_option(word)[0]
 
 
 def _placed(e: _Entry, notes: list[str]) -> list[tuple[Population, Any]]:
