@@ -259,6 +259,7 @@ def gate_files(
     time_limit: float | None = None,
     scale: str = "auto",
     markers: Any = None,
+    start_method: str = "forkserver",
 ) -> BatchResult:
     """Gate many FCS files with one template, in parallel; one bad file never stops the batch.
 
@@ -315,6 +316,10 @@ def gate_files(
     markers
         Marker names for channels whose ``$PnS`` is missing: a ``channel,marker[,file]`` CSV path
         or a :class:`cytophen.markers.MarkerMap`.
+    start_method
+        Where worker processes come from: ``'forkserver'`` (default: never this process) or
+        ``'fork'`` (forked straight from this process: only for a script that owns its process
+        from start to end, as the ``cytophen gate`` command does; never in a notebook).
 
     Returns
     -------
@@ -359,4 +364,5 @@ def gate_files(
         time_limit=time_limit,
         scale=scale,
         markers=markers,
+        start_method=start_method,
     )

@@ -37,7 +37,7 @@ __all__ = ["Marker", "Report", "Population", "Template", "STATISTICS"]
 STATISTICS = ("median", "mean", "geometric_mean", "robust_cv", "cv", "sd")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Marker:
     """One entry of a template's panel.
 
@@ -51,7 +51,7 @@ class Marker:
     optional: bool = False
 
 
-@dataclass
+@dataclass(frozen=True)
 class Report:
     """What to report for a population beyond count / percent of parent / percent of total."""
 
@@ -59,7 +59,7 @@ class Report:
     statistics: tuple[tuple[str, str], ...] = ()  # (statistic, marker)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Population:
     """A node of the gate tree: ``gate`` applied within ``parent`` (``None`` = all events).
 
