@@ -29,7 +29,7 @@ from cytophen.markers import MarkerMap, read_marker_csv
 from cytophen.pipeline.executors import START_METHODS, check_dask_installed, make_runner
 from cytophen.pipeline.inputs import InputError, SampleInput, discover
 from cytophen.pipeline.outdir import OutputFolder
-from cytophen.pipeline.records import PooledFit, SampleRecord, SampleTask, WorkerOptions
+from cytophen.pipeline.records import SampleRecord, SampleTask, WorkerOptions
 from cytophen.pipeline.storage import (
     SampleStore,
     write_csv,
@@ -666,13 +666,12 @@ def _tasks(plan: _Plan, records: dict[str, SampleRecord]) -> list[SampleTask]:
         compensation=plan.options.compensation,
         repairs=plan.options.repairs,
         pregated=plan.options.pregated,
+        column=plan.pool_col,
     )
-    out = []
-    for s, task in zip(todo, tasks):
-        g = plan.groups[s.safe_id]
-        fit = PooledFit(plan.pool_col, g, pooled[g].get("fitted"), pooled[g].get("error"))
-        out.append(dataclasses.replace(task, pool=fit))
-    return out
+    return [
+        dataclasses.replace(task, pool=pooled[plan.groups[s.safe_id]])
+        for s, task in zip(todo, tasks)
+    ]
 
 
 def _run(plan: _Plan, runner, tasks, records, *, progress: bool, fork: bool, versions):
