@@ -420,6 +420,10 @@ def test_invalid_options_raise_before_writing(tmp_path):
         cytophen.gate_files(tmp_path / "missing", make_template(), out=tmp_path / "o")
     with pytest.raises(InputError, match="resume"):
         cytophen.gate_files(tmp_path / "in", make_template(), resume=True)
+    with pytest.raises(InputError, match="start_method must be one of forkserver, fork"):
+        cytophen.gate_files(
+            tmp_path / "in", make_template(), out=tmp_path / "o", start_method="spawn"
+        )
     assert not (tmp_path / "o").exists()
 
 

@@ -5,6 +5,7 @@ pinned template hash, and the start-up shortcut that keeps scipy.linalg out of n
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -67,6 +68,12 @@ def test_batch_outputs_same_on_threads_and_inline(tmp_path):
     for name in ("populations.csv", "populations_wide.csv", "errors.csv", "gates.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     assert set(a.populations["template_hash"]) == {template.short_hash}
+    # a template cannot be changed, by a batch or anyone: its hash, computed once, stays true
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        template.name = "other"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        template.populations[0].hidden = True
+    assert set(vars(template)) == {f.name for f in dataclasses.fields(template)} | {"hash"}
 
 
 def test_store_table_round_trip_is_exact(tmp_path):
