@@ -26,7 +26,12 @@ from cytophen.compensation import read_spillover_csv
 from cytophen.errors import CompensationError, TemplateError
 from cytophen.io.fcs import DEFAULT_REPAIRS
 from cytophen.markers import MarkerMap, read_marker_csv
-from cytophen.pipeline.executors import START_METHODS, check_dask_installed, make_runner
+from cytophen.pipeline.executors import (
+    START_METHODS,
+    check_dask_installed,
+    check_reachable,
+    make_runner,
+)
 from cytophen.pipeline.inputs import InputError, SampleInput, discover
 from cytophen.pipeline.outdir import OutputFolder
 from cytophen.pipeline.records import SampleRecord, SampleTask, WorkerOptions
@@ -514,6 +519,89 @@ def _plan(
         paths = [paths]
     paths = list(paths or [])
     out_dir = Path(out).resolve() if out is not None else None
+    markers = _check_arguments(
+        template, out_dir, resume=resume, export_gated=export_gated, markers=markers, scale=scale,
+        pregated=pregated, plots=plots, time_limit=time_limit, scheduler=scheduler,
+        start_method=start_method,
+    )  # fmt: skip
+    comp_override, comp_desc = compensation_option(compensation)
+    samples, meta_cols = discover(
+        paths, manifest=manifest, exclude=out_dir, reserved_columns=_reserved_columns(template)
+    )
+    from cytophen.pipeline.pooling import pool_column, pool_groups
+
+    pool_col = pool_column(template)
+    groups = pool_groups(samples, pool_col, manifest) if pool_col is not None else {}
+    own: dict[str, Any] = {}
+    per_file_info: dict[str, Any] = {}
+    if per_file is not None:
+        found, per_file_info = per_file.templates_for([s.path for s in samples])
+        own = {s.safe_id: t for s, t in zip(samples, found)}
+
+    folder = OutputFolder(out_dir) if out_dir is not None else None
+    options = WorkerOptions(
+        compensation=comp_override,
+        seed=seed,
+        export_gated=export_gated,
+        export_dir=str(folder.gated_dir) if folder is not None else None,
+        threads=1,  # parallel across files, one numba thread per sample
+        plots=bool(plots),
+        plots_dir=str(folder.plots_dir) if folder is not None else None,
+        repairs=repairs,
+        pregated=pregated,
+        include_hidden=bool(include_hidden),
+        scale=scale,
+        markers=markers,
+    )
+    tmpl_hash = template.hash
+    repairs_desc = _repairs_option(repairs)
+    key = _resume_key(options, tmpl_hash, comp_desc, repairs_desc)
+    described = {
+        "jobs": jobs,
+        "resume": bool(resume),
+        "manifest": str(Path(manifest).resolve()) if manifest is not None else None,
+        "export_gated": export_gated,
+        "plots": bool(plots),
+        "seed": seed,
+        "pool": pool_col,
+        "repairs": repairs_desc,
+        "pregated": pregated,
+        "include_hidden": bool(include_hidden),
+        "scale": scale,
+        "markers": None
+        if markers is None
+        else {"source": markers.source, "rows": [list(r) for r in markers.rows]},
+        **comp_desc,
+    }
+    template_info = {
+        "name": template.name,
+        "version": template.version,
+        "hash": tmpl_hash,
+        "source": str(template.source) if template.source else None,
+        **per_file_info,
+    }
+    return _Plan(
+        template, samples, meta_cols, out_dir, folder, options, described, template_info, key,
+        pool_col, groups, own,
+    )  # fmt: skip
+
+
+def _check_arguments(
+    template,
+    out_dir: Path | None,
+    *,
+    resume,
+    export_gated,
+    markers,
+    scale,
+    pregated,
+    plots,
+    time_limit,
+    scheduler,
+    start_method,
+):
+    """Raise for an argument of :func:`gate_files` that cannot be used (before anything is
+    written); return ``markers`` read (a CSV path becomes a :class:`MarkerMap`)."""
     if resume and out_dir is None:
         raise InputError("resume needs an output folder (out=...)")
     if export_gated is not None:
@@ -547,81 +635,28 @@ def _plan(
     if scheduler is not None and scheduler != "":
         check_dask_installed()
     if isinstance(scheduler, str) and scheduler not in ("", "local"):
-        from cytophen.pipeline.executors import check_reachable
-
         check_reachable(scheduler)  # before the output folder is created
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"output {out_dir} exists and is not a folder")
-    comp_override, comp_desc = compensation_option(compensation)
-    samples, meta_cols = discover(
-        paths, manifest=manifest, exclude=out_dir, reserved_columns=_reserved_columns(template)
-    )
-    from cytophen.pipeline.pooling import pool_column, pool_groups
+    return markers
 
-    pool_col = pool_column(template)
-    groups = pool_groups(samples, pool_col, manifest) if pool_col is not None else {}
-    own: dict[str, Any] = {}
-    per_file_info: dict[str, Any] = {}
-    if per_file is not None:
-        found, per_file_info = per_file.templates_for([s.path for s in samples])
-        own = {s.safe_id: t for s, t in zip(samples, found)}
 
-    folder = OutputFolder(out_dir) if out_dir is not None else None
-    options = WorkerOptions(
-        compensation=comp_override,
-        seed=seed,
-        export_gated=export_gated,
-        export_dir=str(folder.gated_dir) if folder is not None else None,
-        threads=1,  # parallel across files, one numba thread per sample
-        plots=bool(plots),
-        plots_dir=str(folder.plots_dir) if folder is not None else None,
-        repairs=repairs,
-        pregated=pregated,
-        include_hidden=bool(include_hidden),
-        scale=scale,
-        markers=markers,
-    )
-    tmpl_hash = template.hash
-    repairs_desc = _repairs_option(repairs)
-    key = {"template_hash": tmpl_hash, "seed": seed, **comp_desc}
+def _resume_key(options: WorkerOptions, tmpl_hash: str, comp_desc, repairs_desc) -> dict[str, Any]:
+    """What a stored sample must have been gated with to be resumed: the template hash, seed
+    and compensation, and the options that change a result when set (only then: stores of runs
+    without them still resume)."""
+    key = {"template_hash": tmpl_hash, "seed": options.seed, **comp_desc}
     if repairs_desc is not None:  # other repairs may read other events: not the same result
         key["repairs"] = repairs_desc
-    if pregated is not None:  # only when set: stores of runs without them still resume
-        key["pregated"] = pregated
-    if include_hidden:
+    if options.pregated is not None:
+        key["pregated"] = options.pregated
+    if options.include_hidden:
         key["include_hidden"] = True
-    if scale != "auto":
-        key["scale"] = scale
-    if markers is not None:
-        key["markers"] = [list(r[:3]) for r in markers.rows]
-    described = {
-        "jobs": jobs,
-        "resume": bool(resume),
-        "manifest": str(Path(manifest).resolve()) if manifest is not None else None,
-        "export_gated": export_gated,
-        "plots": bool(plots),
-        "seed": seed,
-        "pool": pool_col,
-        "repairs": repairs_desc,
-        "pregated": pregated,
-        "include_hidden": bool(include_hidden),
-        "scale": scale,
-        "markers": None
-        if markers is None
-        else {"source": markers.source, "rows": [list(r) for r in markers.rows]},
-        **comp_desc,
-    }
-    template_info = {
-        "name": template.name,
-        "version": template.version,
-        "hash": tmpl_hash,
-        "source": str(template.source) if template.source else None,
-        **per_file_info,
-    }
-    return _Plan(
-        template, samples, meta_cols, out_dir, folder, options, described, template_info, key,
-        pool_col, groups, own,
-    )  # fmt: skip
+    if options.scale != "auto":
+        key["scale"] = options.scale
+    if options.markers is not None:
+        key["markers"] = [list(r[:3]) for r in options.markers.rows]
+    return key
 
 
 def _resumed(plan: _Plan) -> dict[str, SampleRecord]:
