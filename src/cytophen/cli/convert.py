@@ -156,9 +156,6 @@ def convert(source, sample, group, compensation, out, fmt, fcs, list_samples, re
     except CytophenError as exc:
         tmp.unlink(missing_ok=True)
         raise _Invalid(f"cannot write {out} as {fmt}: {exc}") from None
-    except ImportError as exc:
-        tmp.unlink(missing_ok=True)
-        raise _Invalid(f"cannot write {fmt}: {exc}; try --format gatingml") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
