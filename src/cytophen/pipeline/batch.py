@@ -723,7 +723,7 @@ def _run(plan: _Plan, runner, tasks, records, *, progress: bool, fork: bool, ver
         try:
             for task, rec in runner.run(tasks):
                 if versions is None and (
-                    getattr(runner, "forked_workers", False) or runner.kind != "processes"
+                    runner.forked_workers or runner.kind != "processes"
                 ):  # no thread may be started before the workers are forked
                     versions = _Background(_versions, False)
                 if rec.ok:

@@ -147,6 +147,8 @@ class Runner:
 
     kind = "base"
     workers = 1
+    #: whether its worker processes were forked straight from this process
+    forked_workers = False
 
     def __init__(self, template, options: WorkerOptions):
         self.template = template
