@@ -203,7 +203,8 @@ def run_sample(task: SampleTask, template, options: WorkerOptions) -> SampleReco
     t1 = time.perf_counter()
     rec.timings["read"] = t1 - t0
 
-    template = task.template or template  # a file's own template (FlowJo workspaces)
+    if task.template is not None:  # a file's own template (FlowJo workspaces)
+        template = task.template
     _workspace_markers(sample, template)
     from cytophen.engine import gate
 
