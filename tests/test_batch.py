@@ -171,6 +171,49 @@ def test_bad_scheduler_address_writes_nothing(batch, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+_WITHOUT_DASK = """
+import sys
+sys.path.insert(0, {tests!r})
+if {hide!r}:
+    sys.modules["distributed"] = sys.modules["dask"] = None  # as if the extra were not installed
+import cytophen
+from cytophen.pipeline.batch import gate_files
+from test_batch_support import make_template
+res = gate_files({folder!r}, make_template(), jobs=2, out={out!r}, progress=False)
+assert res.n_ok == 3 and res.n_failed == 0, res
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("dask", "distributed") and sys.modules[m]))
+try:
+    gate_files({folder!r}, make_template(), scheduler="local", out={out!r} + "2", progress=False)
+    said = None
+except cytophen.CytophenError as exc:
+    said = str(exc)
+print(repr(said))
+"""
+
+
+@pytest.mark.parametrize("hide", [False, True], ids=["installed", "not_installed"])
+def test_dask_is_an_optional_extra(tmp_path, hide):
+    """Importing cytophen and gating files never imports dask; without the extra installed, a
+    Dask scheduler is refused before anything is written, naming the extra."""
+    import subprocess
+    import sys
+
+    make_batch(tmp_path / "in", n_good=3, bad=False)
+    tests = str(Path(__file__).resolve().parent)
+    code = _WITHOUT_DASK.format(
+        tests=tests, hide=hide, folder=str(tmp_path / "in"), out=str(tmp_path / "o")
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    imported, said = r.stdout.strip().splitlines()[-2:]
+    assert imported == "[]"  # after import cytophen and a batch on threads / processes
+    if hide:
+        assert "pip install 'cytophen[dask]'" in said
+        assert not (tmp_path / "o2").exists()
+    else:
+        assert said == "None"  # a local cluster gated the batch
+
+
 def test_resume_skips_finished_and_recomputes_changed(tmp_path):
     truth = make_batch(tmp_path / "in", n_good=4, bad=False)
     template = make_template()
@@ -377,6 +420,10 @@ def test_invalid_options_raise_before_writing(tmp_path):
         cytophen.gate_files(tmp_path / "missing", make_template(), out=tmp_path / "o")
     with pytest.raises(InputError, match="resume"):
         cytophen.gate_files(tmp_path / "in", make_template(), resume=True)
+    with pytest.raises(InputError, match="start_method must be one of forkserver, fork"):
+        cytophen.gate_files(
+            tmp_path / "in", make_template(), out=tmp_path / "o", start_method="spawn"
+        )
     assert not (tmp_path / "o").exists()
 
 
@@ -391,21 +438,21 @@ def test_pool_workers_gate_in_their_own_processes(batch):
     tasks, options = runner_inputs(root / "in")
     with PoolRunner(template, options, 2) as runner:
         runner.gate_while_starting = False
-        pooled = {t["safe_id"]: rec for t, rec in runner.run(tasks)}
+        pooled = {t.safe_id: rec for t, rec in runner.run(tasks)}
     with InlineRunner(template, options) as runner:
-        inline = {t["safe_id"]: rec for t, rec in runner.run(tasks)}
-    assert set(pooled) == set(inline) == {t["safe_id"] for t in tasks}
+        inline = {t.safe_id: rec for t, rec in runner.run(tasks)}
+    assert set(pooled) == set(inline) == {t.safe_id for t in tasks}
     me = f":{os.getpid()}"
-    assert all(not rec["worker"].endswith(me) for rec in pooled.values())
-    assert all(rec["worker"].endswith(me) for rec in inline.values())
+    assert all(not rec.worker.endswith(me) for rec in pooled.values())
+    assert all(rec.worker.endswith(me) for rec in inline.values())
     for sid, rec in inline.items():
         other = pooled[sid]
-        assert other["status"] == rec["status"] and other["blake3"] == rec["blake3"]
-        if rec["status"] == "ok":
-            pd.testing.assert_frame_equal(other["table"], rec["table"])
-            assert other["gates"] == rec["gates"]
+        assert other.status == rec.status and other.blake3 == rec.blake3
+        if rec.status == "ok":
+            pd.testing.assert_frame_equal(other.table, rec.table)
+            assert other.gates == rec.gates
         else:
-            assert (other["stage"], other["message"]) == (rec["stage"], rec["message"])
+            assert (other.stage, other.message) == (rec.stage, rec.message)
 
 
 def test_worker_death_is_one_error_row(tmp_path):
@@ -421,16 +468,16 @@ def test_worker_death_is_one_error_row(tmp_path):
     tasks, options = runner_inputs(tmp_path / "in")
     with PoolRunner(template, options, 2) as runner:
         runner.gate_while_starting = False
-        pooled = {t["sample"]: rec for t, rec in runner.run(tasks)}
+        pooled = {t.sample: rec for t, rec in runner.run(tasks)}
         assert runner.restarts == 1
     with InlineRunner(template, options) as runner:
-        inline = {t["sample"]: rec for t, rec in runner.run(tasks)}
-    assert set(pooled) == {t["sample"] for t in tasks}
-    assert pooled["crasher"]["status"] == "failed" and pooled["crasher"]["stage"] == "worker"
-    assert "died" in pooled["crasher"]["message"]
+        inline = {t.sample: rec for t, rec in runner.run(tasks)}
+    assert set(pooled) == {t.sample for t in tasks}
+    assert pooled["crasher"].status == "failed" and pooled["crasher"].stage == "worker"
+    assert "died" in pooled["crasher"].message
     for sid in (f"s{i}" for i in range(6)):
-        assert pooled[sid]["status"] == "ok", pooled[sid]
-        pd.testing.assert_frame_equal(pooled[sid]["table"], inline[sid]["table"])
+        assert pooled[sid].status == "ok", pooled[sid]
+        pd.testing.assert_frame_equal(pooled[sid].table, inline[sid].table)
 
 
 def test_progress_bar_on_in_notebooks_and_terminals_only(monkeypatch):
@@ -450,8 +497,9 @@ def test_progress_bar_on_in_notebooks_and_terminals_only(monkeypatch):
 
 def test_pool_starts_only_when_it_pays():
     from cytophen.pipeline.executors import PoolRunner
+    from cytophen.pipeline.records import WorkerOptions
 
-    r = PoolRunner(None, {}, 2)
+    r = PoolRunner(None, WorkerOptions(), 2)
     assert not r._worth_starting([0.6], 500)  # the first sample (kernel loading) says nothing
     # 31 samples left at 40 ms: 1.2 s here, 0.6 s saved by a second worker < the pool's start-up
     assert not r._worth_starting([0.6, 0.04, 0.04], 31)
@@ -460,6 +508,6 @@ def test_pool_starts_only_when_it_pays():
     # 2000 samples left: 150 s, long enough for worker processes (and their crash isolation)
     assert r._worth_starting([0.9, 0.15, 0.15], 2000)
     # with plots (drawn one sample at a time per process) the pool pays once it saves start-up
-    p = PoolRunner(None, {"plots": True}, 2)
+    p = PoolRunner(None, WorkerOptions(plots=True), 2)
     assert not p._worth_starting([0.6, 0.04, 0.04], 31)
     assert p._worth_starting([0.9, 0.15, 0.15], 198)

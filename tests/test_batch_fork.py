@@ -1,6 +1,7 @@
 """Workers forked straight from the ``cytophen`` process: exactly the in-process records, a
-crashing sample costs only itself, and only a process cytophen owns forks (each case runs in a
-fresh interpreter: the fork needs a process with no other thread and no numba thread pool)."""
+crashing sample costs only itself, and only a caller that asks (``start_method='fork'``) forks
+(each case runs in a fresh interpreter: the fork needs a process with no other thread and no
+numba thread pool)."""
 
 from __future__ import annotations
 
@@ -31,27 +32,25 @@ import cytophen
 from cytophen.pipeline import executors
 from test_batch_support import crash_template, make_template, runner_inputs
 
-if {allow!r}:
-    executors.allow_fork_workers()
 template = crash_template(333) if {crash!r} else make_template()
 tasks, options = runner_inputs({folder!r})
-with executors.PoolRunner(template, options, 2) as runner:
-    pooled = {{t["sample"]: rec for t, rec in runner.run(tasks)}}
+with executors.PoolRunner(template, options, 2, fork={allow!r}) as runner:
+    pooled = {{t.sample: rec for t, rec in runner.run(tasks)}}
     info = runner.describe()
 with executors.InlineRunner(template, options) as runner:
-    inline = {{t["sample"]: rec for t, rec in runner.run(tasks)}}
+    inline = {{t.sample: rec for t, rec in runner.run(tasks)}}
 me = ":%d" % os.getpid()
 out = {{"info": info, "samples": {{}}}}
 for sid, rec in inline.items():
     other = pooled[sid]
-    same = other["status"] == rec["status"] and other["blake3"] == rec["blake3"]
-    if rec["status"] == "ok" and other["status"] == "ok":
-        same = same and other["table"].equals(rec["table"]) and other["gates"] == rec["gates"]
-    elif rec["status"] != "ok" and other["status"] != "ok":
-        same = same and (other["stage"], other["message"]) == (rec["stage"], rec["message"])
+    same = other.status == rec.status and other.blake3 == rec.blake3
+    if rec.status == "ok" and other.status == "ok":
+        same = same and other.table.equals(rec.table) and other.gates == rec.gates
+    elif rec.status != "ok" and other.status != "ok":
+        same = same and (other.stage, other.message) == (rec.stage, rec.message)
     out["samples"][sid] = {{
-        "same": bool(same), "status": other["status"], "stage": other.get("stage"),
-        "message": other.get("message"), "in_main": other.get("worker", "").endswith(me),
+        "same": bool(same), "status": other.status, "stage": other.stage,
+        "message": other.message, "in_main": (other.worker or "").endswith(me),
     }}
 print(json.dumps(out))
 """
@@ -94,8 +93,9 @@ def test_a_crash_in_a_forked_worker_costs_only_its_sample(tmp_path):
     assert all(s["status"] == "ok" and s["same"] for s in samples.values()), samples
 
 
-def test_library_callers_never_fork(tmp_path):
-    """gate_files from a notebook or script (allow_fork_workers not called) uses threads."""
+def test_workers_are_not_forked_unless_asked(tmp_path):
+    """Without ``start_method='fork'`` (a notebook or script) no worker is forked from the
+    caller's process: its samples are gated on its threads."""
     make_batch(tmp_path / "in", n_good=3, bad=False)
     res = _run(tmp_path / "in", allow=False)
     assert res["info"]["workers_forked_from_main_process"] is False

@@ -5,6 +5,7 @@ pinned template hash, and the start-up shortcut that keeps scipy.linalg out of n
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -38,24 +39,24 @@ def test_threads_gate_exactly_like_one_thread(tmp_path):
     tasks, options = runner_inputs(tmp_path / "in")
     blas_before = _blas_limits()
     with PoolRunner(template, options, 2) as runner:
-        threaded = {t["safe_id"]: rec for t, rec in runner.run(tasks)}
+        threaded = {t.safe_id: rec for t, rec in runner.run(tasks)}
         assert runner.inline_samples == len(tasks) and runner._pool is None
     after = _blas_limits()
     assert {k: after[k] for k in blas_before} == blas_before  # the batch's BLAS limit is undone
     with InlineRunner(template, options) as runner:
-        inline = {t["safe_id"]: rec for t, rec in runner.run(tasks)}
-    assert set(threaded) == set(inline) == {t["safe_id"] for t in tasks}
+        inline = {t.safe_id: rec for t, rec in runner.run(tasks)}
+    assert set(threaded) == set(inline) == {t.safe_id for t in tasks}
     me = f":{os.getpid()}"
-    assert all(rec["worker"].endswith(me) for rec in threaded.values())
+    assert all(rec.worker.endswith(me) for rec in threaded.values())
     for sid, rec in inline.items():
         other = threaded[sid]
-        assert (other["status"], other["blake3"]) == (rec["status"], rec["blake3"])
-        if rec["status"] == "ok":
-            pd.testing.assert_frame_equal(other["table"], rec["table"], check_exact=True)
-            assert other["gates"] == rec["gates"]
+        assert (other.status, other.blake3) == (rec.status, rec.blake3)
+        if rec.status == "ok":
+            pd.testing.assert_frame_equal(other.table, rec.table, check_exact=True)
+            assert other.gates == rec.gates
         else:
-            assert (other["stage"], other["message"]) == (rec["stage"], rec["message"])
-    assert sum(r["status"] == "ok" for r in inline.values()) == 6
+            assert (other.stage, other.message) == (rec.stage, rec.message)
+    assert sum(r.status == "ok" for r in inline.values()) == 6
 
 
 def test_batch_outputs_same_on_threads_and_inline(tmp_path):
@@ -66,9 +67,13 @@ def test_batch_outputs_same_on_threads_and_inline(tmp_path):
     assert a.run["options"]["samples_gated_in_main_process"] == 7
     for name in ("populations.csv", "populations_wide.csv", "errors.csv", "gates.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
-    # the template's hash was pinned while gating only
-    assert "_pinned_hash" not in template.__dict__
     assert set(a.populations["template_hash"]) == {template.short_hash}
+    # a template cannot be changed, by a batch or anyone: its hash, computed once, stays true
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        template.name = "other"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        template.populations[0].hidden = True
+    assert set(vars(template)) == {f.name for f in dataclasses.fields(template)} | {"hash"}
 
 
 def test_store_table_round_trip_is_exact(tmp_path):
@@ -141,8 +146,8 @@ def test_preload_cython_blas_keeps_scipy_linalg_out_of_kernel_loading():
     code = """
 import sys
 import numpy as np
-from cytophen.pipeline._fast_start import preload_cython_blas
-assert preload_cython_blas()
+from cytophen.pipeline._fast_start import speed_up_start
+assert speed_up_start(light_kernel_loads=False)["cython_blas"]
 from cytophen.kernels import gating as k
 v = np.random.default_rng(0).random((100, 2))
 m = k.points_in_rectangle(v, np.zeros(2), np.full(2, 0.5), np.zeros(2, dtype=np.bool_))
@@ -162,6 +167,37 @@ print("ok")
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
 
+def test_start_shortcuts_checked_against_the_installed_releases():
+    """The shortcuts that patch numba's and scipy's internals are checked (by the tests above and
+    below) only with the releases pinned in TESTED_RELEASES: an upgrade fails here until it has
+    been checked and added there."""
+    import numba
+    import scipy
+
+    from cytophen.pipeline._fast_start import TESTED_RELEASES
+
+    for lib in (numba, scipy):
+        release = ".".join(lib.__version__.split(".")[:2])
+        assert release in TESTED_RELEASES[lib.__name__], (lib.__name__, lib.__version__)
+
+
+def test_start_shortcuts_leave_untested_releases_alone():
+    """With a release the shortcuts were not checked against, nothing is patched."""
+    code = """
+import sys
+from cytophen.pipeline import _fast_start
+_fast_start.TESTED_RELEASES.update(numba=("0.1",), scipy=("0.1",))
+import numba.core.caching as caching
+before = caching.Cache.load_overload
+done = _fast_start.speed_up_start()
+assert not done["cython_blas"] and not done["light_kernel_loads"], done
+assert caching.Cache.load_overload is before and "scipy.linalg.cython_blas" not in sys.modules
+print("ok")
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
 def test_marker_resolution_cache_keeps_errors_exact():
     from cytophen.errors import MarkerError
     from cytophen.markers import resolve
@@ -178,8 +214,8 @@ def test_marker_resolution_cache_keeps_errors_exact():
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning: Linux only")
 def test_tune_malloc_in_a_process_of_ours():
     code = (
-        "import platform; from cytophen.pipeline._fast_start import tune_malloc; "
-        "ok = tune_malloc(); print(ok == (platform.libc_ver()[0] == 'glibc'))"
+        "import platform; from cytophen.pipeline._fast_start import speed_up_start; "
+        "ok = speed_up_start()['malloc']; print(ok == (platform.libc_ver()[0] == 'glibc'))"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.strip() == "True", r.stderr
@@ -196,17 +232,17 @@ def test_threads_hand_over_to_the_pool_exactly(tmp_path, monkeypatch):
     monkeypatch.setattr(PoolRunner, "POOL_MIN_REMAINING_S", 0.0)
     monkeypatch.setattr(PoolRunner, "POOL_STARTUP_S", 0.0)
     with PoolRunner(template, options, 2) as runner:
-        both = {t["safe_id"]: rec for t, rec in runner.run(tasks)}
+        both = {t.safe_id: rec for t, rec in runner.run(tasks)}
         assert runner._pool is not None  # started after the first samples
         assert runner.describe()["threads_in_main_process"] == 2
     with InlineRunner(template, options) as runner:
-        inline = {t["safe_id"]: rec for t, rec in runner.run(tasks)}
+        inline = {t.safe_id: rec for t, rec in runner.run(tasks)}
     assert set(both) == set(inline) and len(both) == len(tasks)
     for sid, rec in inline.items():
-        assert both[sid]["status"] == rec["status"]
-        if rec["status"] == "ok":
-            pd.testing.assert_frame_equal(both[sid]["table"], rec["table"], check_exact=True)
-            assert both[sid]["gates"] == rec["gates"]
+        assert both[sid].status == rec.status
+        if rec.status == "ok":
+            pd.testing.assert_frame_equal(both[sid].table, rec.table, check_exact=True)
+            assert both[sid].gates == rec.gates
 
 
 def test_light_numba_cache_loads_gate_exactly_and_skip_the_registries(tmp_path, monkeypatch):
@@ -221,8 +257,8 @@ def test_light_numba_cache_loads_gate_exactly_and_skip_the_registries(tmp_path, 
     code = f"""
 import sys, json
 sys.path.insert(0, {str(ROOT / "tests")!r})
-from cytophen.pipeline._fast_start import light_numba_cache_loads
-assert light_numba_cache_loads() and light_numba_cache_loads()
+from cytophen.pipeline._fast_start import speed_up_start
+assert speed_up_start()["light_kernel_loads"] and speed_up_start()["light_kernel_loads"]
 import cytophen
 from test_batch_support import make_template
 t = make_template()

@@ -191,17 +191,11 @@ def crash_template(n_events: int):
     return t
 
 
-def runner_inputs(folder: Path) -> tuple[list[dict], dict]:
+def runner_inputs(folder: Path):
     """The tasks and options a batch hands its runner for every sample under ``folder``."""
     from cytophen.pipeline.inputs import discover
+    from cytophen.pipeline.records import SampleTask, WorkerOptions
 
     samples, _ = discover([folder])
-    tasks = [{"sample": s.sample, "file": str(s.path), "safe_id": s.safe_id} for s in samples]
-    options = {
-        "compensation": None,
-        "seed": 0,
-        "threads": 1,
-        "export_gated": None,
-        "export_dir": None,
-    }
-    return tasks, options
+    tasks = [SampleTask(s.sample, str(s.path), s.safe_id) for s in samples]
+    return tasks, WorkerOptions()

@@ -103,8 +103,8 @@ def _without(sample: Sample, *markers: str) -> Sample:
 
 
 def test_a_missing_required_marker_fails_alike_alone_and_pooled():
-    """Pooled fitting used to take a sample lacking a required marker as "not measured" and pool
-    the others; it fails as gating that sample alone does, naming the file and every marker."""
+    """A sample lacking a required marker fails pooled fitting as it fails gating alone (not
+    "not measured"), naming the file and every missing marker."""
     good = _atlas("390C_BM_027.fcs")
     bad = _without(_atlas("390C_Lung_029.fcs"), "CD4", "CD8")
     t = _dd_template()

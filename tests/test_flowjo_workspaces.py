@@ -148,7 +148,8 @@ def test_atlas_counts_against_flowjo_and_flowkit():
 
 
 def test_atlas_own_gates_beat_one_tree_for_all():
-    # the bug this replaces: every file gated with the first sample's tree
+    # each file gated with its own workspace sample's gates lands closer to FlowJo than every
+    # file gated with the first sample's tree
     _, wsp, files = _atlas()
     ws = Workspace(wsp)
     first = load_template(wsp)

@@ -144,3 +144,25 @@ def test_readme_tour_runs_in_the_installed_venv(venv, tmp_path):
     for made in ("results/bcell/report.html", "merged.csv", "stats/tests.csv", "bcell.yaml",
                  "bcell_results/populations.csv"):  # fmt: skip
         assert (tmp_path / made).is_file(), made
+
+
+def test_public_api_is_what_all_lists():
+    """Every name of ``cytophen.__all__`` resolves (classes and the gates / transforms
+    namespaces on first use); names it does not list are not attributes."""
+    import cytophen.gates
+    import cytophen.transforms
+    from cytophen.pipeline.batch import BatchResult
+    from cytophen.result import GatingResult
+    from cytophen.template import Template
+
+    assert all(getattr(cytophen, name) is not None for name in cytophen.__all__)
+    assert (cytophen.Template, cytophen.GatingResult, cytophen.BatchResult) == (
+        Template,
+        GatingResult,
+        BatchResult,
+    )
+    assert cytophen.gates is sys.modules["cytophen.gates"]
+    assert cytophen.transforms is sys.modules["cytophen.transforms"]
+    assert set(cytophen.__all__) <= set(dir(cytophen))
+    with pytest.raises(AttributeError, match="no attribute 'engine_internals'"):
+        cytophen.engine_internals  # noqa: B018

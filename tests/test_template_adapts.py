@@ -10,6 +10,7 @@ straight from the file's values, and FlowJo's counts stored in the FlowAtlas wor
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import xml.etree.ElementTree as ET
 
@@ -232,7 +233,13 @@ def test_hidden_populations_leave_the_outputs_and_plots(tmp_path):
         # no helper and no skipped step (no gate applied); b_cells: not measured, drawn as such
         assert drawn == {"t_cells", "cd4", "b_cells"}
         assert not [item["error"] for item in index["plots"] if item["error"]]
-    t.population("t_cells").hidden = True  # a hidden population that is gated on this file
+    # a hidden population that is gated on this file (a template does not change: a new one)
+    t = dataclasses.replace(
+        t,
+        populations=[
+            dataclasses.replace(p, hidden=True) if p.name == "t_cells" else p for p in t.populations
+        ],
+    )
     r = cytophen.gate(cytophen.read_fcs(files[0]), t)
 
     def drawn(**kw):

@@ -472,18 +472,8 @@ populations:
     assert (pr.line, pr.column) == (13, 52)
 
 
-def test_unknown_method_and_bad_args_with_registry(tmp_path, monkeypatch):
-    """With a registry present, method names and args are checked through its two functions."""
-    import cytophen.datadriven as dd
-
-    class MinDensity:  # a stand-in registry entry; only the names matter here
-        pass
-
-    def check_params(method, params):
-        return [f"unknown argument {k!r}" for k in params if k not in ("gate_range", "adjust")]
-
-    monkeypatch.setattr(dd, "available_methods", lambda: {"mindensity": MinDensity}, raising=False)
-    monkeypatch.setattr(dd, "check_params", check_params, raising=False)
+def test_unknown_method_and_argument_reported_where_written(tmp_path):
+    """A misspelt method name and a misspelt argument, each at its line and column."""
     _, probs = problems(
         tmp_path,
         HEAD

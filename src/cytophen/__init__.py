@@ -8,6 +8,12 @@ compiled kernels, and get tidy population tables.
 >>> template = cytophen.load_template("bcell")                     # doctest: +SKIP
 >>> result = cytophen.gate(sample, template)                      # doctest: +SKIP
 >>> result.table                                                  # doctest: +SKIP
+
+The public API is what ``__all__`` lists: :class:`Sample`, :class:`Template`,
+:class:`GatingResult`, :class:`BatchResult`, the :mod:`~cytophen.gates` and
+:mod:`~cytophen.transforms` namespaces, the functions below and the exception types (all in
+:mod:`cytophen.errors`). Everything in a module or attribute whose name starts with ``_`` is
+private.
 """
 
 from __future__ import annotations
@@ -68,6 +74,11 @@ if TYPE_CHECKING:
 __all__ = [
     "__version__",
     "Sample",
+    "Template",
+    "GatingResult",
+    "BatchResult",
+    "gates",
+    "transforms",
     "read_fcs",
     "write_fcs",
     "load_template",
@@ -82,6 +93,32 @@ __all__ = [
     "GateError",
     "ClinicalError",
 ]
+
+
+#: Public names imported on first use (``cytophen.Template`` ...), so that ``import cytophen``
+#: stays light: where each lives.
+_LAZY = {
+    "Template": "cytophen.template",
+    "GatingResult": "cytophen.result",
+    "BatchResult": "cytophen.pipeline.batch",
+    "gates": None,
+    "transforms": None,
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'cytophen' has no attribute {name!r}")
+    import importlib
+
+    where = _LAZY[name]
+    if where is None:  # a namespace: the module itself
+        return importlib.import_module(f"cytophen.{name}")
+    return getattr(importlib.import_module(where), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 def read_fcs(path, *, dataset: int = 0, **kwargs) -> Sample:
@@ -222,6 +259,7 @@ def gate_files(
     time_limit: float | None = None,
     scale: str = "auto",
     markers: Any = None,
+    start_method: str = "forkserver",
 ) -> BatchResult:
     """Gate many FCS files with one template, in parallel; one bad file never stops the batch.
 
@@ -278,6 +316,10 @@ def gate_files(
     markers
         Marker names for channels whose ``$PnS`` is missing: a ``channel,marker[,file]`` CSV path
         or a :class:`cytophen.markers.MarkerMap`.
+    start_method
+        Where worker processes come from: ``'forkserver'`` (default: never this process) or
+        ``'fork'`` (forked straight from this process: only for a script that owns its process
+        from start to end, as the ``cytophen gate`` command does; never in a notebook).
 
     Returns
     -------
@@ -322,4 +364,5 @@ def gate_files(
         time_limit=time_limit,
         scale=scale,
         markers=markers,
+        start_method=start_method,
     )

@@ -20,8 +20,12 @@ __all__ = [
     "TemplateProblem",
     "MarkerError",
     "GateError",
+    "FitDeclined",
     "ClinicalError",
     "ReportError",
+    "InputError",
+    "FolderInUseError",
+    "SimulationError",
 ]
 
 
@@ -140,9 +144,30 @@ class GateError(CytophenError):
         super().__init__(f"gate {gate!r}: {problem}")
 
 
+class FitDeclined(GateError):
+    """An estimator cannot place its gate on these events (too few, degenerate); the population is
+    then reported as "not measured" with this reason, never guessed."""
+
+    def __init__(self, method: str, reason: str):
+        self.reason = reason
+        super().__init__(method, reason)
+
+
 class ClinicalError(CytophenError):
     """A manifest or clinical table cannot be used as given (missing column, duplicate key, ...)."""
 
 
 class ReportError(CytophenError):
     """A results folder cannot be reported or a result cannot be plotted (missing table, no events, ...)."""
+
+
+class InputError(CytophenError):
+    """The batch's inputs cannot be used as given (missing path, duplicate sample id, bad manifest)."""
+
+
+class FolderInUseError(InputError):
+    """Another run holds the output folder."""
+
+
+class SimulationError(CytophenError):
+    """Invalid simulator input (unknown panel, unknown or out-of-range parameter)."""

@@ -7,6 +7,7 @@ FlowJo workspaces (:mod:`cytophen.interop.flowjo`) all load into this one object
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ __all__ = ["Marker", "Report", "Population", "Template", "STATISTICS"]
 STATISTICS = ("median", "mean", "geometric_mean", "robust_cv", "cv", "sd")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Marker:
     """One entry of a template's panel.
 
@@ -50,7 +51,7 @@ class Marker:
     optional: bool = False
 
 
-@dataclass
+@dataclass(frozen=True)
 class Report:
     """What to report for a population beyond count / percent of parent / percent of total."""
 
@@ -58,7 +59,7 @@ class Report:
     statistics: tuple[tuple[str, str], ...] = ()  # (statistic, marker)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Population:
     """A node of the gate tree: ``gate`` applied within ``parent`` (``None`` = all events).
 
@@ -78,9 +79,12 @@ class Population:
     hidden: bool = False
 
 
-@dataclass
+@dataclass(frozen=True)
 class Template:
     """A gating strategy.
+
+    A template does not change once made (its attributes cannot be set; build a new one with
+    :func:`dataclasses.replace`), so its :attr:`hash` is computed once and kept.
 
     Attributes
     ----------
@@ -276,12 +280,9 @@ class Template:
             "populations": pops,
         }
 
-    @property
+    @functools.cached_property
     def hash(self) -> str:
         """SHA-256 of the canonical description: same gating → same hash, whatever the file format."""
-        pinned = self.__dict__.get("_pinned_hash")  # set while a batch gates (template unchanged)
-        if pinned is not None:
-            return pinned
         blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -86,7 +86,7 @@ def convert(source, sample, group, compensation, out, fmt, fcs, list_samples, re
       cytophen convert treg --out review.wsp --fcs samples/
     """
     from cytophen.errors import CytophenError
-    from cytophen.interop import _kind
+    from cytophen.interop import template_kind
     from cytophen.interop.shipped import find_shipped
 
     if out is not None:
@@ -99,7 +99,7 @@ def convert(source, sample, group, compensation, out, fmt, fcs, list_samples, re
             f"{source}: no such file (expected a FlowJo .wsp, GatingML 2.0 .xml, cytophen .yaml "
             "or a shipped template's name)"
         )
-    kind = _kind(source)
+    kind = template_kind(source)
     try:
         if kind == "flowjo":
             from cytophen.interop.flowjo import load_workspace, workspace_samples
@@ -156,9 +156,6 @@ def convert(source, sample, group, compensation, out, fmt, fcs, list_samples, re
     except CytophenError as exc:
         tmp.unlink(missing_ok=True)
         raise _Invalid(f"cannot write {out} as {fmt}: {exc}") from None
-    except ImportError as exc:
-        tmp.unlink(missing_ok=True)
-        raise _Invalid(f"cannot write {fmt}: {exc}; try --format gatingml") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -163,19 +163,10 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
     """
     from cytophen._terminal import printable
     from cytophen.errors import CytophenError
-    from cytophen.pipeline._fast_start import (
-        light_numba_cache_loads,
-        preload_cython_blas,
-        tune_malloc,
-    )
+    from cytophen.pipeline._fast_start import speed_up_start
 
     t0 = time.perf_counter()
-    tune_malloc()  # this process is ours: reuse freed sample arrays instead of re-faulting them
-    preload_cython_blas()  # and skip scipy.linalg in numba's kernel loading
-    light_numba_cache_loads()  # and numba's compiler registries when kernels come from its cache
-    from cytophen.pipeline.executors import allow_fork_workers
-
-    allow_fork_workers()  # and may fork its batch workers from itself
+    speed_up_start()  # this process is ours from start to end
     if not paths and manifest is None:
         raise _Invalid("no inputs: give FCS files, folders or a manifest CSV (--manifest)")
     if out is not None:
@@ -218,6 +209,7 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
             time_limit=time_limit,
             scale=scale,
             markers=markers_csv,
+            start_method="fork",  # this process is ours: its workers may be forked from it
         )
     except KeyboardInterrupt:
         click.echo(
@@ -313,11 +305,8 @@ def _describe(template) -> str:
 
 
 def _report(out, quiet: bool) -> None:
-    try:
-        from cytophen.report.html import write_report
-    except ImportError as exc:
-        click.echo(f"warning: --report skipped: the HTML report is not available ({exc})", err=True)
-        return
+    from cytophen.report.html import write_report
+
     try:
         path = write_report(out, replot=False)  # the workers drew the plots (or said why not)
     except Exception as exc:  # the tables are written; a report problem must not hide them

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from cytophen.datadriven._constraints import Interval, Mapping, Options, Rule, param_problems
-from cytophen.errors import GateError
+from cytophen.errors import FitDeclined, GateError
 from cytophen.gates import Gate, RectangleGate
 
 __all__ = ["GateEstimator", "CutEstimator", "FitDeclined", "SIGNS", "QUADRANT_CONSTRAINTS"]
@@ -27,15 +27,6 @@ QUADRANT_CONSTRAINTS: dict[str, list] = {
 
 #: A seed: what numpy's and scikit-learn's random generators accept.
 SEED = [Interval(Integral, 0, 2**32 - 1)]
-
-
-class FitDeclined(GateError):
-    """An estimator cannot place its gate on these events (too few, degenerate); the population is
-    then reported as "not measured" with this reason, never guessed."""
-
-    def __init__(self, method: str, reason: str):
-        self.reason = reason
-        super().__init__(method, reason)
 
 
 class GateEstimator:

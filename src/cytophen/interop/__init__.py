@@ -6,7 +6,7 @@ from pathlib import Path
 
 from cytophen.errors import TemplateError
 
-__all__ = ["load_template", "load_batch_template"]
+__all__ = ["load_template", "load_batch_template", "template_kind"]
 
 
 def load_template(path):
@@ -81,3 +81,9 @@ def _kind(p: Path) -> str | None:
     if head.lstrip().startswith(("template:", "name:", "populations:", "panel:", "#", "---")):
         return "yaml"
     return None
+
+
+def template_kind(path: str | Path) -> str | None:
+    """What kind of template file ``path`` is, by extension, else by content: ``'yaml'``,
+    ``'gatingml'``, ``'flowjo'`` (FlowJo or FACSDiva XML), or ``None`` when it cannot tell."""
+    return _kind(Path(path))

@@ -71,6 +71,18 @@ class serial_only:
         return False
 
 
+def is_serial_only() -> bool:
+    """Whether kernels run their serial versions only (see :class:`serial_only`,
+    :func:`stay_serial`)."""
+    return _SERIAL_ONLY["on"]
+
+
+def stay_serial() -> None:
+    """Run only serial kernels for the rest of this process (a batch worker process: one sample
+    at a time on one core, no numba thread pool)."""
+    _SERIAL_ONLY["on"] = True
+
+
 def run_dynamic(kernel, *args) -> None:
     """Run a parallel kernel with its chunks handed out dynamically (one at a time), so a busy
     core delays only the chunks it is working on. (Set from Python: inside a kernel it would

@@ -1,4 +1,5 @@
-"""Start-up shortcuts for processes cytophen owns (the ``cytophen gate`` command, pool workers).
+"""Start-up shortcuts for processes cytophen owns (the ``cytophen gate`` command, pool workers),
+all applied by one switch, :func:`speed_up_start`.
 
 numba's first load of a cached kernel installs its array registries, and one of them
 (``numba.np.arraymath``) checks once for BLAS with ``import scipy.linalg.cython_blas``. That
@@ -18,34 +19,76 @@ the event block, float64 columns, compensated values) back to the kernel when th
 faulting fresh zeroed pages in for the next sample: a third of the system time of a batch of
 200 k-event files. Freed memory is reused for the next sample instead, so the process's memory
 stays what one sample per thread needs at most, as before; it is only returned at exit.
+
+The first two rely on numba's and scipy's internals, so they are applied only with the releases
+they were checked against (:data:`TESTED_RELEASES`; tests/test_batch_speed.py checks them with
+the installed ones and fails on any other, so that an upgrade is checked before it is trusted).
+With another release everything is left as it was: slower to start, never wrong.
 """
 
 from __future__ import annotations
 
 import sys
 
-__all__ = ["preload_cython_blas", "tune_malloc", "light_numba_cache_loads"]
+__all__ = ["speed_up_start", "TESTED_RELEASES"]
 
 _NAME = "scipy.linalg.cython_blas"
 
+#: Releases (``major.minor``) of the libraries whose internals the shortcuts were checked against.
+TESTED_RELEASES = {"numba": ("0.68",), "scipy": ("1.17",)}
 
-def preload_cython_blas() -> bool:
+
+def speed_up_start(*, light_kernel_loads: bool = True) -> dict[str, bool]:
+    """Apply the start-up shortcuts in a process cytophen owns from start to end.
+
+    Never called on import of the library: a notebook's interpreter is left untouched.
+
+    Parameters
+    ----------
+    light_kernel_loads
+        Also load cached numba kernels without numba's compiler registries
+        (:func:`_light_numba_cache_loads`).
+
+    Returns
+    -------
+    dict
+        Which shortcuts are in place: ``malloc`` (:func:`_tune_malloc`), ``cython_blas``
+        (:func:`_preload_cython_blas`) and ``light_kernel_loads``.
+    """
+    return {
+        "malloc": _tune_malloc(),
+        "cython_blas": _preload_cython_blas(),
+        "light_kernel_loads": light_kernel_loads and _light_numba_cache_loads(),
+    }
+
+
+def _tested(version: str, library: str) -> bool:
+    """Whether ``version`` of ``library`` is a release listed in :data:`TESTED_RELEASES`."""
+    return ".".join(version.split(".")[:2]) in TESTED_RELEASES[library]
+
+
+def _preload_cython_blas() -> bool:
     """Load ``scipy.linalg.cython_blas`` without importing ``scipy.linalg``.
 
     Returns
     -------
     bool
         ``True`` when the module is now loaded (by this call or before), ``False`` when it could
-        not be (scipy missing, an unusual layout): numba then imports it the usual way.
+        not be (an untested scipy release, an unusual layout): numba then imports it the usual
+        way.
     """
     if _NAME in sys.modules:
         return True
     if "scipy.linalg" in sys.modules or "numba.np.arraymath" in sys.modules:
         return False  # nothing to save any more
-    try:
-        import importlib.machinery
-        import importlib.util
+    import importlib.machinery
+    import importlib.util
 
+    import scipy
+
+    if not _tested(scipy.__version__, "scipy"):
+        return False
+    try:
         spec = importlib.util.find_spec("scipy.linalg")  # imports scipy (light), not scipy.linalg
         if spec is None or not spec.submodule_search_locations:
             return False
@@ -64,7 +107,7 @@ def preload_cython_blas() -> bool:
             sys.modules.pop(_NAME, None)
             raise
         return True
-    except Exception:  # pragma: no cover - depends on how scipy is installed
+    except (ImportError, OSError):  # pragma: no cover - depends on how scipy is installed
         return False
 
 
@@ -72,7 +115,7 @@ def preload_cython_blas() -> bool:
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 
 
-def tune_malloc() -> bool:
+def _tune_malloc() -> bool:
     """Let glibc reuse freed sample-sized blocks instead of unmapping and re-faulting them.
 
     Sets ``M_MMAP_THRESHOLD`` to 32 MiB (smaller blocks come from the heap, whose freed memory is
@@ -100,11 +143,11 @@ def tune_malloc() -> bool:
         ok &= mallopt(_M_TRIM_THRESHOLD, 512 << 20)
         ok &= mallopt(_M_TOP_PAD, 64 << 20)
         return bool(ok)
-    except Exception:  # pragma: no cover - an unusual C library
+    except OSError:  # pragma: no cover - no C library to load
         return False
 
 
-def light_numba_cache_loads() -> bool:
+def _light_numba_cache_loads() -> bool:
     """Load cached numba kernels without first installing every numba implementation registry.
 
     Before loading a kernel from the on-disk cache, numba refreshes its target context: it
@@ -119,13 +162,16 @@ def light_numba_cache_loads() -> bool:
     Returns
     -------
     bool
-        ``True`` when the lighter load is in place (now or before).
+        ``True`` when the lighter load is in place (now or before); ``False`` with an untested
+        numba release.
     """
-    try:
-        from numba.core import caching
-        from numba.core.runtime import rtsys
-    except Exception:  # pragma: no cover - a numba without these modules: leave it alone
+    import numba
+
+    if not _tested(numba.__version__, "numba"):
         return False
+    from numba.core import caching
+    from numba.core.runtime import rtsys
+
     original = caching.Cache.load_overload
     if getattr(original, "_cytophen_light", False):
         return True

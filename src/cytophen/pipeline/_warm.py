@@ -14,10 +14,9 @@ def warm() -> None:
     """Run each common kernel once on a small synthetic input."""
     import numpy as np
 
-    from cytophen.pipeline._fast_start import preload_cython_blas, tune_malloc
+    from cytophen.pipeline._fast_start import speed_up_start
 
-    tune_malloc()  # inherited by the workers forked from this server
-    preload_cython_blas()
+    speed_up_start(light_kernel_loads=False)  # inherited by the workers forked from this server
     from cytophen.kernels import gating as k
     from cytophen.transforms import LogicleTransform
 
@@ -78,5 +77,5 @@ def _gate_synthetic(rng) -> None:
 
 try:
     warm()
-except Exception:  # pragma: no cover - never let warming up break a batch
-    pass
+except Exception:  # noqa: BLE001 # pragma: no cover - warming up is an optimisation: it never
+    pass  # breaks a batch (workers then load what they need)

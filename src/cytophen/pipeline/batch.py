@@ -7,6 +7,7 @@ written atomically) are described in docs/batch.md.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import platform
 import sys
@@ -21,11 +22,19 @@ import pandas as pd
 
 from cytophen._terminal import printable
 from cytophen._version import __version__
+from cytophen.compensation import read_spillover_csv
 from cytophen.errors import CompensationError, TemplateError
 from cytophen.io.fcs import DEFAULT_REPAIRS
 from cytophen.markers import MarkerMap, read_marker_csv
+from cytophen.pipeline.executors import (
+    START_METHODS,
+    check_dask_installed,
+    check_reachable,
+    make_runner,
+)
 from cytophen.pipeline.inputs import InputError, SampleInput, discover
 from cytophen.pipeline.outdir import OutputFolder
+from cytophen.pipeline.records import SampleRecord, SampleTask, WorkerOptions
 from cytophen.pipeline.storage import (
     SampleStore,
     write_csv,
@@ -33,7 +42,14 @@ from cytophen.pipeline.storage import (
     write_parquet,
 )
 
-__all__ = ["gate_files", "BatchResult", "wide_table", "ERROR_COLUMNS", "BASE_COLUMNS"]
+__all__ = [
+    "gate_files",
+    "BatchResult",
+    "wide_table",
+    "compensation_option",
+    "ERROR_COLUMNS",
+    "BASE_COLUMNS",
+]
 
 #: Columns of errors.csv.
 ERROR_COLUMNS = ["sample", "file", "stage", "message"]
@@ -123,40 +139,27 @@ def wide_table(populations: pd.DataFrame, metadata_columns: Iterable[str] = ()) 
     return wide
 
 
-def _read_matrix_csv(path: Path) -> pd.DataFrame:
-    """A spillover matrix from CSV: header = detector ($PnN) names, optional first column of row
-    names (else the rows are the same detectors, in order)."""
-    try:
-        from cytophen.compensation import read_spillover_csv  # the compensation module's reader
-    except ImportError:
-        read_spillover_csv = None
-    if read_spillover_csv is not None:
-        return read_spillover_csv(path)
-    try:
-        df = pd.read_csv(path)
-    except Exception as exc:
-        raise CompensationError(f"{path}: cannot be read as a spillover CSV ({exc})") from None
-    first = df.columns[0]
-    if df[first].dtype == object or str(first).startswith("Unnamed") or str(first) == "":
-        df = df.set_index(first)
-        df.index = [str(i).strip() for i in df.index]
-        df.index.name = None
-    else:
-        df.index = list(df.columns)
-    df.columns = [str(c).strip() for c in df.columns]
-    try:
-        df = df.astype("float64")
-    except (TypeError, ValueError):
-        raise CompensationError(f"{path}: spillover values must be numbers") from None
-    if df.shape[0] != df.shape[1] or df.shape[0] == 0:
-        raise CompensationError(
-            f"{path}: a spillover matrix must be square (one row per detector), got {df.shape[0]}x{df.shape[1]}"
-        )
-    return df
+def compensation_option(compensation) -> tuple[Any, dict[str, Any]]:
+    """The compensation override of a batch: what the engine applies, and how run.json records it.
 
+    Parameters
+    ----------
+    compensation
+        ``None`` or ``'template'`` (the template's own), ``'keyword'``, ``'none'``, ``'FCS'``, a
+        spillover matrix CSV path, or a DataFrame (see :func:`gate_files`). run.json's
+        ``options.compensation`` read back gives the same override.
 
-def _compensation_option(compensation) -> tuple[Any, dict[str, Any]]:
-    """(engine override, description for run.json) for ``compensation``."""
+    Returns
+    -------
+    override, description
+        The ``compensation=`` argument of :func:`cytophen.engine.gate`, and the run.json entries
+        (``compensation``, and ``compensation_sha256`` for a matrix file).
+
+    Raises
+    ------
+    CompensationError
+        An unknown word, a missing or unreadable matrix file.
+    """
     if compensation is None:
         return None, {"compensation": "template"}
     if isinstance(compensation, pd.DataFrame):
@@ -172,13 +175,18 @@ def _compensation_option(compensation) -> tuple[Any, dict[str, Any]]:
             )
         from cytophen.pipeline.worker import file_sha256
 
-        return _read_matrix_csv(p), {
+        return read_spillover_csv(p), {
             "compensation": str(p.resolve()),
             "compensation_sha256": file_sha256(p),
         }
     raise CompensationError(
         f"--compensation {word!r}: expected template, keyword, none or a spillover matrix CSV file"
     )
+
+
+#: The name replot and the FlowJo export still call (until they read the override back through
+#: the compensation value type of issue 22, item 4).
+_compensation_option = compensation_option
 
 
 def _reserved_columns(template) -> list[str]:
@@ -247,32 +255,17 @@ class _NoBar:
         pass
 
 
-def _progress_bar(total: int, progress: bool):
+def _progress_bar(total: int, progress: bool, *, monitor: bool = True):
+    """A progress bar of ``total`` files (``monitor=False``: without tqdm's monitor thread, for
+    a process that forks its workers once the batch has started)."""
     enabled = bool(progress) and (_in_notebook() or sys.stderr.isatty())
     if not enabled:
         return _NoBar()
     from tqdm.auto import tqdm
 
-    from cytophen.pipeline.executors import _FORK
-
-    if _FORK["allowed"]:  # the cytophen command: no monitor thread, workers are forked from here
+    if not monitor:
         tqdm.monitor_interval = 0
     return tqdm(total=total, unit="file", desc="gating", disable=not enabled, dynamic_ncols=True)
-
-
-@contextlib.contextmanager
-def _pinned_hash(template, value: str):
-    """While a batch gates, ``template.hash`` returns ``value`` instead of hashing the template
-    again for every sample (the template does not change meanwhile); workers get it pinned too."""
-    try:
-        template.__dict__["_pinned_hash"] = value
-    except AttributeError:  # pragma: no cover - a template without __dict__
-        yield
-        return
-    try:
-        yield
-    finally:
-        template.__dict__.pop("_pinned_hash", None)
 
 
 def gate_files(
@@ -296,6 +289,7 @@ def gate_files(
     time_limit: float | None = None,
     scale: str = "auto",
     markers: MarkerMap | str | os.PathLike | None = None,
+    start_method: str = "forkserver",
 ) -> BatchResult:
     """Gate many FCS files with one template, in parallel.
 
@@ -360,6 +354,12 @@ def gate_files(
     markers
         Marker names for channels whose ``$PnS`` is missing: a ``channel,marker[,file]`` CSV
         path or a :class:`~cytophen.markers.MarkerMap` (rows with ``file`` apply to that file only).
+    start_method
+        Where worker processes come from: ``'forkserver'`` (default: a fork server, never this
+        process) or ``'fork'`` (forked straight from this process when it has no other thread
+        yet; faster to start, but only for a process the caller owns from start to end, as the
+        ``cytophen gate`` command does: forking a notebook's kernel would copy state that is
+        not ours to copy).
 
     Notes
     -----
@@ -393,12 +393,122 @@ def gate_files(
     """
     t_start = time.perf_counter()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    from cytophen.pipeline.executors import _FORK
-
+    fork = start_method == "fork"
     # file look-ups, done while samples are gated; when workers may be forked from this process,
     # started only once they are (no other thread may be alive at fork time)
-    versions = None if _FORK["allowed"] else _Background(_versions, False)
-    # -- validate everything before writing anything ----------------------------------------
+    versions = None if fork else _Background(_versions, False)
+    plan = _plan(
+        paths, template, jobs=jobs, scheduler=scheduler, compensation=compensation, out=out,
+        resume=resume, manifest=manifest, export_gated=export_gated, seed=seed, plots=plots,
+        repairs=repairs, pregated=pregated, include_hidden=include_hidden, time_limit=time_limit,
+        scale=scale, markers=markers, start_method=start_method,
+    )  # fmt: skip
+    timings = {"discover_s": time.perf_counter() - t_start}
+    folder = plan.folder
+    with folder.held(wait=wait, on_wait=_waiting(progress)) if folder else contextlib.nullcontext():
+        if folder is not None:
+            folder.clean()  # what a killed run left
+        records = _resumed(plan) if resume else {}
+        n_resumed = len(records)
+        t_pool = time.perf_counter()
+        tasks = _tasks(plan, records)
+        timings["pool_fit_s"] = time.perf_counter() - t_pool
+        runner = make_runner(
+            plan.template,
+            plan.options,
+            jobs=jobs,
+            scheduler=scheduler,
+            n_tasks=len(tasks),
+            time_limit=time_limit,
+            start_method=start_method,
+        )
+        # one file: numba's thread pool only when jobs asks for it (by default, on a busy
+        # machine, its threads spinning beside other work cost more than they save)
+        if runner.kind == "inline" and len(tasks) == 1 and jobs:
+            runner.options = dataclasses.replace(plan.options, threads=int(jobs))
+        t_run = time.perf_counter()
+        versions = _run(
+            plan, runner, tasks, records, progress=progress, fork=fork, versions=versions
+        )
+        timings["gating_s"] = time.perf_counter() - t_run
+        if runner.kind == "dask":
+            versions_found = _versions(True)
+        else:
+            versions_found = versions.result() if versions is not None else _versions(False)
+        result = _assemble(plan, records)
+        result.run = _provenance(
+            plan,
+            records,
+            runner=runner,
+            versions=versions_found,
+            started=started,
+            counts={"resumed": n_resumed, "computed": len(tasks)},
+            timings=timings,
+        )
+        if folder is not None:
+            _write(plan, result, records, t_start)
+        else:
+            _finish(result.run, t_start)
+        return result
+
+
+@dataclass
+class _Plan:
+    """A batch as checked before anything is written: its samples, template and options."""
+
+    template: Any
+    samples: list[SampleInput]
+    meta_cols: list[str]
+    out_dir: Path | None
+    folder: OutputFolder | None
+    #: the worker options every sample is gated with
+    options: WorkerOptions
+    #: what run.json records of the arguments (``options``) and of the template (``template``)
+    described: dict[str, Any]
+    template_info: dict[str, Any]
+    #: what a stored sample must have been gated with to be resumed (see :meth:`options_key`)
+    key: dict[str, Any]
+    pool_col: str | None = None
+    groups: dict[str, str] = field(default_factory=dict)
+    #: a FlowJo workspace's batch: per safe_id the file's own template, or why it has none
+    own: dict[str, Any] = field(default_factory=dict)
+
+    def options_key(self, s: SampleInput) -> dict[str, Any]:
+        """The options key of sample ``s``: the batch's, with the file's own template hash or
+        its pool group (a pooled sample is reused only if its group is unchanged)."""
+        own = self.own.get(s.safe_id)
+        if own is not None and not isinstance(own, str):
+            return {**self.key, "template_hash": own.hash}
+        if self.pool_col is None:
+            return self.key
+        g = self.groups[s.safe_id]
+        members = sorted(str(x.path) for x in self.samples if self.groups[x.safe_id] == g)
+        return {**self.key, "pool": {"column": self.pool_col, "group": g, "members": members}}
+
+
+def _plan(
+    paths,
+    template,
+    *,
+    jobs,
+    scheduler,
+    compensation,
+    out,
+    resume,
+    manifest,
+    export_gated,
+    seed,
+    plots,
+    repairs,
+    pregated,
+    include_hidden,
+    time_limit,
+    scale,
+    markers,
+    start_method,
+) -> _Plan:
+    """Check every argument and find the samples, before anything is written (see
+    :func:`gate_files`, Raises)."""
     if not hasattr(template, "populations"):
         from cytophen.interop import load_batch_template
 
@@ -409,6 +519,89 @@ def gate_files(
         paths = [paths]
     paths = list(paths or [])
     out_dir = Path(out).resolve() if out is not None else None
+    markers = _check_arguments(
+        template, out_dir, resume=resume, export_gated=export_gated, markers=markers, scale=scale,
+        pregated=pregated, plots=plots, time_limit=time_limit, scheduler=scheduler,
+        start_method=start_method,
+    )  # fmt: skip
+    comp_override, comp_desc = compensation_option(compensation)
+    samples, meta_cols = discover(
+        paths, manifest=manifest, exclude=out_dir, reserved_columns=_reserved_columns(template)
+    )
+    from cytophen.pipeline.pooling import pool_column, pool_groups
+
+    pool_col = pool_column(template)
+    groups = pool_groups(samples, pool_col, manifest) if pool_col is not None else {}
+    own: dict[str, Any] = {}
+    per_file_info: dict[str, Any] = {}
+    if per_file is not None:
+        found, per_file_info = per_file.templates_for([s.path for s in samples])
+        own = {s.safe_id: t for s, t in zip(samples, found)}
+
+    folder = OutputFolder(out_dir) if out_dir is not None else None
+    options = WorkerOptions(
+        compensation=comp_override,
+        seed=seed,
+        export_gated=export_gated,
+        export_dir=str(folder.gated_dir) if folder is not None else None,
+        threads=1,  # parallel across files, one numba thread per sample
+        plots=bool(plots),
+        plots_dir=str(folder.plots_dir) if folder is not None else None,
+        repairs=repairs,
+        pregated=pregated,
+        include_hidden=bool(include_hidden),
+        scale=scale,
+        markers=markers,
+    )
+    tmpl_hash = template.hash
+    repairs_desc = _repairs_option(repairs)
+    key = _resume_key(options, tmpl_hash, comp_desc, repairs_desc)
+    described = {
+        "jobs": jobs,
+        "resume": bool(resume),
+        "manifest": str(Path(manifest).resolve()) if manifest is not None else None,
+        "export_gated": export_gated,
+        "plots": bool(plots),
+        "seed": seed,
+        "pool": pool_col,
+        "repairs": repairs_desc,
+        "pregated": pregated,
+        "include_hidden": bool(include_hidden),
+        "scale": scale,
+        "markers": None
+        if markers is None
+        else {"source": markers.source, "rows": [list(r) for r in markers.rows]},
+        **comp_desc,
+    }
+    template_info = {
+        "name": template.name,
+        "version": template.version,
+        "hash": tmpl_hash,
+        "source": str(template.source) if template.source else None,
+        **per_file_info,
+    }
+    return _Plan(
+        template, samples, meta_cols, out_dir, folder, options, described, template_info, key,
+        pool_col, groups, own,
+    )  # fmt: skip
+
+
+def _check_arguments(
+    template,
+    out_dir: Path | None,
+    *,
+    resume,
+    export_gated,
+    markers,
+    scale,
+    pregated,
+    plots,
+    time_limit,
+    scheduler,
+    start_method,
+):
+    """Raise for an argument of :func:`gate_files` that cannot be used (before anything is
+    written); return ``markers`` read (a CSV path becomes a :class:`MarkerMap`)."""
     if resume and out_dir is None:
         raise InputError("resume needs an output folder (out=...)")
     if export_gated is not None:
@@ -435,283 +628,218 @@ def gate_files(
         raise InputError(f"time_limit must be a number of seconds > 0, got {time_limit!r}")
     if time_limit is not None and scheduler is not None and scheduler != "":
         raise InputError("a per-sample time limit cannot be used with a Dask scheduler")
+    if start_method not in START_METHODS:
+        raise InputError(
+            f"start_method must be one of {', '.join(START_METHODS)}, got {start_method!r}"
+        )
+    if scheduler is not None and scheduler != "":
+        check_dask_installed()
     if isinstance(scheduler, str) and scheduler not in ("", "local"):
-        from cytophen.pipeline.executors import _check_reachable
-
-        _check_reachable(scheduler)  # before the output folder is created
+        check_reachable(scheduler)  # before the output folder is created
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"output {out_dir} exists and is not a folder")
-    comp_override, comp_desc = _compensation_option(compensation)
-    samples, meta_cols = discover(
-        paths, manifest=manifest, exclude=out_dir, reserved_columns=_reserved_columns(template)
-    )
-    from cytophen.pipeline.pooling import fit_batch_pools, pool_column, pool_groups
+    return markers
 
-    pool_col = pool_column(template)
-    groups = pool_groups(samples, pool_col, manifest) if pool_col is not None else {}
-    own: dict[str, Any] = {}  # safe_id -> the file's own template, or why it has none
-    if per_file is not None:
-        found, per_file_info = per_file.templates_for([s.path for s in samples])
-        own = {s.safe_id: t for s, t in zip(samples, found)}
-    t_discover = time.perf_counter()
 
-    from cytophen.pipeline.executors import make_runner
-
-    folder = OutputFolder(out_dir) if out_dir is not None else None
-    options = {
-        "compensation": comp_override,
-        "seed": seed,
-        "export_gated": export_gated,
-        "export_dir": str(folder.gated_dir) if folder is not None else None,
-        "threads": 1,  # parallel across files, one numba thread per sample
-        "plots": bool(plots),
-        "plots_dir": str(folder.plots_dir) if folder is not None else None,
-        "repairs": repairs,
-        "pregated": pregated,
-        "include_hidden": bool(include_hidden),
-        "scale": scale,
-        "markers": markers,
-    }
-    tmpl_hash = template.hash
-    opts_key = {"template_hash": tmpl_hash, "seed": seed, **comp_desc}
-    repairs_desc = _repairs_option(repairs)
+def _resume_key(options: WorkerOptions, tmpl_hash: str, comp_desc, repairs_desc) -> dict[str, Any]:
+    """What a stored sample must have been gated with to be resumed: the template hash, seed
+    and compensation, and the options that change a result when set (only then: stores of runs
+    without them still resume)."""
+    key = {"template_hash": tmpl_hash, "seed": options.seed, **comp_desc}
     if repairs_desc is not None:  # other repairs may read other events: not the same result
-        opts_key["repairs"] = repairs_desc
-    if pregated is not None:  # only when set: stores of runs without them still resume
-        opts_key["pregated"] = pregated
-    if include_hidden:
-        opts_key["include_hidden"] = True
-    if scale != "auto":
-        opts_key["scale"] = scale
-    if markers is not None:
-        opts_key["markers"] = [list(r[:3]) for r in markers.rows]
+        key["repairs"] = repairs_desc
+    if options.pregated is not None:
+        key["pregated"] = options.pregated
+    if options.include_hidden:
+        key["include_hidden"] = True
+    if options.scale != "auto":
+        key["scale"] = options.scale
+    if options.markers is not None:
+        key["markers"] = [list(r[:3]) for r in options.markers.rows]
+    return key
 
-    def sample_opts(s: SampleInput) -> dict[str, Any]:
-        if s.safe_id in own and not isinstance(own[s.safe_id], str):
-            return {**opts_key, "template_hash": own[s.safe_id].hash}
-        if pool_col is None:
-            return opts_key
-        g = groups[s.safe_id]  # a pooled sample is reused only if its group is unchanged
-        members = sorted(str(x.path) for x in samples if groups[x.safe_id] == g)
-        return {**opts_key, "pool": {"column": pool_col, "group": g, "members": members}}
 
-    with folder.held(wait=wait, on_wait=_waiting(progress)) if folder else contextlib.nullcontext():
-        store = SampleStore(out_dir) if out_dir is not None else None
-        done: dict[str, dict[str, Any]] = {}
-        if folder is not None:
-            folder.clean()  # what a killed run left
-        if resume and store is not None:
-            done = _finished(samples, store, sample_opts, export_gated, folder, plots=plots)
-        todo = [s for s in samples if s.safe_id not in done]
-        records: dict[str, dict[str, Any]] = dict(done)
-        for s in [s for s in todo if isinstance(own.get(s.safe_id), str)]:  # no template for it
-            records[s.safe_id] = {"sample": s.sample, "file": str(s.path), "status": "failed",
-                                  "stage": "template", "message": own[s.safe_id]}  # fmt: skip
-            todo.remove(s)
-        tasks = [{"sample": s.sample, "file": str(s.path), "safe_id": s.safe_id} for s in todo]
-        for task in tasks if own else ():
-            task["template"] = own[task["safe_id"]]
-        t_pool = time.perf_counter()
-        if pool_col is not None and tasks:
-            need = {groups[s.safe_id] for s in todo}
-            pooled = fit_batch_pools(
-                [s for s in samples if groups[s.safe_id] in need],
-                groups,
-                template,
-                seed=seed,
-                compensation=comp_override,
-                repairs=repairs,
-                pregated=pregated,
+def _resumed(plan: _Plan) -> dict[str, SampleRecord]:
+    """The samples of ``plan`` finished in its output folder by an earlier run and reusable."""
+    store = SampleStore(plan.out_dir)
+    return _finished(
+        plan.samples,
+        store,
+        plan.options_key,
+        plan.options.export_gated,
+        plan.folder,
+        plots=plan.options.plots,
+    )
+
+
+def _tasks(plan: _Plan, records: dict[str, SampleRecord]) -> list[SampleTask]:
+    """What is left to gate (samples not in ``records``); a sample without a template of its
+    own goes straight into ``records`` as failed. Pooled gates are fitted here, once per group."""
+    tasks = []
+    todo = []
+    for s in plan.samples:
+        if s.safe_id in records:
+            continue
+        own = plan.own.get(s.safe_id)
+        if isinstance(own, str):  # a workspace batch: no template for this file, and why
+            records[s.safe_id] = SampleRecord(
+                s.sample, str(s.path), s.safe_id, stage="template", message=own
             )
-            for s, task in zip(todo, tasks):
-                g = groups[s.safe_id]
-                task["pool"] = {"column": pool_col, "group": g, **pooled[g]}
-        t_pool = time.perf_counter() - t_pool
+            continue
+        todo.append(s)
+        tasks.append(SampleTask(s.sample, str(s.path), s.safe_id, template=own))
+    if plan.pool_col is None or not tasks:
+        return tasks
+    from cytophen.pipeline.pooling import fit_batch_pools
 
-        runner = make_runner(
-            template,
-            options,
-            jobs=jobs,
-            scheduler=scheduler,
-            n_tasks=len(tasks),
-            time_limit=time_limit,
-        )
-        # one file: numba's thread pool only when jobs asks for it (by default, on a busy
-        # machine, its threads spinning beside other work cost more than they save)
-        if runner.kind == "inline" and len(tasks) == 1 and jobs:
-            options["threads"] = int(jobs)
-        by_safe = {s.safe_id: s for s in samples}
-        tables: dict[str, pd.DataFrame] = {sid: rec.pop("table") for sid, rec in done.items()}
-        with runner, _pinned_hash(template, tmpl_hash):  # connects to / starts the workers
-            if store is not None:
-                store.create()
-            t_run = time.perf_counter()
-            bar = _progress_bar(len(samples), progress)
-            bar.update(len(done))
-            try:
-                for task, rec in runner.run(tasks):
-                    if versions is None and (
-                        getattr(runner, "forked_workers", False) or runner.kind != "processes"
-                    ):  # no thread may be started before the workers are forked
-                        versions = _Background(_versions, False)
-                    table = rec.pop("table", None)
-                    rec["computed"] = True
-                    if rec["status"] == "ok":
-                        rec["options"] = sample_opts(by_safe[task["safe_id"]])
-                        rec["export_gated"] = export_gated
-                        tables[task["safe_id"]] = table
-                        if store is not None:
-                            store.save(task["safe_id"], rec, table)
-                        if rec.get("plots_error") and not bar.disable:
-                            bar.write(
-                                f"plots failed: {printable(rec['sample'])} "
-                                f"({printable(rec['plots_error'])})",
-                                file=sys.stderr,
-                            )
-                    elif not bar.disable:
+    need = {plan.groups[s.safe_id] for s in todo}
+    pooled = fit_batch_pools(
+        [s for s in plan.samples if plan.groups[s.safe_id] in need],
+        plan.groups,
+        plan.template,
+        seed=plan.options.seed,
+        compensation=plan.options.compensation,
+        repairs=plan.options.repairs,
+        pregated=plan.options.pregated,
+        column=plan.pool_col,
+    )
+    return [
+        dataclasses.replace(task, pool=pooled[plan.groups[s.safe_id]])
+        for s, task in zip(todo, tasks)
+    ]
+
+
+def _run(plan: _Plan, runner, tasks, records, *, progress: bool, fork: bool, versions):
+    """Gate ``tasks`` on ``runner``, each finished sample into ``records`` (and, when ok, into
+    the output folder's store at once: what ``--resume`` finds after a kill). Returns the
+    ``versions`` look-up, started once no thread can get in the way of forked workers."""
+    store = SampleStore(plan.out_dir) if plan.out_dir is not None else None
+    by_safe = {s.safe_id: s for s in plan.samples}
+    with runner:  # connects to / starts the workers
+        if store is not None:
+            store.create()
+        bar = _progress_bar(len(plan.samples), progress, monitor=not fork)
+        bar.update(len(records))
+        try:
+            for task, rec in runner.run(tasks):
+                if versions is None and (
+                    runner.forked_workers or runner.kind != "processes"
+                ):  # no thread may be started before the workers are forked
+                    versions = _Background(_versions, False)
+                if rec.ok:
+                    rec.options = plan.options_key(by_safe[task.safe_id])
+                    rec.export_gated = plan.options.export_gated
+                    if store is not None:
+                        store.save(task.safe_id, rec.to_store(), rec.table)
+                    if rec.plots_error and not bar.disable:
                         bar.write(
-                            f"failed: {printable(rec['sample'])} ({rec['stage']})", file=sys.stderr
+                            f"plots failed: {printable(rec.sample)} ({printable(rec.plots_error)})",
+                            file=sys.stderr,
                         )
-                    records[task["safe_id"]] = rec
-                    bar.update(1)
-            finally:
-                bar.close()
-        t_gated = time.perf_counter()
+                elif not bar.disable:
+                    bar.write(f"failed: {printable(rec.sample)} ({rec.stage})", file=sys.stderr)
+                records[task.safe_id] = rec
+                bar.update(1)
+        finally:
+            bar.close()
+    return versions
 
-        # -- assemble ------------------------------------------------------------------------------
-        parts = []
-        gates: dict[str, dict[str, Any]] = {}
-        errors = []
-        for s in samples:
-            rec = records.get(s.safe_id)
-            if rec is None:  # pragma: no cover - every task yields a record
-                continue
-            if rec["status"] != "ok":
-                errors.append(
-                    {
-                        "sample": s.sample,
-                        "file": str(s.path),
-                        "stage": rec["stage"],
-                        "message": rec["message"],
-                    }
-                )
-                continue
-            table = tables.get(s.safe_id)
-            if table is None:
-                table = store.table(s.safe_id)
-            if meta_cols:
-                table = table.assign(**{c: s.metadata.get(c) for c in meta_cols})
-            parts.append(table)
-            gates[s.sample] = rec.get("gates", {})
-        populations = (
-            pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=BASE_COLUMNS)
-        )
-        errors_df = pd.DataFrame(errors, columns=ERROR_COLUMNS)
-        n_ok = sum(1 for s in samples if records.get(s.safe_id, {}).get("status") == "ok")
-        n_failed = len(samples) - n_ok
 
-        run = {
-            "cytophen": __version__,
-            "versions": (
-                _versions(True)
-                if getattr(runner, "kind", "") == "dask"
-                else (versions.result() if versions is not None else _versions(False))
-            ),
-            "platform": platform.platform(),
-            "started": started,
-            "finished": None,
-            "command": list(sys.argv) if out_dir is not None else None,
-            "template": {
-                "name": template.name,
-                "version": template.version,
-                "hash": tmpl_hash,
-                "source": str(template.source) if template.source else None,
-                **(per_file_info if per_file is not None else {}),
-            },
-            "options": {
-                "jobs": jobs,
-                "resume": bool(resume),
-                "manifest": str(Path(manifest).resolve()) if manifest is not None else None,
-                "export_gated": export_gated,
-                "plots": bool(plots),
-                "seed": seed,
-                "pool": pool_col,
-                "repairs": repairs_desc,
-                "pregated": pregated,
-                "include_hidden": bool(include_hidden),
-                "scale": scale,
-                "markers": None
-                if markers is None
-                else {"source": markers.source, "rows": [list(r) for r in markers.rows]},
-                **comp_desc,
-                **runner.describe(),
-            },
-            "metadata_columns": meta_cols,
-            "counts": {
-                "total": len(samples),
-                "ok": n_ok,
-                "failed": n_failed,
-                "resumed": len(done),
-                "computed": len(tasks),
-            },
-            "inputs": [
+def _assemble(plan: _Plan, records: dict[str, SampleRecord]) -> BatchResult:
+    """The batch's tables from its samples' records, in input order (``run`` filled in later)."""
+    parts = []
+    gates: dict[str, dict[str, Any]] = {}
+    errors = []
+    for s in plan.samples:
+        rec = records[s.safe_id]
+        if not rec.ok:
+            errors.append(
                 {
                     "sample": s.sample,
                     "file": str(s.path),
-                    "safe_id": s.safe_id,
-                    "blake3": records.get(s.safe_id, {}).get("blake3"),
-                    "n_events": records.get(s.safe_id, {}).get("n_events"),
-                    "status": records.get(s.safe_id, {}).get("status"),
-                    "resumed": s.safe_id in done,
-                    "worker": records.get(s.safe_id, {}).get("worker"),
-                    **(
-                        {"plots_error": records[s.safe_id]["plots_error"]}
-                        if records.get(s.safe_id, {}).get("plots_error")
-                        else {}
-                    ),
-                    **(
-                        {"scale": records[s.safe_id]["scale"]}
-                        if records.get(s.safe_id, {}).get("scale")
-                        else {}
-                    ),
-                    "timings": records.get(s.safe_id, {}).get("timings", {}),
+                    "stage": rec.stage,
+                    "message": rec.message,
                 }
-                for s in samples
-            ],
-            "timings": {
-                "discover_s": t_discover - t_start,
-                "pool_fit_s": t_pool,
-                "gating_s": t_gated - t_run,
-            },
-        }
-        result = BatchResult(populations, errors_df, gates, n_ok, n_failed, run, out_dir)
-        if out_dir is not None:
-            t_write = time.perf_counter()
-            gates_doc = {"template": template.name, "template_hash": tmpl_hash, "samples": gates}
+            )
+            continue
+        table = rec.table
+        if plan.meta_cols:
+            table = table.assign(**{c: s.metadata.get(c) for c in plan.meta_cols})
+        parts.append(table)
+        gates[s.sample] = rec.gates
+    populations = (
+        pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=BASE_COLUMNS)
+    )
+    errors_df = pd.DataFrame(errors, columns=ERROR_COLUMNS)
+    n_ok = len(plan.samples) - len(errors)
+    return BatchResult(
+        populations, errors_df, gates, n_ok, len(errors), {"metadata_columns": plan.meta_cols},
+        plan.out_dir,
+    )  # fmt: skip
 
-            def write(gen: Path) -> None:
-                _write_all(
-                    [
-                        (write_csv, gen / "populations.csv", populations),
-                        (write_parquet, gen / "populations.parquet", populations),
-                        (write_csv, gen / "populations_wide.csv", result.wide),
-                        (write_json, gen / "gates.json", gates_doc),
-                        (write_csv, gen / "errors.csv", errors_df),
-                    ]
-                )
-                run["timings"]["write_s"] = time.perf_counter() - t_write
-                run["timings"]["total_s"] = time.perf_counter() - t_start
-                run["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-                write_json(gen / "run.json", run)
 
-            ok_ids = [
-                s.safe_id for s in samples if records.get(s.safe_id, {}).get("status") == "ok"
+def _provenance(plan: _Plan, records, *, runner, versions, started, counts, timings):
+    """What run.json says of a batch (``finished`` and the write and total times are set as it
+    is written)."""
+    n_ok = sum(1 for r in records.values() if r.ok)
+    return {
+        "cytophen": __version__,
+        "versions": versions,
+        "platform": platform.platform(),
+        "started": started,
+        "finished": None,
+        "command": list(sys.argv) if plan.out_dir is not None else None,
+        "template": plan.template_info,
+        "options": {**plan.described, **runner.describe()},
+        "metadata_columns": plan.meta_cols,
+        "counts": {
+            "total": len(plan.samples),
+            "ok": n_ok,
+            "failed": len(plan.samples) - n_ok,
+            **counts,
+        },
+        "inputs": [records[s.safe_id].run_entry() for s in plan.samples],
+        "timings": timings,
+    }
+
+
+def _finish(run: dict[str, Any], t_start: float) -> None:
+    run["timings"]["total_s"] = time.perf_counter() - t_start
+    run["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _write(plan: _Plan, result: BatchResult, records, t_start: float) -> None:
+    """Write the batch's tables and run.json into a new generation of the output folder and
+    publish it with the samples' plots and exported events (all at once)."""
+    t_write = time.perf_counter()
+    run = result.run
+    gates_doc = {
+        "template": plan.template.name,
+        "template_hash": plan.template_info["hash"],
+        "samples": result.gates,
+    }
+
+    def write(gen: Path) -> None:
+        _write_all(
+            [
+                (write_csv, gen / "populations.csv", result.populations),
+                (write_parquet, gen / "populations.parquet", result.populations),
+                (write_csv, gen / "populations_wide.csv", result.wide),
+                (write_json, gen / "gates.json", gates_doc),
+                (write_csv, gen / "errors.csv", result.errors),
             ]
-            folder.publish(write, samples=ok_ids, plots=bool(plots), gated=export_gated is not None)
-        else:
-            run["timings"]["total_s"] = time.perf_counter() - t_start
-            run["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        return result
+        )
+        run["timings"]["write_s"] = time.perf_counter() - t_write
+        _finish(run, t_start)
+        write_json(gen / "run.json", run)
+
+    ok_ids = [s.safe_id for s in plan.samples if records[s.safe_id].ok]
+    plan.folder.publish(
+        write,
+        samples=ok_ids,
+        plots=plan.options.plots,
+        gated=plan.options.export_gated is not None,
+    )
 
 
 def _repairs_option(repairs) -> list[str] | None:
@@ -751,7 +879,7 @@ def _finished(
     folder: OutputFolder,
     *,
     plots: bool = False,
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, SampleRecord]:
     """Samples whose stored result can be reused: same file content, template hash and options."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -789,7 +917,7 @@ def _finished(
     for s, rec in hits:
         try:  # a table damaged by a machine crash is recomputed, not trusted
             table = store.table(s.safe_id, record=rec)
-        except Exception:
+        except Exception:  # noqa: BLE001 - damage can fail the decoder in any way: recompute
             continue
-        done[s.safe_id] = dict(rec, computed=False, file=str(s.path), table=table)
+        done[s.safe_id] = SampleRecord.from_store(rec, file=str(s.path), table=table)
     return done

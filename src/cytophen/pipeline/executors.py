@@ -1,13 +1,19 @@
 """Where samples are gated: in this process, in a local process pool, or on a Dask cluster.
 
 Each runner is a context manager (connect / start on enter, shut down on exit) whose
-:meth:`~Runner.run` yields ``(task, record)`` pairs as samples finish, in completion order. A worker
+:meth:`~Runner.run` yields ``(task, record)`` pairs (:class:`~cytophen.pipeline.records.SampleTask`,
+:class:`~cytophen.pipeline.records.SampleRecord`) as samples finish, in completion order. A worker
 that dies (killed, out of memory, crashed) becomes a ``stage='worker'`` error for the samples it
 took down; everything else carries on.
+
+Worker processes come from a fork server (:mod:`cytophen._mp`), or, when the caller says so with
+``start_method='fork'`` (the ``cytophen gate`` command: a process cytophen owns from start to
+end), are forked straight from the batch process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import sys
@@ -17,67 +23,87 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from cytophen.pipeline.inputs import InputError
+from cytophen.errors import InputError
+from cytophen.pipeline.records import SampleRecord, SampleTask, WorkerOptions
 from cytophen.pipeline.worker import run_sample
 
-__all__ = ["Runner", "InlineRunner", "PoolRunner", "DaskRunner", "make_runner", "default_jobs"]
+__all__ = [
+    "Runner",
+    "InlineRunner",
+    "PoolRunner",
+    "TimedRunner",
+    "DaskRunner",
+    "make_runner",
+    "default_jobs",
+    "START_METHODS",
+    "check_dask_installed",
+    "check_reachable",
+]
 
-#: Set by :func:`allow_fork_workers` in processes cytophen runs itself (the ``cytophen`` command).
-_FORK = {"allowed": False}
-#: What a worker forked from this process gates with (inherited through fork, never pickled).
+#: What ``start_method`` may say: ``'forkserver'`` (the default: worker processes come from a fork
+#: server, never from the caller's process) or ``'fork'`` (forked straight from this process when
+#: that is safe: only for a process cytophen owns from start to end, such as ``cytophen gate``).
+START_METHODS = ("forkserver", "fork")
+#: In a worker forked from the batch process: the template and options it gates with (set by
+#: :func:`_forked_worker_init` from the pool's arguments, which fork hands over without pickling).
 _FORKED: dict[str, Any] = {}
 
 
-def allow_fork_workers() -> None:
-    """Let this process fork its batch workers from itself (see :class:`PoolRunner`).
-
-    Only for a process cytophen owns from start to end: forking a notebook's kernel or another
-    program's process would copy state that is not ours to copy."""
-    _FORK["allowed"] = True
-
-
-def _fork_ok() -> bool:
-    """Whether workers can be forked from this process now: allowed, a POSIX ``fork`` start
-    method, and no other thread alive (a lock held by another thread at fork time would stay held
+def _can_fork_now() -> bool:
+    """Whether workers can be forked from this process now: Linux with the ``fork`` start
+    method, no other thread alive (a lock held by another thread at fork time would stay held
     in the child) and no numba thread pool started yet (GNU OpenMP cannot be used after fork)."""
-    if not _FORK["allowed"] or sys.platform not in ("linux",):
+    if sys.platform not in ("linux",):
         return False
     import multiprocessing as mp
 
     if "fork" not in mp.get_all_start_methods() or threading.active_count() != 1:
         return False
-    try:
-        from numba.np.ufunc import parallel
+    from numba.np.ufunc import parallel
 
-        return not parallel._is_initialized
-    except Exception:  # pragma: no cover - a numba without this attribute: do not risk it
-        return False
+    return not getattr(parallel, "_is_initialized", True)  # unknown: assume the pool exists
 
 
-def _forked_worker_init(parent: int) -> None:
-    """First thing in a forked worker: die with the batch process (a ``kill -9`` of ``cytophen``
-    must not leave its workers waiting for work forever) and leave Ctrl-C to it (it stops the
-    workers itself; no traceback from every worker)."""
+def _forked_worker_init(parent: int, template, options: WorkerOptions) -> None:
+    """First thing in a forked worker: keep the batch's template and options (inherited, never
+    pickled), die with the batch process (a ``kill -9`` of ``cytophen`` must not leave its workers
+    waiting for work forever) and leave Ctrl-C to it (it stops the workers itself; no traceback
+    from every worker)."""
     import signal
 
+    _FORKED.update(template=template, options=options)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         import ctypes
 
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:  # pragma: no cover - not glibc/Linux: the pipe's end still stops them
+    except (OSError, AttributeError):  # pragma: no cover - not glibc: the pipe's end stops them
         pass
     if os.getppid() != parent:  # the batch process died before the line above
         os._exit(1)
-    from cytophen.kernels._parallel import _SERIAL_ONLY
+    from cytophen.kernels._parallel import stay_serial
 
-    _SERIAL_ONLY["on"] = True  # one sample at a time per worker, on one core: no numba pool
+    stay_serial()  # one sample at a time per worker, on one core: no numba pool
 
 
-def _run_forked(task: dict[str, Any]) -> dict[str, Any]:
+def _run_forked(task: SampleTask) -> SampleRecord:
     """:func:`run_sample` in a worker forked from the batch process (template and options are
     the parent's, inherited)."""
     return run_sample(task, _FORKED["template"], _FORKED["options"])
+
+
+def _fork_pool(workers: int, template, options: WorkerOptions):
+    """A pool of ``workers`` processes forked from this one as it is now (modules imported,
+    template loaded), each set up by :func:`_forked_worker_init`."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=mp.get_context("fork"),
+        initializer=_forked_worker_init,
+        initargs=(os.getpid(), template, options),
+    )
 
 
 def default_jobs() -> int:
@@ -97,29 +123,23 @@ def _threads_ok() -> bool:
 
         parallel._launch_threads()  # what the first parallel kernel would do anyway
         return numba.threading_layer() in ("tbb", "omp")
-    except Exception:  # pragma: no cover - no threading layer at all
+    except ValueError:  # pragma: no cover - numba found no threading layer at all
         return False
 
 
 def _blas_threads_for_batch(n):
-    """BLAS limited to ``n`` threads while this process gates (see worker._blas_threads)."""
-    from cytophen.pipeline.worker import _blas_threads
+    """BLAS limited to ``n`` threads while this process gates (see worker.blas_threads)."""
+    from cytophen.pipeline.worker import blas_threads
 
-    return _blas_threads(n)
+    return blas_threads(n)
 
 
-def _worker_failure(task: dict[str, Any], exc: BaseException) -> dict[str, Any]:
-    return {
-        "sample": task["sample"],
-        "file": task["file"],
-        "safe_id": task["safe_id"],
-        "status": "failed",
-        "stage": "worker",
-        "message": f"the worker process gating this sample died ({type(exc).__name__}: {exc})",
-        "blake3": None,
-        "n_events": None,
-        "timings": {},
-    }
+def _worker_failure(task: SampleTask, exc: BaseException) -> SampleRecord:
+    return SampleRecord.failed(
+        task,
+        "worker",
+        f"the worker process gating this sample died ({type(exc).__name__}: {exc})",
+    )
 
 
 class Runner:
@@ -127,8 +147,10 @@ class Runner:
 
     kind = "base"
     workers = 1
+    #: whether its worker processes were forked straight from this process
+    forked_workers = False
 
-    def __init__(self, template, options: dict[str, Any]):
+    def __init__(self, template, options: WorkerOptions):
         self.template = template
         self.options = options
 
@@ -138,7 +160,7 @@ class Runner:
     def __exit__(self, *exc) -> None:
         return None
 
-    def run(self, tasks: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    def run(self, tasks: list[SampleTask]) -> Iterator[tuple[SampleTask, SampleRecord]]:
         raise NotImplementedError  # pragma: no cover
 
     def describe(self) -> dict[str, Any]:
@@ -151,7 +173,7 @@ class InlineRunner(Runner):
     kind = "inline"
 
     def run(self, tasks):
-        with _blas_threads_for_batch(self.options.get("threads", 1)):  # set once, not per sample
+        with _blas_threads_for_batch(self.options.threads):  # set once, not per sample
             for task in tasks:
                 yield task, run_sample(task, self.template, self.options)
 
@@ -185,9 +207,11 @@ class PoolRunner(Runner):
     #: process's threads (seconds): below, threads are as fast and start-up is all loss
     POOL_MIN_REMAINING_S = 60.0
 
-    def __init__(self, template, options, jobs: int):
+    def __init__(self, template, options: WorkerOptions, jobs: int, *, fork: bool = False):
         super().__init__(template, options)
         self.workers = jobs
+        #: fork the workers straight from this process when it is safe (``start_method='fork'``)
+        self.fork = fork
         self.inline_samples = 0
         self.threads = 0  # threads this process gated on (0: none)
         self.restarts = 0
@@ -222,7 +246,7 @@ class PoolRunner(Runner):
     def _start_workers(self) -> None:
         try:
             self._ready_futures = [self._pool.submit(_ready_worker) for _ in range(self.workers)]
-        except Exception:  # pragma: no cover - the pool broke while starting
+        except RuntimeError:  # pragma: no cover - the pool broke (BrokenProcessPool) or shut down
             self._ready_futures = []
 
     def _ready(self) -> bool:
@@ -237,7 +261,7 @@ class PoolRunner(Runner):
         if len(times) < 2:
             return False
         per_sample = statistics.median(times[1:])
-        if self.options.get("plots"):  # plots are drawn one at a time per process (matplotlib):
+        if self.options.plots:  # plots are drawn one at a time per process (matplotlib):
             # worker processes draw them in parallel, so they pay once the time saved does
             return per_sample * n_left * (1 - 1 / self.workers) > self.POOL_STARTUP_S
         left = per_sample * n_left / self.workers
@@ -254,10 +278,8 @@ class PoolRunner(Runner):
             procs = list((getattr(pool, "_processes", None) or {}).values())
             pool.shutdown(wait=False, cancel_futures=True)
             for p in procs:
-                try:
+                with contextlib.suppress(OSError, ValueError):  # already gone, or closed
                     p.terminate()
-                except Exception:  # pragma: no cover
-                    pass
         else:
             pool.shutdown(wait=True)
         return None
@@ -265,9 +287,9 @@ class PoolRunner(Runner):
     def run(self, tasks):
         pending = list(tasks)
         forked = False
-        if _fork_ok():
+        if self.fork and _can_fork_now():
             self._warm_up()
-            if _fork_ok():
+            if _can_fork_now():
                 self._pool, forked = self._fork_pool(), True
             else:  # pragma: no cover - warming up started a thread: no fork after all
                 yield from self._run_here(pending)
@@ -303,14 +325,16 @@ class PoolRunner(Runner):
             except BrokenProcessPool:  # a worker died: this task and every one still queued
                 broken.append(task)
                 continue
-            except Exception as exc:  # pragma: no cover - e.g. a result that cannot be pickled
+            except Exception as exc:  # noqa: BLE001 # pragma: no cover - whatever the worker
+                # raised outside run_sample's own net (a result that cannot be pickled, ...) is
+                # this sample's error, never the batch's
                 rec = _worker_failure(task, exc)
             yield task, rec
         if broken:
             self.restarts += 1
             yield from self._retry(sorted(broken, key=pending.index))
 
-    def _run_here(self, pending: list[dict[str, Any]]):
+    def _run_here(self, pending: list[SampleTask]):
         """Gate from the front of ``pending`` on ``workers`` threads of this process until the
         pool, once started, is ready (numba loads each kernel once, under its own lock); yield
         ``(task, record)`` as samples finish. Samples still in ``pending`` are left to the pool."""
@@ -324,11 +348,11 @@ class PoolRunner(Runner):
         times: list[float] = []
         n_threads = max(1, self.workers) if _threads_ok() else 1
         self.threads = n_threads
-        running: dict[Any, tuple[int, dict[str, Any]]] = {}
+        running: dict[Any, tuple[int, SampleTask]] = {}
         seq = 0
         ex = ThreadPoolExecutor(n_threads, thread_name_prefix="cytophen-gate")
         try:
-            with _blas_threads_for_batch(self.options.get("threads", 1)):
+            with _blas_threads_for_batch(self.options.threads):
                 while pending or running:
                     while pending and len(running) < n_threads and not self._ready():
                         task = pending.pop(0)
@@ -359,9 +383,9 @@ class PoolRunner(Runner):
             with serial_only():
                 import cytophen.pipeline._warm  # noqa: F401 - its import runs the warm-up once
             from cytophen.gates import DataDrivenGate
-            from cytophen.pipeline.worker import _blas_controller
+            from cytophen.pipeline.worker import blas_controller
 
-            _blas_controller()  # threadpoolctl's scan of the loaded libraries, done once here
+            blas_controller()  # threadpoolctl's scan of the loaded libraries, done once here
 
             if any(isinstance(p.gate, DataDrivenGate) for p in self.template.populations):
                 import cytophen.datadriven  # noqa: F401 - the estimators, scikit-learn, scipy
@@ -374,17 +398,8 @@ class PoolRunner(Runner):
         Forked processes share no Python lock with this one, so every sample really runs in
         parallel (threads of one process share the GIL), and a sample that crashes its process
         costs only itself (the pool is rebuilt, see :meth:`_retry`)."""
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        _FORKED.update(template=self.template, options=self.options)
         self.forked_workers = True
-        return ProcessPoolExecutor(
-            max_workers=self.workers,
-            mp_context=mp.get_context("fork"),
-            initializer=_forked_worker_init,
-            initargs=(os.getpid(),),
-        )
+        return _fork_pool(self.workers, self.template, self.options)
 
     def _new_pool(self, workers: int):
         from concurrent.futures import ProcessPoolExecutor
@@ -446,13 +461,12 @@ class PoolRunner(Runner):
         }
 
 
-def _timeout_failure(task: dict[str, Any], limit: float) -> dict[str, Any]:
-    rec = _worker_failure(task, TimeoutError())
-    rec["stage"] = "timeout"
-    rec["message"] = (
-        f"stopped after the time limit of {limit:g} s per sample (reading, gating and plots)"
+def _timeout_failure(task: SampleTask, limit: float) -> SampleRecord:
+    return SampleRecord.failed(
+        task,
+        "timeout",
+        f"stopped after the time limit of {limit:g} s per sample (reading, gating and plots)",
     )
-    return rec
 
 
 class TimedRunner(PoolRunner):
@@ -462,14 +476,16 @@ class TimedRunner(PoolRunner):
     are gated again in fresh ones. (A thread cannot be stopped inside a compiled kernel; a process
     can.) Deadlines count from when a worker takes the sample, workers being started first."""
 
-    def __init__(self, template, options, jobs: int, time_limit: float):
-        super().__init__(template, options, jobs)
+    def __init__(
+        self, template, options: WorkerOptions, jobs: int, time_limit: float, *, fork: bool = False
+    ):
+        super().__init__(template, options, jobs, fork=fork)
         self.time_limit = float(time_limit)
         self.timed_out = 0
 
     def run(self, tasks):
         todo = list(tasks)
-        suspects: list[dict[str, Any]] = []
+        suspects: list[SampleTask] = []
         while todo:
             yield from self._round(todo, self.workers, suspects)
         for task in suspects:  # after a crash: one at a time, so that a crash is this sample's
@@ -482,7 +498,7 @@ class TimedRunner(PoolRunner):
         from concurrent.futures.process import BrokenProcessPool
 
         pool, submit = self._timed_pool(workers)
-        running: dict[Any, tuple[dict[str, Any], float]] = {}
+        running: dict[Any, tuple[SampleTask, float]] = {}
         clean = False
         try:
             wait([pool.submit(_ready_worker) for _ in range(workers)])  # started, then timed
@@ -525,27 +541,16 @@ class TimedRunner(PoolRunner):
         finally:
             if not clean:  # a sample still running: its worker must not go on
                 for proc in list((getattr(pool, "_processes", None) or {}).values()):
-                    try:
+                    with contextlib.suppress(OSError, ValueError):  # already gone, or closed
                         proc.kill()
-                    except Exception:  # pragma: no cover - already gone
-                        pass
             pool.shutdown(wait=True, cancel_futures=True)
 
     def _timed_pool(self, workers: int):
-        if _fork_ok():
+        if self.fork and _can_fork_now():
             self._warm_up()
-        if _fork_ok():
-            _FORKED.update(template=self.template, options=self.options)
+        if self.fork and _can_fork_now():
             self.forked_workers = True
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor
-
-            pool = ProcessPoolExecutor(
-                max_workers=workers,
-                mp_context=mp.get_context("fork"),
-                initializer=_forked_worker_init,
-                initargs=(os.getpid(),),
-            )
+            pool = _fork_pool(workers, self.template, self.options)
             return pool, lambda p, t: p.submit(_run_forked, t)
         pool = self._new_pool(workers)
         return pool, lambda p, t: p.submit(run_sample, t, self.template, self.options)
@@ -566,7 +571,7 @@ class DaskRunner(Runner):
 
     kind = "dask"
 
-    def __init__(self, template, options, scheduler, jobs: int):
+    def __init__(self, template, options: WorkerOptions, scheduler, jobs: int):
         super().__init__(template, options)
         self.scheduler = scheduler
         self.workers = jobs
@@ -576,10 +581,9 @@ class DaskRunner(Runner):
         self.address = None
 
     def __enter__(self):
-        try:
-            from distributed import Client
-        except ImportError as exc:  # pragma: no cover - dask is a dependency
-            raise InputError(f"--scheduler needs dask.distributed ({exc})") from None
+        check_dask_installed()
+        from distributed import Client
+
         if isinstance(self.scheduler, Client):
             self.client = self.scheduler
         elif self.scheduler == "local":  # in a process of its own (see _dask_local)
@@ -592,28 +596,26 @@ class DaskRunner(Runner):
             self.client = Client(address, timeout="20s")
             self._own.append(self.client)
         else:
-            _check_reachable(str(self.scheduler))
+            check_reachable(str(self.scheduler))
             try:
                 self.client = Client(str(self.scheduler), timeout="20s")
-            except Exception as exc:
+            except (OSError, ValueError) as exc:  # timed out, refused, closed; a bad address
                 raise InputError(
                     f"cannot connect to the Dask scheduler at {self.scheduler} ({exc}); expected "
                     "'local' or a running scheduler's address such as tcp://host:8786"
                 ) from None
             self._own.append(self.client)
         self.address = self.client.scheduler.address
-        try:
+        with contextlib.suppress(OSError):  # the count only describes the run
             self.workers = len(self.client.scheduler_info().get("workers", {})) or self.workers
-        except Exception:  # pragma: no cover
-            pass
         return self
 
     def __exit__(self, *exc):
         for obj in self._own:
             try:
                 obj.close()
-            except Exception:  # pragma: no cover
-                pass
+            except Exception:  # noqa: BLE001 # pragma: no cover - closing a client whose
+                pass  # connection broke may fail in any way; the batch's outcome stands
         self._own = []
         if self._cluster is not None:
             from cytophen.pipeline import _dask_local
@@ -629,7 +631,7 @@ class DaskRunner(Runner):
         tag = uuid.uuid4().hex[:8]
         futures = {
             self.client.submit(
-                run_sample, t, tref, self.options, pure=False, key=f"cytophen-{t['safe_id']}-{tag}"
+                run_sample, t, tref, self.options, pure=False, key=f"cytophen-{t.safe_id}-{tag}"
             ): t
             for t in tasks
         }
@@ -638,7 +640,8 @@ class DaskRunner(Runner):
                 task = futures.pop(fut)
                 try:
                     rec = fut.result()
-                except Exception as exc:  # KilledWorker, lost connection, ...
+                except Exception as exc:  # noqa: BLE001 - KilledWorker, lost connection, or
+                    # whatever the worker raised: this sample's error, never the batch's
                     rec = self._failure(task, exc)
                 fut.release()
                 yield task, rec
@@ -646,7 +649,7 @@ class DaskRunner(Runner):
             for fut in futures:
                 fut.cancel()
 
-    def _failure(self, task: dict[str, Any], exc: BaseException) -> dict[str, Any]:
+    def _failure(self, task: SampleTask, exc: BaseException) -> SampleRecord:
         """The record of a sample Dask could not gate, saying whether its worker died or the
         connection to the scheduler was lost (then every sample still running fails so)."""
         from distributed.comm.core import CommClosedError
@@ -659,19 +662,33 @@ class DaskRunner(Runner):
         )
         if not lost:
             return _worker_failure(task, exc)
-        rec = _worker_failure(task, exc)
-        rec["stage"] = "scheduler"
-        rec["message"] = (
+        return SampleRecord.failed(
+            task,
+            "scheduler",
             f"the connection to the Dask scheduler at {self.address} was lost while this sample "
-            "was queued or gated; it was not gated (rerun with --resume to gate it)"
+            "was queued or gated; it was not gated (rerun with --resume to gate it)",
         )
-        return rec
 
     def describe(self):
         return {"executor": self.kind, "workers": self.workers, "scheduler": self.address}
 
 
-def _check_reachable(address: str) -> None:
+def check_dask_installed() -> None:
+    """Raise :class:`InputError` when dask.distributed (the ``dask`` extra) is not installed."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("distributed") is not None
+    except ValueError:  # pragma: no cover - a module without a spec in sys.modules
+        found = "distributed" in sys.modules
+    if not found:
+        raise InputError(
+            "a Dask scheduler needs dask.distributed, an optional part of cytophen: "
+            "pip install 'cytophen[dask]'"
+        )
+
+
+def check_reachable(address: str) -> None:
     """Fail fast (instead of Dask's retry loop) when a tcp:// scheduler refuses connections."""
     import socket
     from urllib.parse import urlsplit
@@ -700,22 +717,29 @@ def _check_reachable(address: str) -> None:
 
 def make_runner(
     template,
-    options: dict[str, Any],
+    options: WorkerOptions,
     *,
     jobs: int | None,
     scheduler,
     n_tasks: int,
     time_limit: float | None = None,
+    start_method: str = "forkserver",
 ) -> Runner:
     """The runner for ``jobs`` / ``scheduler`` (``jobs=1`` or a single sample → in this process;
-    a ``time_limit`` → always worker processes, see :class:`TimedRunner`)."""
+    a ``time_limit`` → always worker processes, see :class:`TimedRunner`); ``start_method`` is
+    where worker processes come from (:data:`START_METHODS`)."""
+    if start_method not in START_METHODS:
+        raise InputError(
+            f"start_method must be one of {', '.join(START_METHODS)}, got {start_method!r}"
+        )
+    fork = start_method == "fork"
     jobs = default_jobs() if not jobs or jobs < 1 else int(jobs)
     if scheduler is not None and scheduler != "":
         if time_limit is not None:
             raise InputError("a per-sample time limit cannot be used with a Dask scheduler")
         return DaskRunner(template, options, scheduler, jobs)
     if time_limit is not None:
-        return TimedRunner(template, options, max(1, min(jobs, n_tasks)), time_limit)
+        return TimedRunner(template, options, max(1, min(jobs, n_tasks)), time_limit, fork=fork)
     if jobs == 1 or n_tasks <= 1:
         return InlineRunner(template, options)
-    return PoolRunner(template, options, min(jobs, n_tasks))
+    return PoolRunner(template, options, min(jobs, n_tasks), fork=fork)

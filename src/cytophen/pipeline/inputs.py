@@ -16,6 +16,7 @@ Rules (see docs/batch.md):
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import math
 import re
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cytophen.errors import CytophenError
+from cytophen.errors import InputError
 
 __all__ = ["InputError", "SampleInput", "discover", "read_manifest", "safe_name", "FCS_SUFFIXES"]
 
@@ -41,10 +42,6 @@ _RESERVED = {
     *(f"LPT{i}" for i in range(10)),
 }
 _MAX_NAME = 80
-
-
-class InputError(CytophenError):
-    """The batch's inputs cannot be used as given (missing path, duplicate sample id, bad manifest)."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +152,7 @@ def read_manifest(path: str | Path) -> list[tuple[Path, str | None, dict[str, An
         df = pd.read_csv(path, dtype=object, keep_default_na=False, na_values=[""])
     except FileNotFoundError:
         raise InputError(f"manifest {path} not found") from None
-    except Exception as exc:  # pandas' parser errors are many
+    except (OSError, ValueError, csv.Error) as exc:  # pandas' ParserError is a ValueError
         raise InputError(f"manifest {path}: cannot be read as CSV ({exc})") from None
     cols = {str(c).strip().lower(): c for c in df.columns}
     if "file" not in cols:

@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from cytophen._atomic import is_temp_name
-from cytophen.pipeline.inputs import InputError
+from cytophen.errors import FolderInUseError
 
 __all__ = ["OUTPUTS", "FolderInUseError", "OutputFolder", "current_generation"]
 
@@ -54,10 +54,6 @@ _FOLDERS = ("plots", "gated")
 #: being replaced are removed when it is, as they would describe other results.
 _DERIVED = ("report.html", "cytophen.wsp")
 _META = ".cytophen"
-
-
-class FolderInUseError(InputError):
-    """Another run holds the output folder."""
 
 
 def current_generation(root: str | os.PathLike) -> Path:

@@ -14,9 +14,11 @@ from typing import Any
 
 import pandas as pd
 
+from cytophen.errors import InputError
 from cytophen.gates import DataDrivenGate
 from cytophen.io.fcs import DEFAULT_REPAIRS
-from cytophen.pipeline.inputs import InputError, SampleInput
+from cytophen.pipeline.inputs import SampleInput
+from cytophen.pipeline.records import PooledFit
 
 __all__ = ["pool_column", "pool_groups", "fit_batch_pools"]
 
@@ -84,8 +86,9 @@ def fit_batch_pools(
     compensation,
     repairs=DEFAULT_REPAIRS,
     pregated: str | None = None,
-) -> dict[str, dict[str, Any]]:
-    """Fit the pooled gates of each group; ``{group: {"fitted": {...}} or {"error": message}}``.
+    column: str = "",
+) -> dict[str, PooledFit]:
+    """Fit the pooled gates of each group (of manifest ``column``): ``{group: PooledFit}``.
 
     Groups are fitted in sorted label order, samples within a group in input order. A sample that
     cannot be read, or lacks a marker the template needs, is left out of its group's pool (it
@@ -96,18 +99,20 @@ def fit_batch_pools(
     from cytophen.engine import fit_pooled
     from cytophen.errors import CytophenError, MarkerError
 
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, PooledFit] = {}
     for label in sorted(set(groups.values())):
         members = [s for s in samples if groups[s.safe_id] == label]
         loaded, used = [], []
         for s in members:
             try:
                 loaded.append(read_fcs(s.path, repairs=repairs))
-            except Exception:  # the sample's own task reports why
+            except Exception:  # noqa: BLE001 - any unreadable file: its own task reports why
                 continue
             used.append(s.sample)
         if not loaded:
-            out[label] = {"error": f"pool group {label!r}: none of its files could be read"}
+            out[label] = PooledFit(
+                column, label, error=f"pool group {label!r}: none of its files could be read"
+            )
             continue
         try:
             while True:
@@ -127,14 +132,18 @@ def fit_batch_pools(
                         raise
                     del loaded[bad[0]], used[bad[0]]
         except CytophenError as exc:
-            out[label] = {"error": f"pooled fit of group {label!r} failed: {exc}"}
+            out[label] = PooledFit(
+                column, label, error=f"pooled fit of group {label!r} failed: {exc}"
+            )
             continue
-        except Exception as exc:  # an estimator bug must not kill the batch
-            out[label] = {
-                "error": f"pooled fit of group {label!r} failed: {type(exc).__name__}: {exc}"
-            }
+        except Exception as exc:  # noqa: BLE001 - an estimator bug fails its group, not the batch
+            out[label] = PooledFit(
+                column,
+                label,
+                error=f"pooled fit of group {label!r} failed: {type(exc).__name__}: {exc}",
+            )
             continue
         for o in fits.values():
             o.details["pooled_samples"] = list(used)
-        out[label] = {"fitted": fits, "members": [m.sample for m in members]}
+        out[label] = PooledFit(column, label, fitted=fits)
     return out

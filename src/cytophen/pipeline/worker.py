@@ -26,8 +26,18 @@ from cytophen.errors import (
     MarkerError,
     TransformError,
 )
+from cytophen.io.fcs import read_fcs, write_fcs
+from cytophen.pipeline.records import PooledFit, SampleRecord, SampleTask, WorkerOptions
+from cytophen.pipeline.storage import to_jsonable
 
-__all__ = ["run_sample", "file_blake3", "file_sha256", "stage_of"]
+__all__ = [
+    "run_sample",
+    "file_blake3",
+    "file_sha256",
+    "stage_of",
+    "blas_threads",
+    "blas_controller",
+]
 
 
 def file_blake3(path: str | Path) -> str:
@@ -80,7 +90,7 @@ def _message(exc: BaseException) -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def _blas_controller():
+def blas_controller():
     """threadpoolctl's view of this process's BLAS/OpenMP pools (found once per process)."""
     try:
         from threadpoolctl import ThreadpoolController
@@ -95,13 +105,13 @@ _blas_state: dict[str, Any] = {"depth": 0, "limiter": None}
 
 
 @contextlib.contextmanager
-def _blas_threads(n: int | None):
+def blas_threads(n: int | None):
     """Limit BLAS (numpy's matrix products, e.g. compensation) to ``n`` threads in this block.
     Idle BLAS threads spinning next to other workers cost more than they bring on small products.
 
     The limit is process-wide, so nested and concurrent blocks (samples gated on several threads)
     share one: the first block to enter sets it, the last to leave restores what was there."""
-    ctl = _blas_controller() if n else None
+    ctl = blas_controller() if n else None
     if ctl is None:
         yield
         return
@@ -124,15 +134,15 @@ def _numba_threads(n: int | None):
     """Run numba's parallel kernels on ``n`` threads in this thread (restored afterwards): a batch
     is parallel across files, so threads inside each file only contend for the same cores."""
     numba = sys.modules.get("numba")
-    from cytophen.kernels._parallel import _SERIAL_ONLY
+    from cytophen.kernels._parallel import is_serial_only
 
-    if not n or numba is None or _SERIAL_ONLY["on"]:  # serial kernels only: no pool to size
+    if not n or numba is None or is_serial_only():  # serial kernels only: no pool to size
         yield
         return
     try:
         prev = numba.get_num_threads()
         numba.set_num_threads(min(int(n), numba.config.NUMBA_NUM_THREADS))
-    except Exception:  # pragma: no cover - a numba without a threading layer
+    except ValueError:  # pragma: no cover - numba found no threading layer
         yield
         return
     try:
@@ -141,124 +151,104 @@ def _numba_threads(n: int | None):
         numba.set_num_threads(prev)
 
 
-def run_sample(task: dict[str, Any], template, options: dict[str, Any]) -> dict[str, Any]:
+def run_sample(task: SampleTask, template, options: WorkerOptions) -> SampleRecord:
     """Gate one sample; return its record and table (or its error).
 
     Parameters
     ----------
     task
-        ``sample`` (id), ``file`` (path), ``safe_id``.
+        The sample (its id, file, ``safe_id``; its own template or pooled gates, if any).
     template
-        The :class:`~cytophen.template.Template`.
+        The batch's :class:`~cytophen.template.Template`.
     options
-        ``compensation`` (override for :func:`cytophen.engine.gate`), ``seed``, ``threads``
-        (numba and BLAS threads per sample, default 1), ``export_gated`` (population name or
-        ``None``), ``export_dir``, ``repairs`` (FCS repairs allowed, default the default ones),
-        ``pregated``, ``include_hidden`` and ``scale`` (as :func:`cytophen.gate`), ``markers``
-        (a :class:`~cytophen.markers.MarkerMap` or ``None``).
+        How every sample of the batch is gated.
 
     Returns
     -------
-    dict
-        ``status`` (``'ok'``/``'failed'``), ``sample``, ``file``, ``safe_id``, ``blake3``,
-        ``n_events``, ``timings``; when ok ``table`` (DataFrame) and ``gates``; when failed ``stage``
-        and ``message``.
+    SampleRecord
+        ``status='ok'`` with the ``table`` and ``gates``, or ``'failed'`` with the ``stage`` and
+        ``message``; ``blake3``, ``n_events``, ``timings`` and ``worker`` either way.
     """
-    from cytophen.pipeline.storage import to_jsonable
-
     t0 = time.perf_counter()
-    rec: dict[str, Any] = {
-        "sample": task["sample"],
-        "file": task["file"],
-        "safe_id": task["safe_id"],
-        "blake3": None,
-        "n_events": None,
-        "timings": {},
-        "worker": f"{socket.gethostname()}:{os.getpid()}",
-    }
+    rec = SampleRecord(
+        task.sample, task.file, task.safe_id, worker=f"{socket.gethostname()}:{os.getpid()}"
+    )
 
-    def fail(stage: str, exc: BaseException | str) -> dict[str, Any]:
-        rec.update(
-            status="failed", stage=stage, message=exc if isinstance(exc, str) else _message(exc)
-        )
-        rec["timings"]["total"] = time.perf_counter() - t0
+    def fail(stage: str, exc: BaseException | str) -> SampleRecord:
+        rec.stage = stage
+        rec.message = exc if isinstance(exc, str) else _message(exc)
+        rec.timings["total"] = time.perf_counter() - t0
         return rec
 
     _drop_stale_files(task, options)
-    path = Path(task["file"])
+    path = Path(task.file)
     try:
-        rec["blake3"] = file_blake3(path)
+        rec.blake3 = file_blake3(path)
     except FileNotFoundError:
         return fail("read", f"{path}: file not found")
     except OSError as exc:
         return fail("read", f"{path}: cannot be read ({exc.strerror or exc})")
 
-    from cytophen import read_fcs
-    from cytophen.io.fcs import DEFAULT_REPAIRS
-
-    marker_map = options.get("markers")
     try:
         sample = read_fcs(
             path,
-            repairs=options.get("repairs", DEFAULT_REPAIRS),
-            markers=marker_map.for_file(path) if marker_map else None,
+            repairs=options.repairs,
+            markers=options.markers.for_file(path) if options.markers else None,
         )
-    except Exception as exc:
-        if isinstance(exc, CytophenError):
-            return fail("read", exc)
+    except CytophenError as exc:
+        return fail("read", exc)
+    except Exception as exc:  # noqa: BLE001 - the worker boundary: any file is only this sample's
         return fail("read", f"{path}: not a readable FCS file ({_message(exc)})")
-    rec["n_events"] = sample.n_events
+    rec.n_events = sample.n_events
     t1 = time.perf_counter()
-    rec["timings"]["read"] = t1 - t0
+    rec.timings["read"] = t1 - t0
 
-    template = task.get("template", template)  # a file's own template (FlowJo workspaces)
+    if task.template is not None:  # a file's own template (FlowJo workspaces)
+        template = task.template
     _workspace_markers(sample, template)
     from cytophen.engine import gate
 
-    pool = task.get("pool")
-    if pool is not None and "error" in pool:
-        return fail("gate", pool["error"])
-    fitted = pool.get("fitted") if pool is not None else None
+    pool = task.pool
+    if pool is not None and pool.error is not None:
+        return fail("gate", pool.error)
+    fitted = pool.fitted if pool is not None else None
     try:
-        threads = options.get("threads", 1)
-        with _numba_threads(threads), _blas_threads(threads):
+        with _numba_threads(options.threads), blas_threads(options.threads):
             result = gate(
                 sample,
                 template,
-                sample_id=task["sample"],
-                compensation=options.get("compensation"),
-                seed=options.get("seed", 0),
+                sample_id=task.sample,
+                compensation=options.compensation,
+                seed=options.seed,
                 fitted=fitted,
-                pregated=options.get("pregated"),
-                include_hidden=bool(options.get("include_hidden")),
-                scale=options.get("scale", "auto"),
+                pregated=options.pregated,
+                include_hidden=options.include_hidden,
+                scale=options.scale,
             )
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the worker boundary: recorded with its stage
         return fail(stage_of(exc), exc)
     t2 = time.perf_counter()
-    rec["timings"]["gate"] = t2 - t1
+    rec.timings["gate"] = t2 - t1
 
-    pop = options.get("export_gated")
-    if pop:
+    if options.export_gated:
         try:
-            _export(sample, result.membership(pop), Path(options["export_dir"]), task["safe_id"])
-        except Exception as exc:
+            mask = result.membership(options.export_gated)
+            _export(sample, mask, Path(options.export_dir), task.safe_id)
+        except Exception as exc:  # noqa: BLE001 - the worker boundary: recorded with its stage
             return fail("export", exc)
-        rec["timings"]["export"] = time.perf_counter() - t2
+        rec.timings["export"] = time.perf_counter() - t2
 
     gates = result.gates
     if fitted:
         gates = _mark_pooled(result, fitted, pool)
-    if options.get("plots"):
+    if options.plots:
         _plots(result, task, options, rec)
-    rec.update(
-        status="ok",
-        table=result.table,
-        gates=to_jsonable(gates),
-    )
+    rec.status = "ok"
+    rec.table = result.table
+    rec.gates = to_jsonable(gates)
     if result.scale is not None:
-        rec["scale"] = to_jsonable(result.scale)
-    rec["timings"]["total"] = time.perf_counter() - t0
+        rec.scale = to_jsonable(result.scale)
+    rec.timings["total"] = time.perf_counter() - t0
     return rec
 
 
@@ -271,19 +261,19 @@ def _workspace_markers(sample, template) -> None:
         ]
 
 
-def _drop_stale_files(task: dict[str, Any], options: dict[str, Any]) -> None:
+def _drop_stale_files(task: SampleTask, options: WorkerOptions) -> None:
     """Remove this sample's plots / exported events from an earlier gating when this one makes
     none: a sample's files always belong to its latest gating (what ``--resume`` relies on)."""
     import shutil
 
-    if options.get("plots_dir") and not options.get("plots"):
-        shutil.rmtree(Path(options["plots_dir"]) / task["safe_id"], ignore_errors=True)
-    if options.get("export_dir") and not options.get("export_gated"):
+    if options.plots_dir and not options.plots:
+        shutil.rmtree(Path(options.plots_dir) / task.safe_id, ignore_errors=True)
+    if options.export_dir and not options.export_gated:
         with contextlib.suppress(OSError):
-            (Path(options["export_dir"]) / f"{task['safe_id']}.fcs").unlink()
+            (Path(options.export_dir) / f"{task.safe_id}.fcs").unlink()
 
 
-def _mark_pooled(result, fitted: dict, pool: dict) -> dict:
+def _mark_pooled(result, fitted: dict, pool: PooledFit) -> dict:
     """gates.json entries of pooled gates say so: ``pooled: true`` and the pool column/group."""
     gates = dict(result.gates)
     for pop in result.template.populations:
@@ -292,12 +282,12 @@ def _mark_pooled(result, fitted: dict, pool: dict) -> dict:
             gates[pop.name] = {
                 **entry,
                 "pooled": True,
-                "pool": {"column": pool["column"], "group": pool["group"]},
+                "pool": {"column": pool.column, "group": pool.group},
             }
     return gates
 
 
-def _plots(result, task: dict[str, Any], options: dict[str, Any], rec: dict[str, Any]) -> None:
+def _plots(result, task: SampleTask, options: WorkerOptions, rec: SampleRecord) -> None:
     """Gating plots of one sample (``OUT/plots/<safe_id>/``); a failure is recorded in the
     record's ``plots_error`` (a flag), never a sample error."""
     t = time.perf_counter()
@@ -308,25 +298,23 @@ def _plots(result, task: dict[str, Any], options: dict[str, Any], rec: dict[str,
 
         # an earlier run's plots of this sample go first: a published generation holds links to
         # those files, and new files (not rewritten ones) leave it as it was
-        shutil.rmtree(Path(options["plots_dir"]) / task["safe_id"], ignore_errors=True)
+        shutil.rmtree(Path(options.plots_dir) / task.safe_id, ignore_errors=True)
         with _plot_lock:  # matplotlib is not thread-safe: one sample's plots at a time per process
             save_sample_plots(
                 result,
-                Path(options["plots_dir"]),
-                folder=task["safe_id"],
-                compensation=options.get("compensation"),
+                Path(options.plots_dir),
+                folder=task.safe_id,
+                compensation=options.compensation,
             )
     except Exception as exc:  # noqa: BLE001 - plots are a convenience, the counts are done
-        rec["plots_error"] = _message(exc)
-    rec["timings"]["plots"] = time.perf_counter() - t
+        rec.plots_error = _message(exc)
+    rec.timings["plots"] = time.perf_counter() - t
 
 
 def _export(sample, mask, folder: Path, safe_id: str) -> None:
     """Write the events of one population as ``<folder>/<safe_id>.fcs`` in linear units (log
     amplification decoded, gain divided), float32; write_fcs writes atomically."""
     import numpy as np
-
-    from cytophen import write_fcs
 
     folder.mkdir(parents=True, exist_ok=True)
     idx = np.flatnonzero(mask)

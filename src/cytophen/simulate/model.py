@@ -36,7 +36,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from cytophen.errors import CytophenError
+from cytophen.errors import SimulationError
 from cytophen.simulate.panels import Panel, get_panel
 
 __all__ = [
@@ -90,10 +90,6 @@ TRUTH_COLUMNS: dict[str, list[str]] = {
         "helios_neg_treg",
     ],
 }
-
-
-class SimulationError(CytophenError):
-    """Invalid simulator input (unknown panel, unknown or out-of-range parameter)."""
 
 
 #: Requested frequencies, each a fraction of its parent (named in the comment). The remainder of
@@ -344,38 +340,12 @@ class _Drift:
 
 
 def logicle_inverse(y: np.ndarray) -> np.ndarray:
-    """Logicle (T=262144, W=0.5, M=4.5, A=0) display value → linear value.
+    """Logicle (T=262144, W=0.5, M=4.5, A=0) display value → linear value
+    (:class:`cytophen.transforms.LogicleTransform`)."""
+    from cytophen.transforms import LogicleTransform
 
-    Uses :class:`cytophen.transforms.LogicleTransform` when it is available, else the
-    biexponential of Parks et al. (2006) / GatingML 2.0 in closed form.
-    """
     y = np.asarray(y, dtype=np.float64)
-    try:  # the project's transform, if built
-        from cytophen.transforms import LogicleTransform  # type: ignore[attr-defined]
-
-        return np.asarray(LogicleTransform(**LOGICLE).inverse(y), dtype=np.float64)
-    except (ImportError, TypeError, AttributeError, NotImplementedError):
-        return _biexponential(y, **LOGICLE)
-
-
-def _biexponential(y: np.ndarray, T: float, W: float, M: float, A: float) -> np.ndarray:
-    from scipy.optimize import brentq
-
-    w = W / (M + A)
-    x2 = A / (M + A)
-    x1 = x2 + w
-    x0 = x2 + 2 * w
-    b = (M + A) * math.log(10.0)
-    d = b if w == 0 else brentq(lambda d: 2 * (math.log(d) - math.log(b)) + w * (b + d), 1e-12, b)
-    ca = math.exp(x0 * (b + d))
-    mfa = math.exp(b * x1) - ca / math.exp(d * x1)
-    a = T / ((math.exp(b) - mfa) - ca / math.exp(d))
-    c = ca * a
-    f = -mfa * a
-    neg = y < x1
-    s = np.where(neg, 2 * x1 - y, y)
-    out = a * np.exp(b * s) + f - c * np.exp(-d * s)
-    return np.where(neg, -out, out)
+    return np.asarray(LogicleTransform(**LOGICLE).inverse(y), dtype=np.float64)
 
 
 def _check_params(subject_params: Mapping[str, float] | None) -> dict[str, float]:
