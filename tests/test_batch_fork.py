@@ -162,7 +162,13 @@ def test_interrupting_a_forked_batch_leaves_no_worker_behind(tmp_path, how):
     proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.monotonic() + 120
-    while len(_finished(out)) < 2 and proc.poll() is None and time.monotonic() < deadline:
+    # interrupt once samples are being stored and both workers run (the batch may gate its
+    # first samples in its own process while the pool starts: wait for the workers, not a time)
+    while (
+        (len(_finished(out)) < 2 or len(_processes_with(str(out))) < 3)
+        and proc.poll() is None
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.005)
     assert proc.poll() is None, "the batch ended before it could be interrupted"
     assert len(_processes_with(str(out))) == 3  # the batch process and its two forked workers
