@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from numbers import Integral, Real
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -114,6 +114,13 @@ def drop_edge_piles(x: np.ndarray) -> np.ndarray:
         if n >= 3 and n >= 0.001 * x.size and n < x.size:
             x = x[~at]
     return x
+
+
+#: What a 1-D valley method does without a valley (``unimodal``; see :class:`MinDensity`).
+Unimodal = Literal[
+    "upper_tail", "lower_tail", "range_low", "range_high", "upper_spread", "lower_spread",
+    "skew_spread",
+]  # fmt: skip
 
 
 def spread_cut(
@@ -288,15 +295,7 @@ class MinDensity(CutEstimator):
         "adjust": POSITIVE,
         **FIT_RANGE,
         "unimodal": [
-            Options(
-                "upper_tail",
-                "lower_tail",
-                "range_low",
-                "range_high",
-                "upper_spread",
-                "lower_spread",
-                "skew_spread",
-            )
+Options(*get_args(Unimodal))
         ],
         "tail_tol": [Interval(Real, 0, 1, closed="neither")],
         "min_depth": [Interval(Real, 0, 1, closed="left")],
@@ -314,15 +313,7 @@ class MinDensity(CutEstimator):
         adjust: float = 2.0,
         min: float | None = None,
         max: float | None = None,
-        unimodal: Literal[
-            "upper_tail",
-            "lower_tail",
-            "range_low",
-            "range_high",
-            "upper_spread",
-            "lower_spread",
-            "skew_spread",
-        ] = "upper_tail",
+        unimodal: Unimodal = "upper_tail",
         tail_tol: float = 0.01,
         min_depth: float = 0.02,
         spread: float = 3.0,
@@ -455,15 +446,7 @@ class Valley(MinDensity):
         adjust: float = 1.0,
         min: float | None = None,
         max: float | None = None,
-        unimodal: Literal[
-            "upper_tail",
-            "lower_tail",
-            "range_low",
-            "range_high",
-            "upper_spread",
-            "lower_spread",
-            "skew_spread",
-        ] = "upper_spread",
+        unimodal: Unimodal = "upper_spread",
         tail_tol: float = 0.01,
         min_depth: float = 0.02,
         spread: float = 3.0,
