@@ -57,7 +57,7 @@ from typing import BinaryIO
 import numpy as np
 import pandas as pd
 
-from cytophen._atomic import temp_file_beside
+from cytophen._atomic import atomic_write_parts
 from cytophen.errors import FCSError, FCSWarning
 from cytophen.io.sample import Sample
 from cytophen.markers import relabel
@@ -1201,18 +1201,6 @@ def write_fcs(
         raise FCSError(p, "the folder to write into does not exist")
     if len(os.fsencode(p.name)) > 255:
         raise FCSError(p, f"file name too long ({len(os.fsencode(p.name))} bytes; at most 255)")
-    fd, tmp = temp_file_beside(p)  # the umask's permissions (not 0600), a name that fits
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(header)
-            out.write(tb)
-            out.write(data_bytes)
-            out.write(b"00000000")  # CRC field: zeros = not computed (allowed by FCS 3.1)
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    # CRC field: zeros = not computed (allowed by FCS 3.1)
+    atomic_write_parts(p, (header, tb, data_bytes, b"00000000"), fsync=False)
     return p

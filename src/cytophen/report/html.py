@@ -15,7 +15,6 @@ import html
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
@@ -25,6 +24,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
+from cytophen._atomic import atomic_write_text
 from cytophen._version import __version__
 from cytophen.errors import CytophenError, ReportError
 from cytophen.report.plots import LOW_COUNT
@@ -600,16 +600,5 @@ def write_report(
         title or f"cytophen report: {summary['template']} ({summary['ok']} samples)",
         notices,
     )
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(page)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is meant to be shared
-        os.replace(tmp, out_path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write_text(out_path, page, fsync=False)
     return out_path
