@@ -276,6 +276,7 @@ class TreeEvaluator:
             hidden=tuple(p.name for p in t.populations if p.hidden and not include_hidden),
             pregated=self.pregated,
             scale=self.scale,
+            compensation=self.ctx.override,
         )
 
     # -- the rules ---------------------------------------------------------------------------

@@ -291,7 +291,7 @@ def plot_result(
         is defined on, its gate and its siblings' on those axes, its region shaded. A hidden
         helper population is drawn too when asked for by name. ``None``: :func:`plot_hierarchy`.
     compensation
-        The same override given to :func:`cytophen.gate`, if any.
+        Default: the one the result was gated with (``result.compensation``).
     bins
         Bins per axis of the density plots.
     ncols
@@ -472,7 +472,7 @@ def save_sample_plots(
         :func:`safe_name` of the sample id. The report finds plots through ``plots.json``, so any
         unique name works.
     compensation
-        The compensation override given to :func:`cytophen.gate`, if any.
+        Default: the one the result was gated with (``result.compensation``).
     bins, panel_size, dpi
         Density bins per axis, plot size in inches and resolution: the report shows the PNG at
         half its pixel size as a thumbnail and at full size when clicked.
