@@ -20,6 +20,7 @@ import pandas as pd
 from cytophen._atomic import atomic_write_text
 from cytophen.errors import CytophenError, ReportError
 from cytophen.report.plots import safe_name, save_sample_plots
+from cytophen.report.results import inside_folder, load_results
 
 __all__ = ["replot", "ReplotOutcome"]
 
@@ -57,9 +58,8 @@ def _repairs(run: dict[str, Any]):
 
 def _one(task: dict[str, Any], template, compensation, seed: int, plots_dir: str,
          repairs=None) -> ReplotOutcome:  # fmt: skip
-    from cytophen import read_fcs
     from cytophen.engine import gate
-    from cytophen.io.fcs import DEFAULT_REPAIRS
+    from cytophen.io.fcs import DEFAULT_REPAIRS, read_fcs
 
     try:
         sample = read_fcs(task["file"], repairs=DEFAULT_REPAIRS if repairs is None else repairs)
@@ -134,7 +134,6 @@ def replot(
 
 def _replot(folder, *, template, jobs, only_missing) -> list[ReplotOutcome]:
     from cytophen.pipeline.outdir import current_generation
-    from cytophen.report.html import _inside, load_results
 
     results_dir = folder.root
     res = load_results(results_dir)
@@ -147,7 +146,7 @@ def _replot(folder, *, template, jobs, only_missing) -> list[ReplotOutcome]:
             )
         template = src
     if not hasattr(template, "populations"):
-        from cytophen import load_template
+        from cytophen.interop import load_template
 
         template = load_template(template)
     want = (run.get("template") or {}).get("hash")
@@ -166,7 +165,7 @@ def _replot(folder, *, template, jobs, only_missing) -> list[ReplotOutcome]:
     seed = int((run.get("options") or {}).get("seed") or 0)
     repairs = _repairs(run)
     plots_dir = current_generation(results_dir) / "plots"
-    if plots_dir.exists() and not _inside(plots_dir, results_dir):
+    if plots_dir.exists() and not inside_folder(plots_dir, results_dir):
         raise ReportError(f"{plots_dir} leads outside {results_dir}; not writing there")
     tasks, outcomes = [], []
     for sample, g in pops.groupby(pops["sample"].astype(str), sort=False):

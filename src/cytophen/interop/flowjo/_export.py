@@ -153,7 +153,7 @@ def write_workspace(
 # what to write: per sample, the fixed gates it used
 # ------------------------------------------------------------------------------------------------
 def _entries(results, template, compensation) -> tuple[list[_Entry], list[str]]:
-    from cytophen import read_fcs
+    from cytophen.io.fcs import read_fcs
 
     notes: list[str] = []
     if hasattr(results, "populations") and hasattr(results, "run"):  # a BatchResult
