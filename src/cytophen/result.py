@@ -265,7 +265,8 @@ class GatingResult:
     def _gate_context(self, compensation=None):
         """A :class:`~cytophen.engine.GateContext` computing values as the gates saw them (the
         file's own spillover left out where the engine left it out: a compensated export)."""
-        from cytophen.engine import GateContext
+        # the module, not the engine package (whose __init__ imports this module)
+        from cytophen.engine._context import GateContext
 
         if compensation is None:
             compensation = self.compensation
