@@ -246,6 +246,14 @@ def test_read_spillover_csv_dialects():
     assert ref1.loc["FL3-H", "FL4-H"] == 0.229593859843027
 
 
+def test_read_spillover_csv_with_a_named_row_name_column(tmp_path: Path):
+    # pandas' to_csv(index_label="fluorochrome"): the first header cell names the row names
+    (tmp_path / "m.csv").write_text("fluorochrome,FITC-A,PE-A\nFITC,1.0,0.25\nPE,0.0,1.0\n")
+    m = read_spillover_csv(tmp_path / "m.csv")
+    assert list(m.index) == ["FITC", "PE"] and list(m.columns) == ["FITC-A", "PE-A"]
+    assert m.loc["FITC", "PE-A"] == 0.25
+
+
 def test_read_spillover_csv_roundtrip_percent_and_errors(tmp_path: Path):
     s = pd.DataFrame([[1.0, 0.123456789012345], [0.0, 1.0]], index=["A", "B"], columns=["A", "B"])
     write_spillover_csv(s, tmp_path / "m.csv")

@@ -288,7 +288,7 @@ def read_spillover_csv(path: str | os.PathLike) -> pd.DataFrame:
     - CSV with a header of detector names and numeric rows (FlowKit ``comp_complete_example.csv``);
     - the same with a ``#`` before the header (FlowJo-style ``den_comp.csv``);
     - CSV with row names in the first column and an empty first header cell (CytoExploreR,
-      R ``write.csv``);
+      R ``write.csv``), or a name for that column (pandas ``to_csv(index_label=...)``);
     - R ``read.table`` text: whitespace- or tab-separated, quoted names, with or without row
       names, preamble lines before the header, CR / CRLF / LF line endings (flowCore ``compref1``,
       ``compmatrix``);
@@ -363,6 +363,8 @@ def read_spillover_csv(path: str | os.PathLike) -> pd.DataFrame:
     if len(set(names)) != len(names) or not names:
         raise CompensationError(f"{p}:{header_line}: header names are empty or repeated: {header}")
     rows = [numeric_row(parsed[k][1]) for k in range(start, end + 1)]
+    if all(r[0] is not None for r in rows) and all(len(r[1]) == len(names) - 1 for r in rows):
+        names = names[1:]  # the first header cell names the row-name column ("fluorochrome")
     n = len(names)
     row_names: list[str] = []
     values: list[list[float]] = []

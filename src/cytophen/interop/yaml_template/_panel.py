@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from cytophen import markers as _markers
-from cytophen.errors import TemplateProblem, TransformError
+from cytophen.compensation import read_spillover_csv
+from cytophen.errors import CompensationError, TemplateProblem, TransformError
 from cytophen.interop.yaml_template._checks import Checker, _describe, _did_you_mean
 from cytophen.interop.yaml_template._reader import Pos, _Map, _Seq
 from cytophen.interop.yaml_template._schema import (
@@ -71,20 +72,12 @@ class PanelReader(Checker):
                 )
                 return
             try:
-                df = pd.read_csv(p, index_col=0)
-                df.index = [str(i).strip() for i in df.index]
-                df.columns = [str(c).strip() for c in df.columns]
-                df = df.astype(np.float64)
-            except Exception as exc:
+                df = read_spillover_csv(p)
+            except CompensationError as exc:
                 self.err(
                     spec.vpos["csv"],
                     f"cannot read spillover CSV {path!r}: {exc}",
                     "expected a header row of detector names and one row per fluorochrome, first column its name",
-                )
-                return
-            if df.shape[0] == 0 or df.shape[1] == 0 or not np.all(np.isfinite(df.to_numpy())):
-                self.err(
-                    spec.vpos["csv"], f"spillover CSV {path!r} is empty or has non-numeric cells"
                 )
                 return
             self.matrices[mid] = df
