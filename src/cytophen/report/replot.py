@@ -37,15 +37,10 @@ class ReplotOutcome:
 
 
 def _compensation(run: dict[str, Any]):
-    word = (run.get("options") or {}).get("compensation") or "template"
-    if word in ("template", None):
-        return None
-    try:  # the batch's own parser keeps the two in step (words, or a matrix CSV)
-        from cytophen.pipeline.batch import _compensation_option
+    """The compensation override the run gated with (run.json), read back."""
+    from cytophen.compensation import Compensation
 
-        return _compensation_option(word)[0]
-    except ImportError:  # pragma: no cover - the pipeline is part of the package
-        return {"keyword": "keyword", "none": "none", "fcs": "FCS"}.get(str(word).lower())
+    return Compensation.from_record(run.get("options") or {}).override
 
 
 def _repairs(run: dict[str, Any]):

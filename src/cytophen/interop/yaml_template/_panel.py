@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from cytophen import markers as _markers
-from cytophen.compensation import read_spillover_csv
+from cytophen.compensation import COMPENSATION_WORDS, read_spillover_csv
 from cytophen.errors import CompensationError, TemplateProblem, TransformError
 from cytophen.interop.yaml_template._checks import Checker, _describe, _did_you_mean
 from cytophen.interop.yaml_template._reader import Pos, _Map, _Seq
@@ -22,12 +22,8 @@ from cytophen.interop.yaml_template._schema import (
 from cytophen.template import STATISTICS, Marker
 from cytophen.transforms import TRANSFORM_KINDS, transform_kind
 
-_COMP_WORDS = {
-    "fcs": "FCS",
-    "keyword": "keyword",
-    "none": "uncompensated",
-    "uncompensated": "uncompensated",
-}
+#: A template's compensation words (``template`` names no matrix inside a template).
+_COMP_WORDS = {k: v for k, v in COMPENSATION_WORDS.items() if v != "template"}
 
 
 class PanelReader(Checker):
