@@ -17,7 +17,7 @@ PACKAGE = Path(cytophen.__file__).parent
 
 #: Module name prefixes of each layer, lowest first (the longest matching prefix decides).
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("base", ("_version", "errors", "_atomic", "_terminal", "_mp")),
+    ("base", ("_version", "errors", "_atomic", "_terminal", "_mp", "_names", "_plain")),
     ("io", ("io", "markers")),
     ("kernels", ("kernels",)),
     ("numeric model", ("transforms", "compensation", "scaling")),

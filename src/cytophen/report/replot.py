@@ -197,7 +197,9 @@ def _replot(folder, *, template, jobs, only_missing) -> list[ReplotOutcome]:
     if n == 1 or len(tasks) == 1:
         outcomes += [_one(t, template, compensation, seed, str(plots_dir), repairs) for t in tasks]
     else:
-        with ProcessPoolExecutor(max_workers=min(n, len(tasks)), mp_context=_mp_context()) as pool:
+        from cytophen._mp import worker_context  # fork server; never re-runs the caller's script
+
+        with ProcessPoolExecutor(max_workers=min(n, len(tasks)), mp_context=worker_context()) as pool:
             futs = [
                 pool.submit(_one, t, template, compensation, seed, str(plots_dir), repairs)
                 for t in tasks
@@ -219,11 +221,3 @@ def _plain_name(name: str) -> bool:
         and "\\" not in name
         and "\x00" not in name
     )
-
-
-def _mp_context():
-    """Fork server on POSIX, else spawn: numba's OpenMP threads make a plain fork unsafe; the
-    workers never re-run the caller's script (:mod:`cytophen._mp`)."""
-    from cytophen._mp import worker_context
-
-    return worker_context()
