@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -310,6 +311,4 @@ def load_workspace(
             raise TemplateError(f"group {group!r} has no samples", file=ws.source)
         sample = groups[group][0]
     t = ws.template(sample)
-    if name is not None:
-        t.name = name
-    return t
+    return t if name is None else dataclasses.replace(t, name=name)
