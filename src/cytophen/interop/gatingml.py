@@ -47,6 +47,14 @@ from cytophen.gates import (
     RefGate,
     resolve_ref,
 )
+from cytophen.interop._gml_read import (
+    _COMP_KEYWORDS,
+    CYTOPHEN_NS,
+    DATATYPE_NS,
+    GATING_NS,
+    TRANSFORMS_NS,
+    parse,
+)
 from cytophen.template import Population, Template
 from cytophen.transforms import kind_of
 
@@ -59,12 +67,6 @@ __all__ = [
     "DATATYPE_NS",
 ]
 
-GATING_NS = "http://www.isac-net.org/std/Gating-ML/v2.0/gating"
-TRANSFORMS_NS = "http://www.isac-net.org/std/Gating-ML/v2.0/transformations"
-DATATYPE_NS = "http://www.isac-net.org/std/Gating-ML/v2.0/datatypes"
-
-CYTOPHEN_NS = "urn:cytophen:gatingml"
-_COMP_KEYWORDS = ("uncompensated", "FCS")
 _NCNAME = re.compile(r"[A-Za-z_][A-Za-z0-9._-]*")
 
 
@@ -118,8 +120,6 @@ def load_gatingml(path: str | Path, *, name: str | None = None) -> Template:
     >>> t = load_gatingml("gates.xml")                      # doctest: +SKIP
     >>> cytophen.gate(cytophen.read_fcs("data1.fcs"), t).table  # doctest: +SKIP
     """
-    from cytophen.interop._gml_read import parse
-
     p = Path(path)
     src = str(p)
     if not p.is_file():
