@@ -13,6 +13,7 @@ import pytest
 import cytophen
 from conftest import shared_path
 from cytophen.compensation import (
+    GIVEN_MATRIX,
     Compensation,
     check_detectors,
     compensate,
@@ -361,4 +362,4 @@ def test_compensation_matrix_csv_is_recorded_and_read_back(tmp_path: Path):
     # without files, another word is the id of one of the template's matrices
     assert Compensation.parse("m1").ref("FCS") == "m1"
     assert Compensation.parse(None).ref("m1") == "m1"
-    assert Compensation.parse(s).ref("m1") == "__override__"
+    assert Compensation.parse(s).ref("m1") == GIVEN_MATRIX

@@ -38,6 +38,7 @@ from cytophen.io.sample import Sample
 __all__ = [
     "Compensation",
     "COMPENSATION_WORDS",
+    "GIVEN_MATRIX",
     "compensate",
     "decompensate",
     "compensation_matrix",
@@ -63,6 +64,9 @@ COMPENSATION_WORDS: dict[str, str] = {
     "none": "uncompensated",
     "uncompensated": "uncompensated",
 }
+#: The matrix reference a gate dimension resolves to under a matrix given by the caller (a
+#: ``compensation=`` DataFrame or CSV); no template matrix may have this id.
+GIVEN_MATRIX = "__override__"
 #: How run.json records a DataFrame given to the batch (which cannot be read back).
 _UNRECORDED = "matrix (DataFrame)"
 
@@ -164,11 +168,11 @@ class Compensation:
 
     def ref(self, template_default: str) -> str:
         """The compensation reference a gate dimension resolves to under this choice (the
-        template's own default for ``'template'``; ``'__override__'`` for a given matrix)."""
+        template's own default for ``'template'``; :data:`GIVEN_MATRIX` for a given matrix)."""
         if self.kind == "template":
             return template_default
         if self.kind == "matrix":
-            return "__override__"
+            return GIVEN_MATRIX
         if self.kind == "id":
             return str(self.name)
         return self.kind

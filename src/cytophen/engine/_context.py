@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from cytophen import markers as _markers
-from cytophen.compensation import Compensation, compensation_matrix
+from cytophen.compensation import GIVEN_MATRIX, Compensation, compensation_matrix
 from cytophen.errors import CompensationError, CytophenError, MarkerError
 from cytophen.gates import Dim, RatioDim
 from cytophen.io.sample import Sample, scale_in_place
@@ -108,7 +108,7 @@ class GateContext:
     def matrix(self, ref: str) -> pd.DataFrame | None:
         if ref == "uncompensated":
             return None
-        if ref == "__override__":
+        if ref == GIVEN_MATRIX:
             return self.choice.matrix
         if ref == "FCS" and self.skip_file_spillover is not None:
             return None
@@ -442,7 +442,7 @@ class GateContext:
             if not exc.absent:
                 raise
         ref = self.comp_ref(comp)
-        if ref in self.template.matrices or ref == "__override__":
+        if ref in self.template.matrices or ref == GIVEN_MATRIX:
             return name not in self.matrix(ref).index  # spectrum matrix outputs
         return True
 
