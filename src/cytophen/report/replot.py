@@ -199,7 +199,9 @@ def _replot(folder, *, template, jobs, only_missing) -> list[ReplotOutcome]:
     else:
         from cytophen._mp import worker_context  # fork server; never re-runs the caller's script
 
-        with ProcessPoolExecutor(max_workers=min(n, len(tasks)), mp_context=worker_context()) as pool:
+        with ProcessPoolExecutor(
+            max_workers=min(n, len(tasks)), mp_context=worker_context()
+        ) as pool:
             futs = [
                 pool.submit(_one, t, template, compensation, seed, str(plots_dir), repairs)
                 for t in tasks
