@@ -13,6 +13,8 @@ import pytest
 import cytophen
 from conftest import shared_path
 from cytophen.compensation import (
+    GIVEN_MATRIX,
+    Compensation,
     check_detectors,
     compensate,
     compensation_matrix,
@@ -246,6 +248,14 @@ def test_read_spillover_csv_dialects():
     assert ref1.loc["FL3-H", "FL4-H"] == 0.229593859843027
 
 
+def test_read_spillover_csv_with_a_named_row_name_column(tmp_path: Path):
+    # pandas' to_csv(index_label="fluorochrome"): the first header cell names the row names
+    (tmp_path / "m.csv").write_text("fluorochrome,FITC-A,PE-A\nFITC,1.0,0.25\nPE,0.0,1.0\n")
+    m = read_spillover_csv(tmp_path / "m.csv")
+    assert list(m.index) == ["FITC", "PE"] and list(m.columns) == ["FITC-A", "PE-A"]
+    assert m.loc["FITC", "PE-A"] == 0.25
+
+
 def test_read_spillover_csv_roundtrip_percent_and_errors(tmp_path: Path):
     s = pd.DataFrame([[1.0, 0.123456789012345], [0.0, 1.0]], index=["A", "B"], columns=["A", "B"])
     write_spillover_csv(s, tmp_path / "m.csv")
@@ -308,3 +318,48 @@ def test_large_products_run_on_one_blas_thread_with_the_same_values():
     assert np.isnan(got[3]).all() and not np.isnan(np.delete(got, [3, 5], axis=0)).any()
     if ctl is not None:  # the limit is lifted afterwards
         assert [lib.num_threads for lib in ctl.lib_controllers] == before
+
+
+@pytest.mark.parametrize(
+    "given, kind, override, recorded",
+    [
+        (None, "template", None, "template"),
+        ("Template", "template", None, "template"),
+        ("fcs", "FCS", "FCS", "fcs"),
+        ("FCS", "FCS", "FCS", "fcs"),
+        ("keyword", "keyword", "keyword", "keyword"),
+        ("None", "uncompensated", "none", "none"),
+        ("uncompensated", "uncompensated", "none", "none"),
+    ],
+)
+def test_compensation_words(given, kind, override, recorded):
+    choice = Compensation.parse(given)
+    assert (choice.kind, choice.override, choice.record()) == (
+        kind,
+        override,
+        {"compensation": recorded},
+    )
+    assert Compensation.from_record(choice.record()).kind == kind
+
+
+def test_compensation_matrix_csv_is_recorded_and_read_back(tmp_path: Path):
+    s = pd.DataFrame([[1.0, 0.5], [0.0, 1.0]], index=["A", "B"], columns=["A", "B"])
+    write_spillover_csv(s, tmp_path / "m.csv")
+    choice = Compensation.parse(str(tmp_path / "m.csv"), files=True)
+    assert choice.kind == "matrix"
+    pd.testing.assert_frame_equal(choice.override, s)
+    rec = choice.record()
+    assert rec["compensation"] == str((tmp_path / "m.csv").resolve())
+    assert len(rec["compensation_sha256"]) == 64
+    pd.testing.assert_frame_equal(Compensation.from_record(rec).matrix, s)
+    assert Compensation.parse(s).record() == {"compensation": "matrix (DataFrame)"}
+    with pytest.raises(CompensationError, match="did not record"):
+        Compensation.from_record({"compensation": "matrix (DataFrame)"})
+    with pytest.raises(CompensationError, match="no such file"):
+        Compensation.parse(str(tmp_path / "absent.csv"), files=True)
+    with pytest.raises(CompensationError, match="expected template, keyword, none"):
+        Compensation.parse("sometimes", files=True)
+    # without files, another word is the id of one of the template's matrices
+    assert Compensation.parse("m1").ref("FCS") == "m1"
+    assert Compensation.parse(None).ref("m1") == "m1"
+    assert Compensation.parse(s).ref("m1") == GIVEN_MATRIX

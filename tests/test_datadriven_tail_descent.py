@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import cytophen.datadriven as dd
-from cytophen.datadriven._cuts import Mixture1D, TailGate, _tail_right
+from cytophen.datadriven._peak_cuts import Mixture1D, TailGate, _tail_right
 from cytophen.errors import GateError
 from cytophen.gates import DataDrivenGate
 

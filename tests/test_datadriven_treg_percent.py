@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 
 import cytophen
-from cytophen.datadriven._cuts import MinDensity, Mixture1D
+from cytophen.datadriven import MinDensity, Mixture1D
 from cytophen.simulate.files import write_sample
 from cytophen.simulate.model import simulate_sample
 

@@ -4,6 +4,9 @@ fcsparser), and parse_spillover_keyword on the keyword variants found in the wil
 from __future__ import annotations
 
 import os
+import stat
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -108,6 +111,15 @@ def test_atomic_write_leaves_no_temp_and_keeps_old_file_on_error(tmp_path):
         write_fcs(p, _events(n=10, p=2), ["a", "a"])  # duplicate names
     assert p.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["a.fcs"]
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640)])
+def test_written_file_has_the_umasks_permissions(tmp_path, umask, mode):
+    # a fresh process, so that the umask is the one it starts with (as a user's shell would set)
+    p = tmp_path / "perm.fcs"
+    code = f"import numpy as np, cytophen; cytophen.write_fcs({str(p)!r}, np.zeros((3, 1)), ['a'])"
+    subprocess.run([sys.executable, "-c", code], check=True, preexec_fn=lambda: os.umask(umask))
+    assert stat.S_IMODE(p.stat().st_mode) == mode  # not mkstemp's 0600
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ import pytest
 
 import cytophen
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::cytophen.io.fcs.FCSWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::cytophen.errors.FCSWarning")
 
 
 def _channel(label: str, columns: dict[str, str]) -> str:

@@ -9,7 +9,9 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +150,14 @@ def test_csv_only_results_folder(results, tmp_path):
     data = _data(write_report(out).read_text())
     assert len(data["samples"]) == 4 and data["flags"]  # "fell back" is read from the note column
     assert any(f[2] == "fell back" and f[0] == "S01" for f in data["flags"])
+
+
+def test_report_file_has_the_umasks_permissions(results, tmp_path):
+    # a fresh process with a group-only umask: the page is shared as the lab's umask says
+    out = tmp_path / "perm.html"
+    code = f"from cytophen.report.html import write_report; write_report({str(results)!r}, out={str(out)!r}, replot=False)"
+    subprocess.run([sys.executable, "-c", code], check=True, preexec_fn=lambda: os.umask(0o027))
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640  # before: always 0644
 
 
 def test_bad_folders_raise_clear_errors(tmp_path):

@@ -9,6 +9,7 @@ import sys
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import cytophen
@@ -185,3 +186,42 @@ def test_public_signatures_are_real_and_match_the_implementation(public, inner):
     assert all(s in doc for s in ("Parameters\n----------", "Returns\n-------", "Examples"))
     for p in got:
         assert f"\n{p}\n" in doc or f"\n{p}," in doc, f"{public}: parameter {p} is not documented"
+
+
+COMPENSATED = """\
+format: 1
+name: spill
+version: "1"
+compensation: FCS
+panel:
+  A: {transform: none}
+  B: {transform: none}
+populations:
+  b_pos:
+    gate: {kind: range, dims: [B], min: 500}
+"""
+
+
+def test_a_result_keeps_the_compensation_it_was_gated_with(tmp_path):
+    rng = np.random.default_rng(1)
+    ev = rng.uniform(100, 1000, (300, 2)).astype(np.float32)
+    spill = pd.DataFrame([[1.0, 0.5], [0.0, 1.0]], index=["A", "B"], columns=["A", "B"])
+    sample = cytophen.read_fcs(
+        cytophen.write_fcs(tmp_path / "s.fcs", ev, ["A", "B"], spillover=spill)
+    )
+    tpl = tmp_path / "t.yaml"
+    tpl.write_text(COMPENSATED)
+    a, b = ev[:, 0].astype(np.float64), ev[:, 1].astype(np.float64)
+    b_true = b - 0.5 * a  # A spills half of itself into B: by hand, the inverse of the matrix
+
+    own = cytophen.gate(sample, tpl)
+    assert own.compensation is None
+    assert own.count("b_pos") == int((b_true >= 500).sum())
+    np.testing.assert_allclose(own.events(transformed=False)["B"], b_true, rtol=1e-12)
+
+    raw = cytophen.gate(sample, tpl, compensation="none")
+    assert raw.compensation == "none"
+    assert raw.count("b_pos") == int((b >= 500).sum()) != own.count("b_pos")
+    # events (and the plots, which read the same values) need not be told again
+    np.testing.assert_array_equal(raw.events(transformed=False)[["A", "B"]].to_numpy(), ev)
+    np.testing.assert_array_equal(raw.events("b_pos").index, np.flatnonzero(b >= 500))

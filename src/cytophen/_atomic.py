@@ -11,11 +11,12 @@ from __future__ import annotations
 import functools
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 __all__ = [
     "atomic_write_bytes",
+    "atomic_write_parts",
     "atomic_write_text",
     "atomic_write_with",
     "temp_file_beside",
@@ -64,10 +65,19 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, fsync: bool = True) -> 
 
     The rename alone makes the write atomic for readers and against a crash of this process;
     ``fsync`` also makes the content durable against a crash of the machine."""
+    atomic_write_parts(path, (data,), fsync=fsync)
+
+
+def atomic_write_parts(
+    path: str | Path, parts: Iterable[bytes | bytearray | memoryview], *, fsync: bool = True
+) -> None:
+    """Write ``parts`` one after the other to ``path`` atomically, without joining them first
+    (an FCS file's header, TEXT and a DATA segment of hundreds of megabytes)."""
     fd, tmp = temp_file_beside(path)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            for part in parts:
+                fh.write(part)
             if fsync:
                 fh.flush()
                 os.fsync(fh.fileno())

@@ -9,6 +9,8 @@ Observed detector values are ``X = C @ S`` for true signals ``C``, so compensati
 - :func:`compensate` / :func:`decompensate` apply a matrix to an event array;
 - :func:`spillover_from_keyword` parses ``$SPILLOVER`` / ``SPILL`` values (strictly: errors, not
   warnings); :func:`read_spillover_csv` reads CSV / FlowJo-exported / R ``read.table`` matrices;
+- :class:`Compensation` is which matrix gating applies, as a user, a template or run.json names
+  it (the words ``template``, ``FCS``, ``keyword``, ``none``, a matrix or a matrix CSV);
 - :func:`compute_spillover` estimates a matrix from single-stain controls and an unstained control
   (flowCore's ``spillover(method="median")``; see docs/methods.md, "Compensation").
 """
@@ -17,12 +19,14 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import io
 import math
 import os
 import re
 import shlex
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +36,9 @@ from cytophen.errors import CompensationError
 from cytophen.io.sample import Sample
 
 __all__ = [
+    "Compensation",
+    "COMPENSATION_WORDS",
+    "GIVEN_MATRIX",
     "compensate",
     "decompensate",
     "compensation_matrix",
@@ -43,6 +50,132 @@ __all__ = [
     "read_channel_match",
     "compute_spillover",
 ]
+
+
+# --------------------------------------------------------------------------------------------
+# which matrix: the compensation words
+# --------------------------------------------------------------------------------------------
+#: The words, in any case, and the kind each names. ``FCS`` is GatingML's: the file's spillover
+#: keyword when it has one, else none; ``keyword`` insists on the file's keyword.
+COMPENSATION_WORDS: dict[str, str] = {
+    "template": "template",
+    "fcs": "FCS",
+    "keyword": "keyword",
+    "none": "uncompensated",
+    "uncompensated": "uncompensated",
+}
+#: The matrix reference a gate dimension resolves to under a matrix given by the caller (a
+#: ``compensation=`` DataFrame or CSV); no template matrix may have this id.
+GIVEN_MATRIX = "__override__"
+#: How run.json records a DataFrame given to the batch (which cannot be read back).
+_UNRECORDED = "matrix (DataFrame)"
+
+
+@dataclass(frozen=True, eq=False)
+class Compensation:
+    """Which spillover matrix gating applies, as a user, a template or run.json names it.
+
+    Attributes
+    ----------
+    kind
+        ``'template'`` (the template's own choice), ``'FCS'`` (the file's spillover keyword when
+        it has one), ``'keyword'`` (the file's keyword; an error for a file without one),
+        ``'uncompensated'`` (the events are used as they are: ``none``), ``'matrix'`` (a given
+        matrix) or ``'id'`` (one of the template's matrices, by id).
+    matrix
+        The matrix of kind ``'matrix'``.
+    name
+        The template matrix id (kind ``'id'``), or the CSV file a matrix was read from.
+    sha256
+        SHA-256 of that CSV file.
+
+    Examples
+    --------
+    >>> Compensation.parse("None").kind
+    'uncompensated'
+    >>> Compensation.parse(None).record()
+    {'compensation': 'template'}
+    """
+
+    kind: str
+    matrix: pd.DataFrame | None = None
+    name: str | None = None
+    sha256: str | None = None
+
+    @classmethod
+    def parse(cls, value, *, files: bool = False, what: str = "compensation") -> Compensation:
+        """A choice from what a caller gave: ``None`` (the template's), a word in any case, a
+        DataFrame, with ``files=True`` the path of a matrix CSV (read with
+        :func:`read_spillover_csv`), else the id of a template matrix."""
+        if value is None:
+            return cls("template")
+        if isinstance(value, Compensation):
+            return value
+        if isinstance(value, pd.DataFrame):
+            return cls("matrix", value)
+        text = str(value)
+        kind = COMPENSATION_WORDS.get(text.strip().lower())
+        if kind is not None:
+            return cls(kind)
+        if not files:
+            return cls("id", name=text)
+        path = Path(text)
+        if path.suffix.lower() == ".csv" or path.exists():
+            if not path.is_file():
+                raise CompensationError(
+                    f"{what} {text}: no such file; expected template, keyword, none or a matrix CSV"
+                )
+            with open(path, "rb") as fh:
+                digest = hashlib.file_digest(fh, "sha256").hexdigest()
+            return cls("matrix", read_spillover_csv(path), str(path.resolve()), digest)
+        raise CompensationError(
+            f"{what} {text!r}: expected template, keyword, none or a spillover matrix CSV file"
+        )
+
+    @classmethod
+    def from_record(cls, options: Mapping) -> Compensation:
+        """The choice a run recorded (run.json's ``options``, see :meth:`record`)."""
+        word = options.get("compensation") or "template"
+        if word == _UNRECORDED:
+            raise CompensationError(
+                "the run was compensated with a DataFrame it did not record; gate with a matrix "
+                "CSV (or the template's matrix) to use it again"
+            )
+        return cls.parse(word, files=True, what="run.json compensation")
+
+    def record(self) -> dict[str, str]:
+        """How run.json records this choice (:meth:`from_record` reads it back)."""
+        if self.kind == "matrix":
+            if self.name is None:
+                return {"compensation": _UNRECORDED}
+            return {"compensation": self.name, "compensation_sha256": str(self.sha256)}
+        if self.kind == "id":
+            return {"compensation": str(self.name)}
+        word = {"FCS": "fcs", "uncompensated": "none"}.get(self.kind, self.kind)
+        return {"compensation": word}
+
+    @property
+    def override(self):
+        """What :func:`cytophen.gate`'s ``compensation=`` takes for this choice: ``None`` (the
+        template's), ``'FCS'``, ``'keyword'``, ``'none'``, a matrix id or a DataFrame."""
+        if self.kind == "template":
+            return None
+        if self.kind == "matrix":
+            return self.matrix
+        if self.kind == "id":
+            return self.name
+        return {"uncompensated": "none"}.get(self.kind, self.kind)
+
+    def ref(self, template_default: str) -> str:
+        """The compensation reference a gate dimension resolves to under this choice (the
+        template's own default for ``'template'``; :data:`GIVEN_MATRIX` for a given matrix)."""
+        if self.kind == "template":
+            return template_default
+        if self.kind == "matrix":
+            return GIVEN_MATRIX
+        if self.kind == "id":
+            return str(self.name)
+        return self.kind
 
 
 # --------------------------------------------------------------------------------------------
@@ -288,7 +421,7 @@ def read_spillover_csv(path: str | os.PathLike) -> pd.DataFrame:
     - CSV with a header of detector names and numeric rows (FlowKit ``comp_complete_example.csv``);
     - the same with a ``#`` before the header (FlowJo-style ``den_comp.csv``);
     - CSV with row names in the first column and an empty first header cell (CytoExploreR,
-      R ``write.csv``);
+      R ``write.csv``), or a name for that column (pandas ``to_csv(index_label=...)``);
     - R ``read.table`` text: whitespace- or tab-separated, quoted names, with or without row
       names, preamble lines before the header, CR / CRLF / LF line endings (flowCore ``compref1``,
       ``compmatrix``);
@@ -363,6 +496,8 @@ def read_spillover_csv(path: str | os.PathLike) -> pd.DataFrame:
     if len(set(names)) != len(names) or not names:
         raise CompensationError(f"{p}:{header_line}: header names are empty or repeated: {header}")
     rows = [numeric_row(parsed[k][1]) for k in range(start, end + 1)]
+    if all(r[0] is not None for r in rows) and all(len(r[1]) == len(names) - 1 for r in rows):
+        names = names[1:]  # the first header cell names the row-name column ("fluorochrome")
     n = len(names)
     row_names: list[str] = []
     values: list[list[float]] = []

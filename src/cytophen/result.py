@@ -38,6 +38,10 @@ class GatingResult:
         For templates with ``auto`` transforms: the scale the file's values were found on
         (``scale``, ``detected``, ``reason``), whether its own spillover was applied, and the
         transform each marker got on this file.
+    compensation
+        The compensation override the sample was gated with (as given to :func:`cytophen.gate`:
+        a word or a matrix), ``None`` for the template's own: :meth:`events` and the plots compute
+        values with it unless told otherwise.
     """
 
     sample_id: str
@@ -57,6 +61,7 @@ class GatingResult:
     hidden: tuple[str, ...] = ()
     pregated: str | None = None
     scale: dict[str, Any] | None = None
+    compensation: str | pd.DataFrame | None = None
 
     def membership(self, population: str) -> np.ndarray:
         """Boolean array over all events of the sample: ``True`` for events in ``population``."""
@@ -93,7 +98,8 @@ class GatingResult:
             uses it; channels no gate uses stay linear), the values the gates saw. ``False``:
             compensated linear values, as the template's fluorescence statistics use.
         compensation
-            The same override given to :func:`cytophen.gate`, if any.
+            Another compensation override than the one the sample was gated with
+            (:attr:`compensation`); rarely needed.
 
         Returns
         -------
@@ -259,8 +265,11 @@ class GatingResult:
     def _gate_context(self, compensation=None):
         """A :class:`~cytophen.engine.GateContext` computing values as the gates saw them (the
         file's own spillover left out where the engine left it out: a compensated export)."""
-        from cytophen.engine import GateContext
+        # the module, not the engine package (whose __init__ imports this module)
+        from cytophen.engine._context import GateContext
 
+        if compensation is None:
+            compensation = self.compensation
         ctx = GateContext(self.sample, self.template, compensation)
         applied = str((self.scale or {}).get("file_spillover") or "")
         if applied.startswith("not applied: "):

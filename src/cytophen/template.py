@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from cytophen._plain import plain
 from cytophen.errors import GateError, TemplateError, TemplateProblem
 from cytophen.gates import (
     BooleanGate,
@@ -242,7 +242,7 @@ class Template:
                 "name": p.name,
                 "parent": p.parent,
                 "quadrant": p.quadrant,
-                "gate": _jsonable(g.geometry()),
+                "gate": plain(g.geometry()),
                 "dims": [dim(d) for d in getattr(g, "dims", ())],
                 "percent_of": list(p.report.percent_of),
                 "statistics": [list(s) for s in p.report.statistics],
@@ -483,15 +483,3 @@ def _marker_informative(m: Marker, populations: list[Population]) -> bool:
         for p in populations
         for d in getattr(p.gate, "dims", ())
     )
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (np.floating, np.integer)):
-        return obj.item()
-    return obj

@@ -31,6 +31,7 @@ for NaN (flowutils returns -1) and ±inf for ±inf.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -48,7 +49,12 @@ __all__ = [
     "FlowJoBiexTransform",
     "FlowJoLogTransform",
     "AutoTransform",
+    "TransformKind",
+    "TRANSFORM_KINDS",
     "TRANSFORMS",
+    "transform_kind",
+    "kind_of",
+    "gatingml_kind",
     "transform_from_dict",
 ]
 
@@ -527,21 +533,85 @@ class AutoTransform(Transform):
     inverse = apply
 
 
-#: Transform classes by ``kind`` (what ``to_dict()["kind"]`` says).
-TRANSFORMS: dict[str, type[Transform]] = {
-    cls.kind: cls
-    for cls in (
-        Transform,
-        LinearTransform,
-        LogTransform,
-        AsinhTransform,
-        LogicleTransform,
-        HyperlogTransform,
+@dataclass(frozen=True)
+class TransformKind:
+    """One kind of transform: its class, and how templates and GatingML 2.0 spell it.
+
+    Attributes
+    ----------
+    name
+        What a template writes (``kind: logicle``); FlowJo's biexponential is ``biex`` there,
+        although its class says ``flowjo_biex``.
+    cls
+        The :class:`Transform` subclass.
+    aliases
+        Other spellings accepted on reading (GatingML function names, FlowJo's).
+    param_aliases
+        Other spellings of parameters accepted on reading (FlowJo's XML attributes).
+    gatingml
+        The GatingML 2.0 transformation element, or ``None`` when GatingML has none.
+    """
+
+    name: str
+    cls: type[Transform]
+    aliases: tuple[str, ...] = ()
+    param_aliases: Mapping[str, str] = field(default_factory=dict)
+    gatingml: str | None = None
+
+    @property
+    def params(self) -> dict[str, float]:
+        """Parameters with their defaults, in the order the class takes them."""
+        return {f.name: f.default for f in fields(self.cls) if f.init}
+
+
+#: Every transform kind a template may declare, in the order messages list them.
+TRANSFORM_KINDS: tuple[TransformKind, ...] = (
+    TransformKind("linear", LinearTransform, ("flin",), gatingml="flin"),
+    TransformKind("log", LogTransform, ("flog",), gatingml="flog"),
+    TransformKind("asinh", AsinhTransform, ("fasinh",), gatingml="fasinh"),
+    TransformKind("logicle", LogicleTransform, gatingml="logicle"),
+    TransformKind("hyperlog", HyperlogTransform, gatingml="hyperlog"),
+    TransformKind(
+        "biex",
         FlowJoBiexTransform,
-        FlowJoLogTransform,
-        AutoTransform,
-    )
+        ("biexponential", "flowjo_biex", "flowjobiex"),
+        {"neg": "negative", "pos": "positive", "maxValue": "max_value"},
+    ),
+    TransformKind("flowjo_log", FlowJoLogTransform),
+    TransformKind("auto", AutoTransform),
+)
+
+#: Transform classes by ``kind`` (what ``to_dict()["kind"]`` says), the identity included.
+TRANSFORMS: dict[str, type[Transform]] = {
+    Transform.kind: Transform,
+    **{k.cls.kind: k.cls for k in TRANSFORM_KINDS},
 }
+
+_BY_WORD: dict[str, TransformKind] = {w: k for k in TRANSFORM_KINDS for w in (k.name, *k.aliases)}
+_BY_CLASS_KIND: dict[str, TransformKind] = {k.cls.kind: k for k in TRANSFORM_KINDS}
+_BY_GATINGML: dict[str, TransformKind] = {k.gatingml: k for k in TRANSFORM_KINDS if k.gatingml}
+
+
+def transform_kind(word: str) -> TransformKind | None:
+    """The kind a template's ``kind:`` names (any case; ``-`` for ``_``; aliases and class
+    kinds accepted), or ``None``.
+
+    Examples
+    --------
+    >>> transform_kind("FlowJo-Biex").name
+    'biex'
+    """
+    return _BY_WORD.get(word.strip().lower().replace("-", "_"))
+
+
+def kind_of(transform: Transform) -> TransformKind | None:
+    """The kind of a transform object, by its ``kind`` (``None`` for the identity)."""
+    return _BY_CLASS_KIND.get(getattr(transform, "kind", None))
+
+
+def gatingml_kind(element: str) -> TransformKind | None:
+    """The kind of a GatingML 2.0 transformation element (``flin``, ``logicle``...), or ``None``."""
+    return _BY_GATINGML.get(element)
 
 
 def transform_from_dict(d: dict[str, Any]) -> Transform:

@@ -61,19 +61,18 @@ def validate(ctx: click.Context, template: Path, samples: tuple[Path, ...], quie
 def _check(path: Path, samples: tuple[Path, ...], repairs=None):
     """(problems, template or None) for a template file (or shipped name) and optional samples."""
     from cytophen.interop.shipped import resolve_template
-    from cytophen.interop.yaml_template import check_sample, load_yaml_template, validate_template
+    from cytophen.interop.validate import check_sample
+    from cytophen.interop.yaml_template import parse_template
     from cytophen.io.fcs import DEFAULT_REPAIRS, read_fcs
 
     try:
         path = resolve_template(path)
     except TemplateError as exc:
         return list(exc.problems), None
-    is_yaml = path.suffix.lower() in (".yaml", ".yml")
-    tmpl = None
-    if is_yaml:
-        problems = validate_template(path)
-        if not any(p.severity == "error" for p in problems):
-            tmpl = load_yaml_template(path)
+    positions: dict = {}
+    if path.suffix.lower() in (".yaml", ".yml"):
+        parsed = parse_template(path)
+        problems, tmpl, positions = list(parsed.problems), parsed.template, parsed.positions
     else:
         from cytophen.interop import load_template
 
@@ -85,7 +84,6 @@ def _check(path: Path, samples: tuple[Path, ...], repairs=None):
         except CytophenError as exc:
             problems = [TemplateProblem(str(path), None, None, str(exc))]
     if tmpl is not None:
-        positions = _marker_positions(path) if is_yaml else {}
         for s in samples:
             try:
                 sample = read_fcs(s, repairs=DEFAULT_REPAIRS if repairs is None else repairs)
@@ -93,10 +91,3 @@ def _check(path: Path, samples: tuple[Path, ...], repairs=None):
             except CytophenError as exc:
                 problems.append(TemplateProblem(str(s), None, None, f"cannot read sample: {exc}"))
     return problems, tmpl
-
-
-def _marker_positions(path: Path) -> dict:
-    from cytophen.interop.yaml_template import _parse
-
-    b, _ = _parse(path)
-    return b.marker_pos

@@ -171,13 +171,11 @@ def plot_correlation_heatmap(result):
     """Spearman rho of each population's change with the outcome's change at every visit (one
     value per subject; n per visit on the axis, per cell where it differs) and the
     repeated-measures r over all visits."""
-    from cytophen.clinical.stats import correlations
-
     plt = _plt()
     ch, outcome = result.changes, result.outcome
     pops = sorted(ch["population"].unique())
     visits = list(ch.sort_values("week")["visit"].drop_duplicates())
-    tables = [correlations(ch, outcome, at_visit=v) for v in visits]
+    tables = [result.correlations_at(v) for v in visits]
     cols = [t[t["method"] == "spearman"].set_index("population") for t in tables]
     cols.append(
         result.correlations[result.correlations["method"] == "rmcorr"].set_index("population")

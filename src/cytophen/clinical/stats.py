@@ -479,6 +479,10 @@ class StatsResult:
                 lines.append(f"{name}, {k} row{'s' if k != 1 else ''}: {w}")
         return lines
 
+    def correlations_at(self, visit) -> pd.DataFrame:
+        """:func:`correlations` of the changes with the outcome at another ``visit``."""
+        return correlations(self.changes, self.outcome, at_visit=visit)
+
     def write(self, out_dir: str | Path, *, plots: bool = True) -> list[Path]:
         """Write changes.csv, tests.csv, groups.csv, correlations.csv (and plots/*.png)
         atomically."""

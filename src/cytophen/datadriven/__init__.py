@@ -40,17 +40,10 @@ from __future__ import annotations
 from cytophen.datadriven._anchored import AnchoredTransitional
 from cytophen.datadriven._api import DEFAULT_MAX_FIT_EVENTS, build_estimator, fit_gate
 from cytophen.datadriven._base import CutEstimator, FitDeclined, GateEstimator
-from cytophen.datadriven._cuts import (
-    MinDensity,
-    Mixture1D,
-    PeakOffset,
-    QuantileGate,
-    Spread,
-    TailGate,
-    Valley,
-)
+from cytophen.datadriven._cuts import MinDensity, Spread, Valley
 from cytophen.datadriven._halfspace import MixtureHalfspace
 from cytophen.datadriven._kde import density
+from cytophen.datadriven._peak_cuts import Mixture1D, PeakOffset, QuantileGate, TailGate
 from cytophen.datadriven._quadrant import (
     BoxEstimator,
     GuidedBox,

@@ -13,11 +13,12 @@ from numbers import Integral, Real
 from typing import Literal
 
 import numpy as np
-from scipy import optimize, stats
-from scipy.special import gammaln
+from scipy import stats
 
 from cytophen.datadriven._base import FitDeclined, GateEstimator
 from cytophen.datadriven._constraints import Interval, Options, Sequence
+from cytophen.datadriven._halfspace import halfspace_gate
+from cytophen.datadriven._student_t import posterior_crossing, t_logpdf
 from cytophen.errors import GateError
 from cytophen.gates import Gate, PolygonGate
 
@@ -90,56 +91,12 @@ def _maha(X: np.ndarray, mu: np.ndarray, cov: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->j", z, z)
 
 
-def posterior_crossing(mu0, scale0, mu1, scale1, w1, nu, posterior, *, main_factor=1.0):
-    """First point of the segment μ₀→μ₁ where the posterior of component 1 (weight ``w1``,
-    t_ν(μ₁, scale1)) against component 0 (weight ``1 − w1``, ``main_factor`` × t_ν(μ₀, scale0))
-    reaches ``posterior``: a grid of 401 steps, then Brent's method in the first step that reaches
-    it. ``None`` when it is never reached; μ₀ when it is reached there already."""
-    lp = np.log(posterior) - np.log1p(-posterior)
-
-    def logit(s: float | np.ndarray) -> np.ndarray:
-        P = mu0 + np.atleast_1d(s)[:, None] * (mu1 - mu0)
-        return (
-            np.log(w1)
-            + _t_logpdf(P, mu1, scale1, nu)
-            - np.log1p(-w1)
-            - np.log(main_factor)
-            - _t_logpdf(P, mu0, scale0, nu)
-            - lp
-        )
-
-    s = np.linspace(0.0, 1.0, 401)
-    above = np.flatnonzero(logit(s) >= 0)
-    if above.size == 0:
-        return None
-    i = int(above[0])
-    if i == 0:
-        return mu0.copy()
-    root = optimize.brentq(lambda t: float(logit(t)[0]), s[i - 1], s[i], xtol=1e-10)
-    return mu0 + root * (mu1 - mu0)
-
-
 def _small_posterior(l0: np.ndarray, l1: np.ndarray, w1: float) -> np.ndarray:
     """Posterior of the small component (weight ``w1``, log density ``l1``) against the main
     one (log density ``l0``, already doubled on the half-plane)."""
     a = np.log1p(-w1) + l0
     b = np.log(w1) + l1
     return np.exp(b - np.logaddexp(a, b))
-
-
-def _t_logpdf(X: np.ndarray, mu: np.ndarray, scale: np.ndarray, nu: float) -> np.ndarray:
-    """Log density of a multivariate Student-t with scale matrix ``scale``."""
-    d = X.shape[1]
-    L = np.linalg.cholesky(scale)
-    z = np.linalg.solve(L, (X - mu).T)
-    m = np.einsum("ij,ij->j", z, z)
-    return (
-        gammaln((nu + d) / 2)
-        - gammaln(nu / 2)
-        - 0.5 * d * np.log(nu * np.pi)
-        - np.sum(np.log(np.diag(L)))
-        - 0.5 * (nu + d) * np.log1p(m / nu)
-    )
 
 
 def _clip_box(lo: np.ndarray, hi: np.ndarray, point: np.ndarray, normal: np.ndarray) -> np.ndarray:
@@ -406,8 +363,8 @@ class AnchoredTransitional(GateEstimator):
         mu0, mu1, w1 = self.main_mean_, self.small_mean_, self.small_weight_
         scale0 = self.main_covariance_ * (nu - 2.0) / nu
         scale1 = self.small_covariance_ * (nu - 2.0) / nu
-        l0 = np.log(2.0) + _t_logpdf(X2, mu0, scale0, nu)
-        p = _small_posterior(l0, _t_logpdf(X2, mu1, scale1, nu), w1)
+        l0 = np.log(2.0) + t_logpdf(X2, mu0, scale0, nu)
+        p = _small_posterior(l0, t_logpdf(X2, mu1, scale1, nu), w1)
         p[(X2 - mu0) @ self.direction_ <= 0] = 0.0
         return p
 
@@ -424,11 +381,11 @@ class AnchoredTransitional(GateEstimator):
         reg = 1e-6 * np.diag(np.diag(scale0))
         scale1 = np.cov(H[seed_rows].T, ddof=0) * (nu - 2.0) / nu + reg
         w1 = 0.1
-        l0 = np.log(2.0) + _t_logpdf(H, mu0, scale0, nu)
+        l0 = np.log(2.0) + t_logpdf(H, mu0, scale0, nu)
         conv, n_iter = False, 0
         for n_iter in range(1, int(self.max_iter) + 1):  # noqa: B007 (reported after the loop)
             try:
-                l1 = _t_logpdf(H, mu1, scale1, nu)
+                l1 = t_logpdf(H, mu1, scale1, nu)
             except np.linalg.LinAlgError:
                 return "the small component collapsed (singular scatter)"
             tau = _small_posterior(l0, l1, w1)
@@ -474,6 +431,4 @@ class AnchoredTransitional(GateEstimator):
             raise GateError(self.name, f"a region: side must be '+' or absent, got {side!r}")
         if self.normal_.size == 2:  # two dimensions: the polygon of step 4
             return PolygonGate(dims, self.vertices_)
-        from cytophen.datadriven._halfspace import halfspace_gate  # (imports this module)
-
         return halfspace_gate(dims, self.gate_location_, self.normal_, self.span_)

@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from cytophen.datadriven._base import QUADRANT_CONSTRAINTS, CutEstimator, FitDeclined, _jsonable
+from cytophen._plain import plain
+from cytophen.datadriven._base import QUADRANT_CONSTRAINTS, CutEstimator, FitDeclined
 from cytophen.datadriven._quadrant import BoxEstimator, QuadrantEstimator
 from cytophen.datadriven._registry import check_params, get_method, make_cut
 from cytophen.errors import GateError
@@ -149,7 +150,7 @@ def fit_gate(gate: DataDrivenGate, values, *, seed: int = 0) -> FitOutcome:
     n_finite = int(finite.sum())
     details: dict[str, Any] = {
         "method": gate.method,
-        "params": _jsonable(dict(gate.params or {})),
+        "params": plain(dict(gate.params or {})),
         "estimator": repr(est),
         "n_input": n_input,
         "n_nonfinite": n_input - n_finite,
@@ -176,8 +177,8 @@ def fit_gate(gate: DataDrivenGate, values, *, seed: int = 0) -> FitOutcome:
     except FitDeclined as exc:
         return FitOutcome(None, fell_back=False, reason=exc.reason, details=details)
     placed = est.to_gate(gate.dims, gate.side)
-    details.update(_jsonable(est.summary()))
-    details["fixed_params"] = _jsonable(est.get_params())
+    details.update(plain(est.summary()))
+    details["fixed_params"] = plain(est.get_params())
     reason = est.reason_
     if est.fell_back_:
         details["fallen_cuts"] = [[int(a), float(c)] for a, c in est.fallen_cuts()]

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from cytophen._plain import plain
 from cytophen.datadriven._constraints import Interval, Mapping, Options, Rule, param_problems
 from cytophen.errors import FitDeclined, GateError
 from cytophen.gates import Gate, RectangleGate
@@ -176,7 +177,7 @@ class GateEstimator:
         out: dict[str, Any] = {}
         for k, v in vars(self).items():
             if k.endswith("_") and not k.startswith("_") and k not in ("fell_back_", "reason_"):
-                out[k.rstrip("_")] = _jsonable(v)
+                out[k.rstrip("_")] = plain(v)
         return out
 
 
@@ -200,15 +201,3 @@ class CutEstimator(GateEstimator):
             if side == "+"
             else RectangleGate(dims, [None], [cut])
         )
-
-
-def _jsonable(v):
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    if isinstance(v, (np.floating, np.integer, np.bool_)):
-        return v.item()
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(a) for a in v]
-    if isinstance(v, dict):
-        return {str(k): _jsonable(a) for k, a in v.items()}
-    return v

@@ -17,10 +17,10 @@ import numpy as np
 from scipy.linalg import solve_triangular
 from scipy.special import gammaln
 
-from cytophen.datadriven._anchored import posterior_crossing
 from cytophen.datadriven._base import SEED, GateEstimator
 from cytophen.datadriven._constraints import Interval, Options
 from cytophen.datadriven._registry import CutSpec, make_cut
+from cytophen.datadriven._student_t import posterior_crossing
 from cytophen.errors import GateError
 from cytophen.gates import EllipsoidGate, Gate
 

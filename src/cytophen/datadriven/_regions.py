@@ -428,7 +428,7 @@ class Transitional(_MixtureRegion):
             else:
                 translation = md.threshold_ / length
         elif self.cut == "mixture":
-            from cytophen.datadriven._cuts import Mixture1D
+            from cytophen.datadriven._peak_cuts import Mixture1D
 
             length = float(np.linalg.norm(axis))
             proj = (X - mu) @ (axis / length)

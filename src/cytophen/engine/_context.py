@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from cytophen import markers as _markers
-from cytophen.compensation import compensation_matrix
+from cytophen.compensation import GIVEN_MATRIX, Compensation, compensation_matrix
 from cytophen.errors import CompensationError, CytophenError, MarkerError
 from cytophen.gates import Dim, RatioDim
 from cytophen.io.sample import Sample, scale_in_place
@@ -32,6 +32,7 @@ class GateContext:
         self.sample = sample
         self.template = template
         self.override = compensation
+        self.choice = Compensation.parse(compensation)
         self._index: dict[str, int] = {}
         self._comp: dict[str, dict[str, Any] | None] = {}
         self._anchors: dict[str, list[dict[str, Any]]] = {}
@@ -98,25 +99,17 @@ class GateContext:
 
     # -- compensation ------------------------------------------------------------------------
     def comp_ref(self, ref: str | None) -> str:
+        """The matrix reference a dimension resolves to: its own, unless it has none or names
+        the file's keyword and the caller chose otherwise (:class:`Compensation`)."""
         if ref is None or (self.override is not None and ref in ("FCS", "keyword")):
-            if self.override is not None and not isinstance(self.override, pd.DataFrame):
-                return (
-                    {"none": "uncompensated", "template": self.template.compensation}.get(
-                        self.override, self.override
-                    )
-                    if self.override != "template"
-                    else self.template.compensation
-                )
-            if isinstance(self.override, pd.DataFrame):
-                return "__override__"
-            return self.template.compensation
+            return self.choice.ref(self.template.compensation)
         return ref
 
     def matrix(self, ref: str) -> pd.DataFrame | None:
         if ref == "uncompensated":
             return None
-        if ref == "__override__":
-            return self.override
+        if ref == GIVEN_MATRIX:
+            return self.choice.matrix
         if ref == "FCS" and self.skip_file_spillover is not None:
             return None
         if ref in ("FCS", "keyword"):
@@ -449,7 +442,7 @@ class GateContext:
             if not exc.absent:
                 raise
         ref = self.comp_ref(comp)
-        if ref in self.template.matrices or ref == "__override__":
+        if ref in self.template.matrices or ref == GIVEN_MATRIX:
             return name not in self.matrix(ref).index  # spectrum matrix outputs
         return True
 

@@ -280,6 +280,7 @@ class TreeEvaluator:
             hidden=tuple(p.name for p in t.populations if p.hidden and not include_hidden),
             pregated=self.pregated,
             scale=self.scale,
+            compensation=self.ctx.override,
         )
 
     # -- the rules ---------------------------------------------------------------------------
@@ -569,7 +570,9 @@ def gate(
         Name used in the table (default: the file stem).
     compensation
         Override the template's compensation source: ``'template'``, ``'keyword'``, ``'FCS'``,
-        ``'none'`` or a spillover DataFrame.
+        ``'none'`` (in any case), a spillover DataFrame, or a
+        :class:`~cytophen.compensation.Compensation`; the result keeps it
+        (``result.compensation``).
     fitted
         Pre-fitted data-driven gates by gate key (pooled fits, frozen studies).
     seed

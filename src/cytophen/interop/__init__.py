@@ -36,7 +36,7 @@ def load_template(path):
 
         return load_gatingml(p)
     if kind == "flowjo":
-        from cytophen.interop.flowjo import load_workspace
+        from cytophen.interop.flowjo._workspace import load_workspace
 
         return load_workspace(p)
     raise TemplateError(
@@ -52,7 +52,7 @@ def load_batch_template(path, *, group: str | None = None):
     :class:`cytophen.interop.flowjo.Workspace` of all samples, or of ``group``)."""
     p = Path(path)
     if p.is_file() and _kind(p) == "flowjo":
-        from cytophen.interop.flowjo import Workspace
+        from cytophen.interop.flowjo._workspace import Workspace
 
         return Workspace(p, group=group)
     if group is not None:

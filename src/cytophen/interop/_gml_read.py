@@ -25,6 +25,7 @@ from cytophen.gates import (
     RectangleGate,
 )
 from cytophen.template import Population
+from cytophen.transforms import gatingml_kind
 
 GATING_NS = "http://www.isac-net.org/std/Gating-ML/v2.0/gating"
 TRANSFORMS_NS = "http://www.isac-net.org/std/Gating-ML/v2.0/transformations"
@@ -33,13 +34,6 @@ CYTOPHEN_NS = "urn:cytophen:gatingml"
 _G, _T, _D = (f"{{{ns}}}" for ns in (GATING_NS, TRANSFORMS_NS, DATATYPE_NS))
 _COMP_KEYWORDS = ("uncompensated", "FCS")
 _GATES = ("RectangleGate", "PolygonGate", "EllipsoidGate", "QuadrantGate", "BooleanGate")
-_PARAMS = {
-    "flin": ("T", "A"),
-    "flog": ("T", "M"),
-    "fasinh": ("T", "M", "A"),
-    "logicle": ("T", "W", "M", "A"),
-    "hyperlog": ("T", "W", "M", "A"),
-}
 
 
 @functools.lru_cache(maxsize=1)
@@ -140,8 +134,6 @@ class _Reader:
             raise _problem(self.src, el.sourceline, f"spectrumMatrix {mid!r}: {exc}") from None
 
     def transformation(self, el) -> None:
-        from cytophen import transforms as tf
-
         tid = str(el.get(f"{_T}id"))
         body = next((c for c in el if isinstance(c.tag, str)), None)
         kind = body.tag[len(_T) :] if body is not None and body.tag.startswith(_T) else None
@@ -154,20 +146,14 @@ class _Reader:
             a, b, c = (_float(body, f"{_T}{k}", self.src) for k in ("A", "B", "C"))
             self.ratios[tid] = (str(dims[0]), str(dims[1]), a, b, c)
             return
-        if kind not in _PARAMS:
+        tk = gatingml_kind(kind) if kind is not None else None
+        if tk is None:
             raise _problem(
                 self.src, el.sourceline, f"transformation {tid!r}: {kind!r} is not supported"
             )
-        p = {k: _float(body, f"{_T}{k}", self.src) for k in _PARAMS[kind]}
-        cls = {
-            "flin": tf.LinearTransform,
-            "flog": tf.LogTransform,
-            "fasinh": tf.AsinhTransform,
-            "logicle": tf.LogicleTransform,
-            "hyperlog": tf.HyperlogTransform,
-        }[kind]
+        p = {k: _float(body, f"{_T}{k}", self.src) for k in tk.params}
         try:
-            self.xforms[tid] = cls(**p)
+            self.xforms[tid] = tk.cls(**p)
         except CytophenError as exc:
             raise _problem(self.src, body.sourceline, f"invalid transform {tid!r}: {exc}") from None
 

@@ -47,7 +47,16 @@ from cytophen.gates import (
     RefGate,
     resolve_ref,
 )
+from cytophen.interop._gml_read import (
+    _COMP_KEYWORDS,
+    CYTOPHEN_NS,
+    DATATYPE_NS,
+    GATING_NS,
+    TRANSFORMS_NS,
+    parse,
+)
 from cytophen.template import Population, Template
+from cytophen.transforms import kind_of
 
 __all__ = [
     "load_gatingml",
@@ -58,12 +67,6 @@ __all__ = [
     "DATATYPE_NS",
 ]
 
-GATING_NS = "http://www.isac-net.org/std/Gating-ML/v2.0/gating"
-TRANSFORMS_NS = "http://www.isac-net.org/std/Gating-ML/v2.0/transformations"
-DATATYPE_NS = "http://www.isac-net.org/std/Gating-ML/v2.0/datatypes"
-
-CYTOPHEN_NS = "urn:cytophen:gatingml"
-_COMP_KEYWORDS = ("uncompensated", "FCS")
 _NCNAME = re.compile(r"[A-Za-z_][A-Za-z0-9._-]*")
 
 
@@ -74,49 +77,18 @@ def _xml_id(name: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------
-# transforms: FlowKit objects <-> cytophen objects <-> GatingML elements
+# transforms: cytophen objects -> GatingML elements
 # ------------------------------------------------------------------------------------------------
-def _transform_params(t) -> tuple[str, dict[str, float]]:
-    """(kind, parameters) of a cytophen transform, from ``to_dict`` with attribute fallback."""
-    d = dict(t.to_dict())
-    kind = str(d.pop("kind", getattr(t, "kind", type(t).__name__))).lower()
-    params: dict[str, float] = {}
-    for k, v in d.items():
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            params[k] = float(v)
-    for k in ("T", "W", "M", "A"):
-        if k not in params and hasattr(t, k):
-            params[k] = float(getattr(t, k))
-    return kind, params
-
-
-# GatingML element name and its parameters, by cytophen transform kind
-_GML_TRANSFORMS = {
-    "linear": ("flin", ("T", "A")),
-    "flin": ("flin", ("T", "A")),
-    "log": ("flog", ("T", "M")),
-    "flog": ("flog", ("T", "M")),
-    "asinh": ("fasinh", ("T", "M", "A")),
-    "fasinh": ("fasinh", ("T", "M", "A")),
-    "arcsinh": ("fasinh", ("T", "M", "A")),
-    "logicle": ("logicle", ("T", "W", "M", "A")),
-    "hyperlog": ("hyperlog", ("T", "W", "M", "A")),
-}
-
-
 def _gml_transform(t, where: str) -> tuple[str, dict[str, float]]:
-    kind, params = _transform_params(t)
-    spec = _GML_TRANSFORMS.get(kind)
-    if spec is None:
+    """(GatingML element, its parameters) of a cytophen transform."""
+    kind = kind_of(t)
+    if kind is None or kind.gatingml is None:
         raise TemplateError(
-            f"{where}: transform {kind!r} ({type(t).__name__}) has no GatingML 2.0 equivalent; "
+            f"{where}: transform {t.kind!r} ({type(t).__name__}) has no GatingML 2.0 equivalent; "
             "GatingML expresses flin, flog, fasinh, logicle and hyperlog",
         )
-    element, names = spec
-    missing = [n for n in names if n not in params]
-    if missing:
-        raise TemplateError(f"{where}: transform {kind!r} lacks parameter(s) {', '.join(missing)}")
-    return element, {n: params[n] for n in names}
+    d = t.to_dict()
+    return kind.gatingml, {n: float(d[n]) for n in kind.params}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -148,8 +120,6 @@ def load_gatingml(path: str | Path, *, name: str | None = None) -> Template:
     >>> t = load_gatingml("gates.xml")                      # doctest: +SKIP
     >>> cytophen.gate(cytophen.read_fcs("data1.fcs"), t).table  # doctest: +SKIP
     """
-    from cytophen.interop._gml_read import parse
-
     p = Path(path)
     src = str(p)
     if not p.is_file():

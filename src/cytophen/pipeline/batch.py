@@ -22,8 +22,8 @@ import pandas as pd
 
 from cytophen._terminal import printable
 from cytophen._version import __version__
-from cytophen.compensation import read_spillover_csv
-from cytophen.errors import CompensationError, TemplateError
+from cytophen.compensation import Compensation
+from cytophen.errors import TemplateError
 from cytophen.io.fcs import DEFAULT_REPAIRS
 from cytophen.markers import MarkerMap, read_marker_csv
 from cytophen.pipeline.executors import (
@@ -61,7 +61,6 @@ BASE_COLUMNS = [
 _TAIL_COLUMNS = ["measured", "note", "template", "template_version", "template_hash"]
 #: Columns that are not per-population statistics (left out of the wide table).
 _NOT_STATS = {"sample", "file", "population", "parent", "path", *_TAIL_COLUMNS}
-_COMP_WORDS = {"template": None, "keyword": "keyword", "none": "none", "fcs": "FCS"}
 
 
 @dataclass
@@ -146,8 +145,9 @@ def compensation_option(compensation) -> tuple[Any, dict[str, Any]]:
     ----------
     compensation
         ``None`` or ``'template'`` (the template's own), ``'keyword'``, ``'none'``, ``'FCS'``, a
-        spillover matrix CSV path, or a DataFrame (see :func:`gate_files`). run.json's
-        ``options.compensation`` read back gives the same override.
+        spillover matrix CSV path, or a DataFrame (see :func:`gate_files`); parsed by
+        :class:`cytophen.compensation.Compensation`, whose ``from_record`` reads run.json's
+        ``options.compensation`` back into the same override.
 
     Returns
     -------
@@ -160,33 +160,8 @@ def compensation_option(compensation) -> tuple[Any, dict[str, Any]]:
     CompensationError
         An unknown word, a missing or unreadable matrix file.
     """
-    if compensation is None:
-        return None, {"compensation": "template"}
-    if isinstance(compensation, pd.DataFrame):
-        return compensation, {"compensation": "matrix (DataFrame)"}
-    word = str(compensation)
-    if word.lower() in _COMP_WORDS:
-        return _COMP_WORDS[word.lower()], {"compensation": word.lower()}
-    p = Path(word)
-    if p.suffix.lower() == ".csv" or p.exists():
-        if not p.is_file():
-            raise CompensationError(
-                f"--compensation {word}: no such file; expected template, keyword, none or a matrix CSV"
-            )
-        from cytophen.pipeline.worker import file_sha256
-
-        return read_spillover_csv(p), {
-            "compensation": str(p.resolve()),
-            "compensation_sha256": file_sha256(p),
-        }
-    raise CompensationError(
-        f"--compensation {word!r}: expected template, keyword, none or a spillover matrix CSV file"
-    )
-
-
-#: The name replot and the FlowJo export still call (until they read the override back through
-#: the compensation value type of issue 22, item 4).
-_compensation_option = compensation_option
+    choice = Compensation.parse(compensation, files=True, what="--compensation")
+    return choice.override, choice.record()
 
 
 def _reserved_columns(template) -> list[str]:

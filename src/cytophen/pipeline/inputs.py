@@ -17,31 +17,19 @@ Rules (see docs/batch.md):
 from __future__ import annotations
 
 import csv
-import hashlib
 import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cytophen._names import safe_name, short_hash
 from cytophen.errors import InputError
 
 __all__ = ["InputError", "SampleInput", "discover", "read_manifest", "safe_name", "FCS_SUFFIXES"]
 
 #: File name endings a folder search picks up (compared case-insensitively).
 FCS_SUFFIXES = (".fcs", ".lmd")
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_RESERVED = {
-    "CON",
-    "PRN",
-    "AUX",
-    "NUL",
-    *(f"COM{i}" for i in range(10)),
-    *(f"LPT{i}" for i in range(10)),
-}
-_MAX_NAME = 80
 
 
 @dataclass(frozen=True)
@@ -66,31 +54,6 @@ class SampleInput:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def _short_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-
-
-def safe_name(sample_id: str) -> str:
-    """A file-name-safe form of ``sample_id``.
-
-    Characters outside ``[A-Za-z0-9._-]`` become ``_``, leading/trailing dots and underscores are
-    dropped, the result is cut to 80 characters, and when any of that changed the id (or it is a
-    reserved device name such as ``CON``) ``-<8 hex digits of its sha256>`` is appended so that two
-    different ids never share a name.
-
-    Examples
-    --------
-    >>> safe_name("patient01_d0")
-    'patient01_d0'
-    >>> safe_name("../../etc/x").startswith("etc_x-")
-    True
-    """
-    base = _UNSAFE.sub("_", str(sample_id)).strip("._")[:_MAX_NAME] or "sample"
-    if base != sample_id or base.split(".")[0].upper() in _RESERVED:
-        base = f"{base}-{_short_hash(str(sample_id))}"
-    return base
-
-
 def _assign_safe_ids(ids: Sequence[str]) -> list[str]:
     names = [safe_name(i) for i in ids]
     folded: dict[str, list[int]] = {}
@@ -99,7 +62,7 @@ def _assign_safe_ids(ids: Sequence[str]) -> list[str]:
     for group in folded.values():
         if len(group) > 1:  # ids differing only in case: case-insensitive file systems would clash
             for k in group:
-                names[k] = f"{names[k]}-{_short_hash(ids[k])}"
+                names[k] = f"{names[k]}-{short_hash(ids[k])}"
     if len({n.casefold() for n in names}) != len(names):  # pragma: no cover - needs a sha256 clash
         raise InputError("two sample ids map to the same output file name; rename one of them")
     return names

@@ -95,9 +95,9 @@ def fit_batch_pools(
     fails on its own when gated); a group whose fit fails records the error, and its samples fail
     with it.
     """
-    from cytophen import read_fcs
     from cytophen.engine import fit_pooled
     from cytophen.errors import CytophenError, MarkerError
+    from cytophen.io.fcs import read_fcs
 
     out: dict[str, PooledFit] = {}
     for label in sorted(set(groups.values())):

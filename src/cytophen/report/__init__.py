@@ -5,6 +5,7 @@
   ``panels`` (which plots: FlowJo's layout), ``draw`` (a view's events and gates, ``plot_gate``),
   ``regions`` (each population's region in data coordinates), ``labels`` (labels inside their
   gates), ``ticks`` (axes in data units, ranges from the data) and ``tree`` (``plot_tree``).
+- :mod:`cytophen.report.results`: ``load_results(results_dir)``, a results folder read back.
 - :mod:`cytophen.report.html`: ``write_report(results_dir, *, out=None, stats_dir=None, ...)``; the
   page's CSS, JavaScript and HTML are in ``assets/``.
 - :mod:`cytophen.report.replot`: ``replot(results_dir)`` re-gates FCS files of a run made without

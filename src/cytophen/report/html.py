@@ -15,8 +15,6 @@ import html
 import json
 import math
 import os
-import tempfile
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
@@ -25,145 +23,17 @@ from urllib.parse import quote
 
 import pandas as pd
 
+from cytophen._atomic import atomic_write_text
 from cytophen._version import __version__
 from cytophen.errors import CytophenError, ReportError
 from cytophen.report.plots import LOW_COUNT
+from cytophen.report.results import ResultsFolder, inside_folder, load_results
 
 __all__ = ["write_report", "load_results", "ResultsFolder", "EMBED_LIMIT"]
 
 #: With ``embed=None`` the images are embedded (one portable file) unless there are more than this
 #: many (30 samples x 15 plots are a few MB of palette PNGs; 500 x 15 would be too heavy a page).
 EMBED_LIMIT = 1500
-_IMAGE_EXT = (".png", ".svg", ".jpg", ".jpeg", ".gif", ".webp")
-
-
-@dataclass
-class ResultsFolder:
-    """What a results folder holds (see :func:`load_results`)."""
-
-    path: Path
-    populations: pd.DataFrame
-    run: dict[str, Any] = field(default_factory=dict)
-    gates: dict[str, dict[str, Any]] = field(default_factory=dict)
-    errors: pd.DataFrame = field(default_factory=pd.DataFrame)
-    plots: dict[str, dict[str, Any]] = field(default_factory=dict)  # sample -> plots.json
-    replot: list[dict[str, Any]] = field(default_factory=list)  # plots/replot.json
-    stats_images: list[Path] = field(default_factory=list)
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except ValueError as exc:
-        raise ReportError(f"{path}: not valid JSON ({exc})") from exc
-
-
-def load_results(
-    results_dir: str | os.PathLike, *, stats_dir: str | os.PathLike | None = None
-) -> ResultsFolder:
-    """Read what ``cytophen gate --out DIR`` wrote.
-
-    Parameters
-    ----------
-    results_dir
-        The folder: ``populations.parquet`` or ``populations.csv`` (required), and when present
-        ``run.json``, ``gates.json``, ``errors.csv``, ``plots/*/plots.json``.
-    stats_dir
-        A folder of longitudinal plots (``cytophen stats --out DIR``); default ``results_dir/stats``
-        when it exists.
-
-    Returns
-    -------
-    ResultsFolder
-
-    Raises
-    ------
-    ReportError
-        The folder or its population table is missing or lacks the required columns.
-    """
-    root = Path(results_dir)
-    if not root.is_dir():
-        raise ReportError(
-            f"{root}: no such results folder (expected the --out folder of 'cytophen gate')"
-        )
-    from cytophen.pipeline.outdir import current_generation
-
-    data = current_generation(root)  # one run's outputs, even while another run replaces them
-    if not _inside(data, root):
-        raise ReportError(f"{root}: its .cytophen/current points outside the folder")
-    pq, csv = data / "populations.parquet", data / "populations.csv"
-    if pq.is_file():
-        pops = pd.read_parquet(pq)
-        src = pq
-    elif csv.is_file():
-        pops = pd.read_csv(csv)
-        src = csv
-    else:
-        raise ReportError(
-            f"{root}: has neither populations.parquet nor populations.csv; is it the --out folder of 'cytophen gate'?"
-        )
-    need = ["sample", "population", "parent", "count", "percent_of_parent"]
-    missing = [c for c in need if c not in pops.columns]
-    if missing:
-        raise ReportError(
-            f"{src}: missing column(s) {', '.join(missing)}; expected at least {', '.join(need)}"
-        )
-    out = ResultsFolder(root, pops)
-    if (data / "run.json").is_file():
-        out.run = _read_json(data / "run.json") or {}
-    if (data / "gates.json").is_file():
-        g = _read_json(data / "gates.json") or {}
-        out.gates = g.get("samples", g) if isinstance(g, dict) else {}
-    if (data / "errors.csv").is_file():
-        try:
-            out.errors = pd.read_csv(data / "errors.csv", dtype=str).fillna("")
-        except pd.errors.EmptyDataError:
-            out.errors = pd.DataFrame()
-    for pj in sorted((data / "plots").glob("*/plots.json")):
-        if not _inside(pj, root):  # a link planted in the folder
-            continue
-        meta = _read_json(pj)
-        if isinstance(meta, dict) and "sample" in meta:
-            meta["_dir"] = pj.parent
-            out.plots[str(meta["sample"])] = meta
-    if (data / "plots" / "replot.json").is_file():
-        out.replot = _read_json(data / "plots" / "replot.json") or []
-    sdir = Path(stats_dir) if stats_dir is not None else root / "stats"
-    if stats_dir is not None and not sdir.is_dir():
-        raise ReportError(
-            f"{sdir}: no such stats folder (expected the --out folder of 'cytophen stats')"
-        )
-    if sdir.is_dir():
-        images = [
-            p
-            for p in sdir.rglob("*")
-            if p.suffix.lower() in _IMAGE_EXT
-            and not p.name.startswith(".")
-            and p.is_file()
-            and _inside(p, sdir)
-        ]
-        out.stats_images = sorted(images, key=_stats_order)
-    return out
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    """Whether ``path``, every link followed, is ``folder`` or lies inside it (a results folder
-    is input like any other: a name in it must not lead the report to another file)."""
-    try:
-        return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder))
-    except (OSError, ValueError):
-        return False
-
-
-def _stats_order(p: Path) -> tuple:
-    """Overview plots (heatmaps) first, then per population its trajectories before the rest
-    (``cytophen stats`` writes ``heatmap.png``, ``trajectories_<pop>.png``, ``scatter_<pop>.png``)."""
-    stem = p.stem
-    kind, _, pop = stem.partition("_")
-    if not pop:
-        return (0, stem, 0, str(p))
-    return (1, pop, 0 if kind.startswith("traject") else 1, str(p))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,7 +76,7 @@ def _roles(res: ResultsFolder) -> tuple[list[str], list[str]]:
         src = (res.run.get("template") or {}).get("source")
         if src and Path(src).is_file():
             try:
-                from cytophen import load_template
+                from cytophen.interop import load_template
 
                 t = load_template(src)
             except Exception:  # noqa: BLE001 - the roles only order the page; the tables stand
@@ -303,7 +173,7 @@ def _build(
                     flags.append([s, str(item["gate"]), "plot failed", str(item["error"])])
                     problems.append([s, str(item["gate"]), "plot failed", str(item["error"])])
                 f = meta["_dir"] / str(item.get("file") or "")
-                if not _inside(f, res.path) or f.parent != meta["_dir"]:
+                if not inside_folder(f, res.path) or f.parent != meta["_dir"]:
                     why = "file outside the results folder"
                     flags.append([s, str(item.get("gate")), "plot refused", why])
                     problems.append([s, str(item.get("gate")), "plot refused", why])
@@ -600,16 +470,5 @@ def write_report(
         title or f"cytophen report: {summary['template']} ({summary['ok']} samples)",
         notices,
     )
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(page)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is meant to be shared
-        os.replace(tmp, out_path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write_text(out_path, page, fsync=False)
     return out_path

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import textwrap
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from cytophen._atomic import atomic_write_bytes
+from cytophen._names import safe_name
 from cytophen.errors import CytophenError, ReportError
 from cytophen.report.draw import draw_regions, for_notebook, plot_gate
 from cytophen.report.labels import fmt_pct
@@ -291,7 +291,7 @@ def plot_result(
         is defined on, its gate and its siblings' on those axes, its region shaded. A hidden
         helper population is drawn too when asked for by name. ``None``: :func:`plot_hierarchy`.
     compensation
-        The same override given to :func:`cytophen.gate`, if any.
+        Default: the one the result was gated with (``result.compensation``).
     bins
         Bins per axis of the density plots.
     ncols
@@ -410,15 +410,6 @@ def _finish(fig: Figure, labels_later: list) -> None:
 # ---------------------------------------------------------------------------------------------
 # files for the batch and the report
 # ---------------------------------------------------------------------------------------------
-_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
-
-
-def safe_name(text: str) -> str:
-    """A file-name-safe version of a sample id or gate name (used for plot folders)."""
-    s = _UNSAFE.sub("_", str(text)).strip("._") or "x"
-    return s[:120]
-
-
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, data, fsync=False)
@@ -472,7 +463,7 @@ def save_sample_plots(
         :func:`safe_name` of the sample id. The report finds plots through ``plots.json``, so any
         unique name works.
     compensation
-        The compensation override given to :func:`cytophen.gate`, if any.
+        Default: the one the result was gated with (``result.compensation``).
     bins, panel_size, dpi
         Density bins per axis, plot size in inches and resolution: the report shows the PNG at
         half its pixel size as a thumbnail and at full size when clicked.

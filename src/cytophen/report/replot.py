@@ -20,6 +20,7 @@ import pandas as pd
 from cytophen._atomic import atomic_write_text
 from cytophen.errors import CytophenError, ReportError
 from cytophen.report.plots import safe_name, save_sample_plots
+from cytophen.report.results import inside_folder, load_results
 
 __all__ = ["replot", "ReplotOutcome"]
 
@@ -36,15 +37,10 @@ class ReplotOutcome:
 
 
 def _compensation(run: dict[str, Any]):
-    word = (run.get("options") or {}).get("compensation") or "template"
-    if word in ("template", None):
-        return None
-    try:  # the batch's own parser keeps the two in step (words, or a matrix CSV)
-        from cytophen.pipeline.batch import _compensation_option
+    """The compensation override the run gated with (run.json), read back."""
+    from cytophen.compensation import Compensation
 
-        return _compensation_option(word)[0]
-    except ImportError:  # pragma: no cover - the pipeline is part of the package
-        return {"keyword": "keyword", "none": "none", "fcs": "FCS"}.get(str(word).lower())
+    return Compensation.from_record(run.get("options") or {}).override
 
 
 def _repairs(run: dict[str, Any]):
@@ -57,9 +53,8 @@ def _repairs(run: dict[str, Any]):
 
 def _one(task: dict[str, Any], template, compensation, seed: int, plots_dir: str,
          repairs=None) -> ReplotOutcome:  # fmt: skip
-    from cytophen import read_fcs
     from cytophen.engine import gate
-    from cytophen.io.fcs import DEFAULT_REPAIRS
+    from cytophen.io.fcs import DEFAULT_REPAIRS, read_fcs
 
     try:
         sample = read_fcs(task["file"], repairs=DEFAULT_REPAIRS if repairs is None else repairs)
@@ -134,7 +129,6 @@ def replot(
 
 def _replot(folder, *, template, jobs, only_missing) -> list[ReplotOutcome]:
     from cytophen.pipeline.outdir import current_generation
-    from cytophen.report.html import _inside, load_results
 
     results_dir = folder.root
     res = load_results(results_dir)
@@ -147,7 +141,7 @@ def _replot(folder, *, template, jobs, only_missing) -> list[ReplotOutcome]:
             )
         template = src
     if not hasattr(template, "populations"):
-        from cytophen import load_template
+        from cytophen.interop import load_template
 
         template = load_template(template)
     want = (run.get("template") or {}).get("hash")
@@ -166,7 +160,7 @@ def _replot(folder, *, template, jobs, only_missing) -> list[ReplotOutcome]:
     seed = int((run.get("options") or {}).get("seed") or 0)
     repairs = _repairs(run)
     plots_dir = current_generation(results_dir) / "plots"
-    if plots_dir.exists() and not _inside(plots_dir, results_dir):
+    if plots_dir.exists() and not inside_folder(plots_dir, results_dir):
         raise ReportError(f"{plots_dir} leads outside {results_dir}; not writing there")
     tasks, outcomes = [], []
     for sample, g in pops.groupby(pops["sample"].astype(str), sort=False):
@@ -203,7 +197,11 @@ def _replot(folder, *, template, jobs, only_missing) -> list[ReplotOutcome]:
     if n == 1 or len(tasks) == 1:
         outcomes += [_one(t, template, compensation, seed, str(plots_dir), repairs) for t in tasks]
     else:
-        with ProcessPoolExecutor(max_workers=min(n, len(tasks)), mp_context=_mp_context()) as pool:
+        from cytophen._mp import worker_context  # fork server; never re-runs the caller's script
+
+        with ProcessPoolExecutor(
+            max_workers=min(n, len(tasks)), mp_context=worker_context()
+        ) as pool:
             futs = [
                 pool.submit(_one, t, template, compensation, seed, str(plots_dir), repairs)
                 for t in tasks
@@ -225,11 +223,3 @@ def _plain_name(name: str) -> bool:
         and "\\" not in name
         and "\x00" not in name
     )
-
-
-def _mp_context():
-    """Fork server on POSIX, else spawn: numba's OpenMP threads make a plain fork unsafe; the
-    workers never re-run the caller's script (:mod:`cytophen._mp`)."""
-    from cytophen._mp import worker_context
-
-    return worker_context()

@@ -230,7 +230,9 @@ def simulate_cohort(
                 )
     files: list[Path] = []
     if jobs > 1 and len(jobs_l) > 1:
-        with ProcessPoolExecutor(max_workers=int(jobs), mp_context=_mp_context()) as ex:
+        from cytophen._mp import worker_context  # fork server; never re-runs the caller's script
+
+        with ProcessPoolExecutor(max_workers=int(jobs), mp_context=worker_context()) as ex:
             for f in ex.map(_one, jobs_l):
                 files.append(Path(f))
                 if progress:
@@ -246,11 +248,3 @@ def simulate_cohort(
     clinical.to_csv(out / "clinical.csv", index=False)
     design_df.to_csv(out / "design.csv", index=False)
     return Cohort(out, files, manifest, clinical, design_df)
-
-
-def _mp_context():
-    """Fork server on POSIX, else spawn: numba's OpenMP threads make a plain fork unsafe; the
-    workers never re-run the caller's script (:mod:`cytophen._mp`)."""
-    from cytophen._mp import worker_context
-
-    return worker_context()

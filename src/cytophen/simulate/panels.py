@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from cytophen.errors import SimulationError
+
 __all__ = ["Panel", "PANELS", "SCATTER", "TIME", "get_panel"]
 
 #: Scatter channels common to both panels, in file order.
@@ -157,8 +159,6 @@ def get_panel(panel: str | Panel) -> Panel:
     """A :class:`Panel` by name (``'bcell'`` or ``'treg'``), or the panel itself."""
     if isinstance(panel, Panel):
         return panel
-    from cytophen.simulate.model import SimulationError
-
     try:
         return PANELS[str(panel).lower()]
     except KeyError:

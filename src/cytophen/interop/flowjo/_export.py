@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cytophen.compensation import Compensation
 from cytophen.errors import CytophenError, GateError, TemplateError
 from cytophen.gates import (
     BooleanGate,
@@ -153,7 +154,7 @@ def write_workspace(
 # what to write: per sample, the fixed gates it used
 # ------------------------------------------------------------------------------------------------
 def _entries(results, template, compensation) -> tuple[list[_Entry], list[str]]:
-    from cytophen import read_fcs
+    from cytophen.io.fcs import read_fcs
 
     notes: list[str] = []
     if hasattr(results, "populations") and hasattr(results, "run"):  # a BatchResult
@@ -259,19 +260,14 @@ def _marker_map(run: dict):
 
 
 def _override(run: dict) -> Any:
-    word = (run.get("options") or {}).get("compensation", "template")
-    if word in (None, "template"):
-        return None
-    if word in ("keyword", "none", "FCS"):
-        return word
-    if word == "matrix (DataFrame)":
+    """The compensation override the batch gated with (run.json), read back."""
+    options = run.get("options") or {}
+    if options.get("compensation") == "matrix (DataFrame)":
         raise TemplateError(
             "write_workspace: the batch was compensated with a DataFrame it did not record; "
             "gate with a matrix CSV (or the template's matrix) to export it"
         )
-    from cytophen.pipeline.batch import _compensation_option
-
-    return _compensation_option(word)[0]
+    return Compensation.from_record(options).override
 
 
 def _placed(e: _Entry, notes: list[str]) -> list[tuple[Population, Any]]:
@@ -543,7 +539,7 @@ def _unique(label: str, taken: set[str]) -> str:
 # ------------------------------------------------------------------------------------------------
 def _check(written: WrittenWorkspace, entries: list[_Entry]) -> None:
     from cytophen.engine import gate
-    from cytophen.interop.flowjo import Workspace
+    from cytophen.interop.flowjo._workspace import Workspace
 
     try:
         ws = Workspace(written.path)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cytophen.compensation import GIVEN_MATRIX
 from cytophen.gates import EllipsoidGate, PolygonGate, RatioDim, RectangleGate
 from cytophen.interop.flowjo._convert import flowjo_name
 from cytophen.interop.flowjo._elements import COMP_PREFIX
@@ -110,7 +111,7 @@ class SampleWriter:
             if self.matrix is None:
                 self.matrix = s
                 self.matrix_name = ref if ref in self.e.template.matrices else "Acquisition-defined"
-                if ref == "__override__":
+                if ref == GIVEN_MATRIX:
                     self.matrix_name = "cytophen"
             elif not (
                 self.matrix.shape == s.shape

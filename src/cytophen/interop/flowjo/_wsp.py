@@ -33,8 +33,6 @@ SUPPORTED = (
     'cytophen reads FlowJo 10 workspaces (.wsp saved by FlowJo 10.x, <Workspace version="20.0">) '
     "and GatingML 2.0 files"
 )
-#: FlowJo transform elements read (and their parameters).
-TRANSFORM_KINDS = ("linear", "log", "fasinh", "logicle", "biex")
 _BOOLEAN_TAGS = {"AndNode": "and", "OrNode": "or", "NotNode": "not"}
 
 
