@@ -484,7 +484,7 @@ def test_progress_bar_on_in_notebooks_and_terminals_only(monkeypatch):
     import sys
     import types
 
-    from cytophen.pipeline.batch import _progress_bar
+    from cytophen.pipeline.progress import _progress_bar
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
     assert _progress_bar(3, True).disable  # a pipe or a log file: no bar

@@ -34,12 +34,20 @@ from cytophen.pipeline.executors import (
 )
 from cytophen.pipeline.inputs import InputError, SampleInput, discover
 from cytophen.pipeline.outdir import OutputFolder
+from cytophen.pipeline.progress import _Background, _progress_bar, _waiting
 from cytophen.pipeline.records import SampleRecord, SampleTask, WorkerOptions
 from cytophen.pipeline.storage import (
     SampleStore,
     write_csv,
     write_json,
     write_parquet,
+)
+from cytophen.pipeline.tables import (
+    _TAIL_COLUMNS,
+    BASE_COLUMNS,
+    ERROR_COLUMNS,
+    BatchResult,
+    wide_table,
 )
 
 __all__ = [
@@ -50,92 +58,6 @@ __all__ = [
     "ERROR_COLUMNS",
     "BASE_COLUMNS",
 ]
-
-#: Columns of errors.csv.
-ERROR_COLUMNS = ["sample", "file", "stage", "message"]
-#: Columns every population table starts with (docs/architecture.md).
-BASE_COLUMNS = [
-    "sample", "file", "population", "parent", "path", "count", "parent_count",
-    "percent_of_parent", "percent_of_total",
-]  # fmt: skip
-_TAIL_COLUMNS = ["measured", "note", "template", "template_version", "template_hash"]
-#: Columns that are not per-population statistics (left out of the wide table).
-_NOT_STATS = {"sample", "file", "population", "parent", "path", *_TAIL_COLUMNS}
-
-
-@dataclass
-class BatchResult:
-    """What a batch produced.
-
-    Attributes
-    ----------
-    populations
-        Tidy table: one row per sample x population (the columns of ``GatingResult.table``, then
-        the manifest's metadata columns), samples in input order.
-    errors
-        One row per failed sample: ``sample, file, stage, message``.
-    gates
-        Per sample id, per population: the geometry the gate used (for data-driven gates what was
-        fitted on that sample, ``fell_back`` and ``reason``).
-    n_ok, n_failed
-        Samples gated / failed.
-    run
-        The provenance written to run.json.
-    out
-        The output folder, if any.
-    """
-
-    populations: pd.DataFrame
-    errors: pd.DataFrame
-    gates: dict[str, dict[str, Any]]
-    n_ok: int
-    n_failed: int
-    run: dict[str, Any] = field(default_factory=dict)
-    out: Path | None = None
-
-    @property
-    def wide(self) -> pd.DataFrame:
-        """One row per sample, one column per ``<population>.<statistic>``."""
-        return wide_table(self.populations, self.run.get("metadata_columns", []))
-
-    @property
-    def ok(self) -> bool:
-        """``True`` when every sample was gated."""
-        return self.n_failed == 0
-
-    def __repr__(self) -> str:
-        where = f", out={str(self.out)!r}" if self.out is not None else ""
-        return f"BatchResult(ok={self.n_ok}, failed={self.n_failed}, rows={len(self.populations)}{where})"
-
-
-def wide_table(populations: pd.DataFrame, metadata_columns: Iterable[str] = ()) -> pd.DataFrame:
-    """Pivot a tidy population table to one row per sample and one column per
-    ``<population>.<statistic>`` (``count``, ``percent_of_parent``, ``percent_of_total``,
-    ``percent_of_<ancestor>``, ``<statistic>_<marker>``), populations in template order."""
-    meta = [c for c in metadata_columns if c in populations.columns]
-    if populations.empty:
-        return pd.DataFrame(columns=["sample", "file", *meta])
-    stats = [
-        c for c in populations.columns
-        if c not in _NOT_STATS and c not in meta and c != "parent_count"
-    ]  # fmt: skip
-    samples = list(dict.fromkeys(populations["sample"]))
-    pops = list(dict.fromkeys(populations["population"]))
-    first = populations.drop_duplicates("sample").set_index("sample")
-    out = {"sample": samples, "file": first.loc[samples, "file"].tolist()}
-    for c in meta:
-        out[c] = first.loc[samples, c].tolist()
-    cols: dict[str, Any] = {}
-    for pop in pops:
-        sub = populations[populations["population"] == pop].set_index("sample")
-        for s in stats:
-            if sub[s].isna().all() and s not in ("count", "percent_of_parent", "percent_of_total"):
-                continue  # a percent_of/statistic column another population asked for
-            cols[f"{pop}.{s}"] = sub[s].reindex(samples).to_numpy()
-    wide = pd.DataFrame(out)
-    if cols:
-        wide = pd.concat([wide, pd.DataFrame(cols)], axis=1)
-    return wide
 
 
 def compensation_option(compensation) -> tuple[Any, dict[str, Any]]:
@@ -185,62 +107,6 @@ def _versions(dask: bool) -> dict[str, str]:
         except metadata.PackageNotFoundError:  # pragma: no cover
             out[n] = None
     return out
-
-
-class _Background:
-    """``func(*args)`` run on a daemon thread; :meth:`result` waits for it (and re-raises)."""
-
-    def __init__(self, func, *args):
-        import threading
-
-        self._out: dict[str, Any] = {}
-
-        def target():
-            try:
-                self._out["value"] = func(*args)
-            except BaseException as exc:  # pragma: no cover - re-raised by result()
-                self._out["error"] = exc
-
-        self._thread = threading.Thread(target=target, name="cytophen-bg", daemon=True)
-        self._thread.start()
-
-    def result(self):
-        self._thread.join()
-        if "error" in self._out:  # pragma: no cover
-            raise self._out["error"]
-        return self._out["value"]
-
-
-def _in_notebook() -> bool:
-    return "ipykernel.zmqshell" in sys.modules
-
-
-class _NoBar:
-    """What :func:`_progress_bar` returns when there is nothing to show (no tqdm import)."""
-
-    disable = True
-
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def write(self, *args, **kwargs) -> None:  # pragma: no cover - only called when enabled
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress_bar(total: int, progress: bool, *, monitor: bool = True):
-    """A progress bar of ``total`` files (``monitor=False``: without tqdm's monitor thread, for
-    a process that forks its workers once the batch has started)."""
-    enabled = bool(progress) and (_in_notebook() or sys.stderr.isatty())
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    if not monitor:
-        tqdm.monitor_interval = 0
-    return tqdm(total=total, unit="file", desc="gating", disable=not enabled, dynamic_ncols=True)
 
 
 def gate_files(
@@ -823,16 +689,6 @@ def _repairs_option(repairs) -> list[str] | None:
 
     chosen = _check_repairs(repairs)
     return None if chosen == DEFAULT_REPAIRS else sorted(chosen)
-
-
-def _waiting(progress: bool):
-    """What to say while waiting for another run to release the output folder."""
-
-    def say(who: str) -> None:
-        if progress:
-            print(f"waiting for the run holding the output folder ({who})", file=sys.stderr)
-
-    return say
 
 
 def _write_all(writes) -> None:
