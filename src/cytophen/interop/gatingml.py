@@ -62,6 +62,7 @@ __all__ = [
     "load_gatingml",
     "export_gatingml",
     "frozen_template",
+    "dependency_order",
     "GATING_NS",
     "TRANSFORMS_NS",
     "DATATYPE_NS",
@@ -125,7 +126,7 @@ def load_gatingml(path: str | Path, *, name: str | None = None) -> Template:
     if not p.is_file():
         raise TemplateError("file not found (expected a GatingML 2.0 .xml file)", file=src)
     pops, matrices = parse(p)
-    pops = _dependency_order(pops, src)
+    pops = dependency_order(pops, src)
     return Template(
         name=name or p.stem,
         populations=pops,
@@ -137,7 +138,7 @@ def load_gatingml(path: str | Path, *, name: str | None = None) -> Template:
     )
 
 
-def _dependency_order(pops: list[Population], src: str) -> list[Population]:
+def dependency_order(pops: list[Population], src: str) -> list[Population]:
     """Order populations so parents and boolean operands come first (stable otherwise)."""
     by_name = {p.name: p for p in pops}
     done: set[str] = set()

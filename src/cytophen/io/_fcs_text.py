@@ -117,7 +117,14 @@ class _Warner:
         warnings.warn(f"{where}: {problem}{kw}; repair {name!r} applied", FCSWarning, stacklevel=4)
 
 
-def _check_repairs(repairs: Iterable[str] | None) -> frozenset[str]:
+def check_repairs(repairs: Iterable[str] | None) -> frozenset[str]:
+    """The set of named FCS repairs ``repairs`` asks for (a name, names or ``None``).
+
+    Raises
+    ------
+    ValueError
+        A name that is not one of :data:`REPAIRS`.
+    """
     if repairs is None:
         return frozenset()
     if isinstance(repairs, str):
@@ -371,7 +378,7 @@ def read_fcs_datasets(
     FCSError
         If the file is not FCS or its first HEADER/TEXT cannot be read.
     """
-    chosen = _check_repairs(repairs)
+    chosen = check_repairs(repairs)
     p, f, size = _open(path)
     with f:
         return _walk(p, f, size, _Warner(p, chosen), None)

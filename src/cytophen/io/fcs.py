@@ -59,10 +59,10 @@ from cytophen.io._fcs_text import (
     DEFAULT_REPAIRS,
     REPAIRS,
     FCSDataSet,
-    _check_repairs,
     _open,
     _walk,
     _Warner,
+    check_repairs,
     read_fcs_datasets,
 )
 from cytophen.io._fcs_write import write_fcs
@@ -71,6 +71,7 @@ from cytophen.markers import relabel
 
 __all__ = [
     "REPAIRS",
+    "check_repairs",
     "DEFAULT_REPAIRS",
     "FCSDataSet",
     "read_fcs",
@@ -127,7 +128,7 @@ def read_fcs(
     >>> s.events.shape, s.channels[:2]  # doctest: +SKIP
     ((13367, 8), ['FSC-H', 'SSC-H'])
     """
-    chosen = _check_repairs(repairs)
+    chosen = check_repairs(repairs)
     markers_map = markers
     if isinstance(dataset, bool) or not isinstance(dataset, (int, np.integer)) or dataset < 0:
         raise FCSError(Path(path), f"dataset must be a whole number >= 0, got {dataset!r}")

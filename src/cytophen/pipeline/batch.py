@@ -685,9 +685,9 @@ def _write(plan: _Plan, result: BatchResult, records, t_start: float) -> None:
 
 def _repairs_option(repairs) -> list[str] | None:
     """The FCS repairs of a run as recorded (sorted names), ``None`` for the default ones."""
-    from cytophen.io.fcs import _check_repairs
+    from cytophen.io.fcs import check_repairs
 
-    chosen = _check_repairs(repairs)
+    chosen = check_repairs(repairs)
     return None if chosen == DEFAULT_REPAIRS else sorted(chosen)
 
 

@@ -297,9 +297,9 @@ def sample_template(
         if node.count is not None:
             counts[pname] = node.count
 
-    from cytophen.interop.gatingml import _dependency_order
+    from cytophen.interop.gatingml import dependency_order
 
-    pops = _dependency_order(pops, src)
+    pops = dependency_order(pops, src)
     stem = Path(src).stem
     return Template(
         name=name or stem,
