@@ -1,7 +1,7 @@
 """The real files of ../shared/data/real, the shipped template each is gated with, and the
 references they are compared with (see that folder's README).
 
-Used by tests/test_real_data.py (which asserts the comparisons) and benchmarks/real_data.py
+Used by tests/accuracy/test_real_data.py (which asserts the comparisons) and benchmarks/real_data.py
 (which prints them). References are read from the data, never typed in: FlowJo's stored counts
 from the FlowAtlas workspace XML, openCyto's per-event gates of the Lyoplate DC files, the
 Stanford manual labels of the HIPC T cells.

@@ -3,7 +3,7 @@
 Values are computed per dimension on demand (float64, only the columns a gate uses): a channel's
 linear values, compensated as its dimension says, then transformed; at a parent population's rows
 only when the gate is applied within that parent. Every fast path gives bit-identical values to
-the plain computation (tests/test_engine_fastpaths.py, tests/test_kernels_*.py).
+the plain computation (tests/engine/test_engine_fastpaths.py, tests/test_kernels_*.py).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ faulting fresh zeroed pages in for the next sample: a third of the system time o
 stays what one sample per thread needs at most, as before; it is only returned at exit.
 
 The first two rely on numba's and scipy's internals, so they are applied only with the releases
-they were checked against (:data:`TESTED_RELEASES`; tests/test_batch_speed.py checks them with
+they were checked against (:data:`TESTED_RELEASES`; tests/pipeline/test_batch_speed.py checks them with
 the installed ones and fails on any other, so that an upgrade is checked before it is trusted).
 With another release everything is left as it was: slower to start, never wrong.
 """

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 import cytophen
-from test_batch_support import make_batch, make_file, write_template
+from batch_support import make_batch, make_file, write_template
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*args, timeout=120, env=None, **kw) -> subprocess.CompletedProcess:

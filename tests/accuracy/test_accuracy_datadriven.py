@@ -19,7 +19,7 @@ from cytophen.simulate.cohort import simulate_cohort
 from cytophen.simulate.files import read_truth
 from cytophen.simulate.scoring import score
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 MAJOR = ["lymphocytes", "singlets", "live", "b_cells", "cd4", "naive", "unswitched_memory",
          "switched_memory", "dn"]  # fmt: skip

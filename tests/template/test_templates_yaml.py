@@ -32,7 +32,7 @@ from cytophen.io.sample import Sample
 from cytophen.template import Marker, Population, Report, Template
 from cytophen.transforms import LinearTransform, LogicleTransform
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "templates.md"
 LOGICLE = LogicleTransform(T=262144, W=0.5, M=4.5, A=0)
 

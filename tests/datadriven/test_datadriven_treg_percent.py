@@ -35,7 +35,7 @@ from cytophen.datadriven import MinDensity, Mixture1D
 from cytophen.simulate.files import write_sample
 from cytophen.simulate.model import simulate_sample
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 N_FILES = 40
 

@@ -131,7 +131,7 @@ def test_missing_template_file_exits_2(tmp_path, capsys):
 def test_study_templates_validate(name, capsys):
     from pathlib import Path
 
-    p = Path(__file__).resolve().parents[1] / "gating_templates" / f"{name}.yaml"
+    p = Path(__file__).resolve().parents[2] / "gating_templates" / f"{name}.yaml"
     code, out, err = run(capsys, "validate", p)
     assert code == 0, err
     assert f"valid ({name} v" in out
@@ -142,7 +142,7 @@ def test_real_file_ambiguous_marker(capsys):
     from pathlib import Path
 
     f = shared_path("gatingml2", "data1.fcs")
-    p = Path(__file__).resolve().parents[1] / "gating_templates" / "treg.yaml"
+    p = Path(__file__).resolve().parents[2] / "gating_templates" / "treg.yaml"
     code, out, err = run(capsys, "validate", p, "--sample", f)
     assert code == 2
     cd8 = [ln for ln in err.splitlines() if "marker 'CD8'" in ln]

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 import cytophen
-from test_batch_support import make_file, write_template
+from batch_support import make_file, write_template
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ENV = dict(os.environ, NUMBA_CACHE_DIR=str(ROOT / ".numba_cache"))
 
 NO_GUARD = textwrap.dedent(

@@ -16,7 +16,7 @@ from cytophen.simulate import read_truth, simulate_sample
 from cytophen.simulate.cohort import HELIOS_GAINERS, RESPONDERS, SUBJECTS, VISITS
 
 EVENTS = 4000
-TREG = str(Path(__file__).resolve().parents[1] / "gating_templates" / "treg.yaml")
+TREG = str(Path(__file__).resolve().parents[2] / "gating_templates" / "treg.yaml")
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from test_batch_support import make_batch, make_file, write_template
+from batch_support import make_batch, make_file, write_template
 
-ROOT = Path(__file__).resolve().parents[1]
-TESTS = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[2]
+TESTS = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="workers are forked from the process on Linux only"
@@ -30,7 +30,7 @@ sys.path.insert(0, {tests!r})
 import pandas as pd
 import cytophen
 from cytophen.pipeline import executors
-from test_batch_support import crash_template, make_template, runner_inputs
+from batch_support import crash_template, make_template, runner_inputs
 
 template = crash_template(333) if {crash!r} else make_template()
 tasks, options = runner_inputs({folder!r})

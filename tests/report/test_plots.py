@@ -27,7 +27,7 @@ from cytophen.report.plots import (
     plot_result,
     save_sample_plots,
 )
-from test_report_support import FALLBACK_REASON, RefFlog, RefLogicle, gate_sample
+from report_support import FALLBACK_REASON, RefFlog, RefLogicle, gate_sample
 
 
 def _edges(ax):
@@ -318,7 +318,7 @@ def test_a_boolean_no_plot_can_show_is_listed_with_its_expression():
     from cytophen.engine import gate
     from cytophen.gates import BooleanGate
     from cytophen.template import Population
-    from test_report_support import make_template, simulate
+    from report_support import make_template, simulate
 
     t = make_template()
     memory = Population("memory", "bcells", BooleanGate("or", [("unswitched", False),
@@ -560,7 +560,7 @@ def test_axes_are_labelled_marker_and_channel_never_empty_brackets():
     from cytophen.gates import Dim, PolygonGate, QuadrantGate
     from cytophen.io.sample import Sample
     from cytophen.template import Population, Template
-    from test_report_support import CHANNELS, simulate
+    from report_support import CHANNELS, simulate
 
     base, _ = simulate(1, 3000)
     sample = Sample(base.events, list(CHANNELS), [" ", " ", "CD19", "IgD", "CD27"])

@@ -26,7 +26,7 @@ from cytophen.simulate import (
 )
 from cytophen.simulate.model import SATURATION
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

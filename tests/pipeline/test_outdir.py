@@ -19,11 +19,11 @@ import pandas as pd
 import pytest
 
 import cytophen
+from batch_support import TEMPLATE_YAML, make_file
 from cytophen._atomic import is_temp_name
 from cytophen.pipeline.outdir import OUTPUTS, FolderInUseError, OutputFolder
-from test_batch_support import TEMPLATE_YAML, make_file
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ENV = dict(os.environ, NUMBA_CACHE_DIR=str(ROOT / ".numba_cache"))
 
 #: ``python WRAPPER gate ...``: the cytophen command, stopped (SIGSTOP) just before it writes its

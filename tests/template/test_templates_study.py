@@ -14,7 +14,7 @@ from cytophen.gates import DataDrivenGate
 from cytophen.interop.yaml_template import check_sample, validate_template
 from cytophen.io.sample import Sample
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NAMES = {
     "bcell": [
         "lymphocytes",

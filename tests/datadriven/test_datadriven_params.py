@@ -241,7 +241,7 @@ def test_guided_box_takes_its_signs_from_the_gate_like_box():
 
 # -- the method tables of the docs follow the estimators -------------------------------------
 
-_DOCS = __import__("pathlib").Path(__file__).resolve().parents[1] / "docs"
+_DOCS = __import__("pathlib").Path(__file__).resolve().parents[2] / "docs"
 #: Arguments every estimator has, documented once above the table rather than in each row.
 _COMMON = {"side", "random_state", "min_events", "quadrants"}
 

@@ -15,7 +15,7 @@ import cytophen
 from cytophen.simulate.files import read_truth, simulate_file
 from cytophen.simulate.scoring import score
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

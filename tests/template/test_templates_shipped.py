@@ -17,7 +17,7 @@ from cytophen.cli import main
 from cytophen.errors import TemplateError
 from cytophen.interop.shipped import shipped_dir
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REPO_TEMPLATES = sorted((ROOT / "gating_templates").glob("*.yaml"))
 NAMES = [p.stem for p in REPO_TEMPLATES]
 

@@ -21,7 +21,7 @@ import pytest
 from cytophen.cli import main as cli_main
 from cytophen.errors import ReportError
 from cytophen.report.html import load_results, write_report
-from test_report_support import FALLBACK_REASON, RefLogicle, make_results
+from report_support import FALLBACK_REASON, RefLogicle, make_results
 
 CHROME_FLAGS = [
     "--headless",
@@ -295,7 +295,7 @@ def test_a_broken_image_is_reported_on_the_console(results, tmp_path):
 def _big_results(root: Path, n: int = 500) -> Path:
     """A 500-sample results folder: tables of the real shape, 6 small PNGs per sample (hard links)."""
     from cytophen.report.plots import save_sample_plots
-    from test_report_support import gate_sample
+    from report_support import gate_sample
 
     res, _ = gate_sample(0, n=3000)
     proto = save_sample_plots(res, root / "proto")
@@ -347,7 +347,7 @@ def test_500_sample_report_is_paged_and_lazy(tmp_path):
 def test_report_of_a_real_batch_run_with_replot(tmp_path):
     import cytophen
     from cytophen.pipeline.batch import gate_files
-    from test_report_support import make_template, simulate
+    from report_support import make_template, simulate
 
     files = []
     for i in range(3):
@@ -446,7 +446,7 @@ def _plots_of_30_samples(root: Path, n_samples: int = 30, per_sample: int = 15) 
     """A results folder of 30 samples x 15 plots: the tables of real gated samples, and plots
     made by save_sample_plots (each plot file linked under 15 plot names)."""
     from cytophen.report.plots import save_sample_plots
-    from test_report_support import gate_sample
+    from report_support import gate_sample
 
     res, _ = gate_sample(0, n=3000)
     proto = [p for p in save_sample_plots(res, root / "proto") if p.suffix == ".png"]

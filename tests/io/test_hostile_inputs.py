@@ -15,8 +15,7 @@ import pandas as pd
 import pytest
 
 import cytophen
-from cytophen.errors import FCSError, TemplateError
-from test_batch_support import (
+from batch_support import (
     CHANNELS,
     MARKERS,
     TEMPLATE_YAML,
@@ -24,8 +23,9 @@ from test_batch_support import (
     simulate_events,
     write_template,
 )
+from cytophen.errors import FCSError, TemplateError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _alias_bomb(levels: int = 8, fan: int = 10) -> str:

@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 
 import cytophen
+from batch_support import make_batch, make_template, runner_inputs
 from cytophen.pipeline.storage import SampleStore, decode_table, encode_table
-from test_batch_support import make_batch, make_template, runner_inputs
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _blas_limits():
@@ -260,7 +260,7 @@ sys.path.insert(0, {str(ROOT / "tests")!r})
 from cytophen.pipeline._fast_start import speed_up_start
 assert speed_up_start()["light_kernel_loads"] and speed_up_start()["light_kernel_loads"]
 import cytophen
-from test_batch_support import make_template
+from batch_support import make_template
 t = make_template()
 counts = [cytophen.gate(cytophen.read_fcs(f), t).table["count"].tolist() for f in {list(map(str, files))!r}]
 light = "numba.np.arraymath" not in sys.modules

@@ -1,7 +1,7 @@
 """Batch gating from Python: cytophen.gate_files (process pool, in-process, Dask), outputs, resume
 bookkeeping, manifests, compensation override and sanitised sample ids.
 
-Expected counts come from how the test files were simulated (test_batch_support: every event's
+Expected counts come from how the test files were simulated (batch_support: every event's
 population is known) and from gating each file alone with cytophen.gate.
 """
 
@@ -16,8 +16,7 @@ import pandas as pd
 import pytest
 
 import cytophen
-from cytophen.pipeline.inputs import InputError, discover, safe_name
-from test_batch_support import (
+from batch_support import (
     CHANNELS,
     MARKERS,
     make_batch,
@@ -28,6 +27,7 @@ from test_batch_support import (
     write_template,
     write_test_fcs,
 )
+from cytophen.pipeline.inputs import InputError, discover, safe_name
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +178,7 @@ if {hide!r}:
     sys.modules["distributed"] = sys.modules["dask"] = None  # as if the extra were not installed
 import cytophen
 from cytophen.pipeline.batch import gate_files
-from test_batch_support import make_template
+from batch_support import make_template
 res = gate_files({folder!r}, make_template(), jobs=2, out={out!r}, progress=False)
 assert res.n_ok == 3 and res.n_failed == 0, res
 print(sorted(m for m in sys.modules if m.split(".")[0] in ("dask", "distributed") and sys.modules[m]))
@@ -199,7 +199,7 @@ def test_dask_is_an_optional_extra(tmp_path, hide):
     import sys
 
     make_batch(tmp_path / "in", n_good=3, bad=False)
-    tests = str(Path(__file__).resolve().parent)
+    tests = str(Path(__file__).resolve().parents[1])
     code = _WITHOUT_DASK.format(
         tests=tests, hide=hide, folder=str(tmp_path / "in"), out=str(tmp_path / "o")
     )
@@ -458,8 +458,8 @@ def test_pool_workers_gate_in_their_own_processes(batch):
 def test_worker_death_is_one_error_row(tmp_path):
     """A sample that kills its worker process becomes a stage='worker' error; the pool is restarted
     and every other sample is gated, exactly as in-process."""
+    from batch_support import crash_template
     from cytophen.pipeline.executors import InlineRunner, PoolRunner
-    from test_batch_support import crash_template
 
     for i in range(6):
         make_file(tmp_path / "in" / f"s{i}.fcs", 50 + i, 100 + i, 200, 50)

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 import cytophen
+from batch_support import make_file, write_template
 from cytophen.errors import ReportError
 from cytophen.report.html import write_report
-from test_batch_support import make_file, write_template
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SECRET = b"secret-token-8c41f0e2\n"
 
 

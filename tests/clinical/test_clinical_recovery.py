@@ -16,7 +16,7 @@ import cytophen
 from cytophen.clinical import analyse, merge, read_clinical, read_manifest
 from cytophen.simulate import read_truth, simulate_cohort
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FALLING = ("dn", "switched_memory", "activated_naive")
 RISING = ("transitional",)
 

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 import cytophen
+from batch_support import CHANNELS, MARKERS, TEMPLATE_YAML, simulate_events, write_test_fcs
 from cytophen.pipeline.inputs import InputError
-from test_batch_support import CHANNELS, MARKERS, TEMPLATE_YAML, simulate_events, write_test_fcs
 
 POOLED_YAML = TEMPLATE_YAML.replace(
     "    gate: {kind: range, dims: [CD3], min: 1000}",
