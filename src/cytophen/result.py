@@ -226,7 +226,7 @@ class GatingResult:
                 f"result for sample {self.sample_id!r} carries no events (it was loaded from a "
                 "table); gate the FCS file with cytophen.gate to get its events"
             )
-        ctx = self._gate_context(compensation)
+        ctx = self.gate_context(compensation)
         channels = list(self.sample.channels)
         names: dict[int, str] = {}  # channel index -> the template's name for it
         marker_scale: dict[int, Any] = {}  # channel index -> the marker's default transform
@@ -262,9 +262,22 @@ class GatingResult:
             out.append((label, ch, desc, ctx.value(Dim(ch, t, comp))))
         return out
 
-    def _gate_context(self, compensation=None):
-        """A :class:`~cytophen.engine.GateContext` computing values as the gates saw them (the
-        file's own spillover left out where the engine left it out: a compensated export)."""
+    def gate_context(self, compensation=None):
+        """The values of any gate's dimensions exactly as the engine computed them here.
+
+        Parameters
+        ----------
+        compensation
+            Another compensation to compute them with (as :func:`cytophen.gate`'s); ``None``:
+            the one this sample was gated with (:attr:`compensation`).
+
+        Returns
+        -------
+        GateContext
+            ``ctx.value(dim)`` gives one of a gate's dimensions (``gate.dims``) for every event,
+            on the gate's scale, with the file's own spillover left out where the engine left it
+            out (a compensated export).
+        """
         # the module, not the engine package (whose __init__ imports this module)
         from cytophen.engine._context import GateContext
 

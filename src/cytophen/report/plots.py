@@ -90,7 +90,7 @@ def _context(result, compensation):
             "or gated without keeping the sample); re-gate the FCS file with cytophen.gate to plot it"
         )
     template_of(result)
-    return result._gate_context(compensation)  # the values as the engine gated them
+    return result.gate_context(compensation)  # the values as the engine gated them
 
 
 def _panel_regions(result, panel: GatePanel, highlight: str | None) -> tuple[list[Region], list]:
