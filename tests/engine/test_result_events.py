@@ -225,3 +225,17 @@ def test_a_result_keeps_the_compensation_it_was_gated_with(tmp_path):
     # events (and the plots, which read the same values) need not be told again
     np.testing.assert_array_equal(raw.events(transformed=False)[["A", "B"]].to_numpy(), ev)
     np.testing.assert_array_equal(raw.events("b_pos").index, np.flatnonzero(b >= 500))
+
+
+def test_gate_context_gives_the_values_each_gate_was_applied_to(bcells):
+    """Applying each population's gate to ``gate_context()`` values, within its parent,
+    reproduces its membership event for event (what the plots draw from)."""
+    _, result = bcells
+    ctx = result.gate_context()
+    for pop in result.template.populations:
+        g = pop.gate
+        values = np.column_stack([ctx.value(d) for d in g.dims])
+        parent = (
+            result.membership(pop.parent) if pop.parent else np.ones(result.n_events, bool)
+        )
+        np.testing.assert_array_equal(g.contains(values) & parent, result.membership(pop.name))
