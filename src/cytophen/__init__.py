@@ -260,6 +260,7 @@ def gate_files(
     scale: str = "auto",
     markers: Any = None,
     start_method: str = "forkserver",
+    where: dict[str, str] | None = None,
 ) -> BatchResult:
     """Gate many FCS files with one template, in parallel; one bad file never stops the batch.
 
@@ -320,6 +321,9 @@ def gate_files(
         Where worker processes come from: ``'forkserver'`` (default: never this process) or
         ``'fork'`` (forked straight from this process: only for a script that owns its process
         from start to end, as the ``cytophen gate`` command does; never in a notebook).
+    where
+        Only the samples whose manifest columns read these values, e.g. ``{"panel": "bcell"}``
+        to gate one panel of a study whose manifest lists both.
 
     Returns
     -------
@@ -365,4 +369,5 @@ def gate_files(
         scale=scale,
         markers=markers,
         start_method=start_method,
+        where=where,
     )

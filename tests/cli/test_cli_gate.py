@@ -285,3 +285,70 @@ def test_cli_second_run_does_not_compile(data, tmp_path):
     log = second.stdout + second.stderr
     assert "data loaded from" in log  # the cache is in use ...
     assert "data saved to" not in log  # ... and nothing was compiled again
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """Four good files of two 'panels', a manifest naming each row's panel and template."""
+    from batch_support import TEMPLATE_YAML
+
+    root = tmp_path_factory.mktemp("study")
+    truth = make_batch(root / "in", n_good=4, bad=False)
+    tpl = {}
+    for panel in ("pa", "pb"):
+        tpl[panel] = root / f"{panel}.yaml"
+        tpl[panel].write_text(TEMPLATE_YAML.replace("name: batch-test", f"name: tmpl-{panel}"))
+    rows = [("g0", "pa"), ("g1", "pb"), ("g2", "pa"), ("g3", "pb")]
+    pd.DataFrame(
+        {
+            "file": [f"in/{s}.fcs" for s, _ in rows],
+            "panel": [p for _, p in rows],
+            "tmpl": [str(tpl[p]) for _, p in rows],  # ('template' is a result column)
+        }
+    ).to_csv(root / "manifest.csv", index=False)
+    return root, truth, rows
+
+
+def test_a_study_in_one_command_gates_each_row_with_the_template_it_names(study):
+    root, truth, rows = study
+    out = root / "out_study"
+    r = run_cli(root / "manifest.csv", "--template-from", "tmpl", "--out", out, "-q")
+    assert r.returncode == 0, r.stderr
+    for panel in ("pa", "pb"):
+        pops = pd.read_csv(out / panel / "populations.csv")
+        assert sorted(pops["sample"].unique()) == [s for s, p in rows if p == panel]
+        assert set(pops["template"]) == {f"tmpl-{panel}"}
+        for s in pops["sample"].unique():  # counts as a run of that panel alone would give
+            got = pops[pops["sample"] == s].set_index("population")["count"]
+            assert got["b_cells"] == truth[s]["b_cells"]
+        run = json.loads((out / panel / "run.json").read_text())
+        assert run["options"]["where"] == {"tmpl": str(root / f"{panel}.yaml")}
+
+
+def test_where_keeps_the_rows_of_one_panel(study):
+    root, truth, rows = study
+    tpl = root / "pa.yaml"
+    out = root / "out_where"
+    r = run_cli(root / "manifest.csv", "-t", tpl, "--where", "panel=pb", "--out", out, "-q")
+    assert r.returncode == 0, r.stderr
+    pops = pd.read_csv(out / "populations.csv")
+    assert sorted(pops["sample"].unique()) == ["g1", "g3"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--where", "pannel=pa"], "no column 'pannel' in the manifest (panel, tmpl)"),
+        (["--where", "panel=pc"], "no sample matches (values present: panel: pa, pb)"),
+        (["--where", "panel"], "expected COLUMN=VALUE"),
+        (["--template-from", "panel"], "--template-from panel = 'pa': "),
+        ([], "give one of --template T or --template-from COLUMN"),
+    ],
+)
+def test_bad_study_options_are_refused_before_anything_is_written(study, args, message):
+    root, _, _ = study
+    out = root / "out_bad"
+    extra = ["-t", root / "pa.yaml"] if args and args[0] == "--where" else []
+    r = run_cli(root / "manifest.csv", *extra, *args, "--out", out, "-q")
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert not out.exists()

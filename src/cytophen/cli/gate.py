@@ -29,10 +29,25 @@ __all__ = ["gate"]
     "-t",
     "--template",
     "template_path",
-    required=True,
+    default=None,
     metavar="T",
     help="Gating template: a shipped one by name (bcell, treg: see 'cytophen templates'), or "
     "a file: cytophen YAML, GatingML 2.0 XML or FlowJo .wsp. A file that exists wins.",
+)
+@click.option(
+    "--template-from",
+    "template_column",
+    default=None,
+    metavar="COLUMN",
+    help="A whole study in one run: each manifest row is gated with the template its COLUMN "
+    "names (e.g. panel: bcell, treg), each template's results in DIR/<value>/.",
+)
+@click.option(
+    "--where",
+    "where_items",
+    multiple=True,
+    metavar="COLUMN=VALUE",
+    help="Only the manifest rows whose COLUMN reads VALUE (repeat: all must match).",
 )
 @out_option(
     metavar="DIR",
@@ -149,9 +164,10 @@ __all__ = ["gate"]
 )
 @repairs_option
 @click.pass_context
-def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, scheduler, quiet,
-         make_report, make_plots, seed, export_gated, group, flowjo_out, pregated,
-         all_populations, wait, time_limit, scale, markers_csv, repairs):  # fmt: skip
+def gate(ctx, paths, template_path, template_column, where_items, out, jobs, resume, manifest,
+         compensation, scheduler, quiet, make_report, make_plots, seed, export_gated, group,
+         flowjo_out, pregated, all_populations, wait, time_limit, scale, markers_csv,
+         repairs):  # fmt: skip
     """Gate FCS files (PATHS: files, folders searched recursively for *.fcs/*.lmd, or manifest
     CSVs) with a template; write populations.csv/.parquet, populations_wide.csv, gates.json,
     errors.csv and run.json into DIR.
@@ -160,56 +176,128 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
     Examples:
       cytophen gate samples/ --template bcell.yaml
       cytophen gate samples/ --template my_lab_bcell.yaml --out results/bcell
+      cytophen gate study/manifest.csv --template-from panel --out results
+      cytophen gate study/manifest.csv --template treg --where panel=treg
     """
-    from cytophen._terminal import printable
-    from cytophen.errors import CytophenError
     from cytophen.pipeline._fast_start import speed_up_start
 
     t0 = time.perf_counter()
     speed_up_start()  # this process is ours from start to end
     if not paths and manifest is None:
         raise _Invalid("no inputs: give FCS files, folders or a manifest CSV (--manifest)")
+    if (template_path is None) == (template_column is None):
+        raise _Invalid("give one of --template T or --template-from COLUMN")
+    where = _where(where_items)
     if out is not None:
         check_out_dir(out)
     elif resume:
         raise _Invalid("--resume needs --out DIR: the folder of the run to finish")
-    try:
-        from cytophen.interop import load_batch_template
+    opts = dict(
+        jobs=jobs, scheduler=scheduler, compensation=compensation, resume=resume,
+        progress=not quiet, manifest=manifest, export_gated=export_gated, seed=seed,
+        plots=make_plots or make_report, repairs=repairs, pregated=pregated,
+        include_hidden=all_populations, wait=wait, time_limit=time_limit, scale=scale,
+        markers=markers_csv,
+    )  # fmt: skip
+    if template_column is None:
+        template = _load(template_path, group)
+        if out is None:
+            out = check_out_dir(
+                _new_folder(template.name), option="output folder (or choose --out)"
+            )
+        res = _gate_one(list(paths), template, out, where, opts, quiet, flowjo_out, make_report)
+        ctx.exit(0 if res.n_failed == 0 else 1)
+    # a study: one run per template its manifest names, each into its own folder
+    values = _column_values(list(paths), manifest, template_column, where)
+    if out is None:
+        out = check_out_dir(_new_folder("study"), option="output folder (or choose --out)")
+    # every template checked before anything is gated
+    templates = {v: _load(v, group, f"--template-from {template_column} = {v!r}: ") for v in values}
+    failed = 0
+    for value, template in templates.items():
+        sub = check_out_dir(Path(out) / _folder_name(value))
+        res = _gate_one(
+            list(paths), template, sub, {**where, template_column: value}, opts, quiet,
+            flowjo_out, make_report,
+        )  # fmt: skip
+        failed += res.n_failed
+    if not quiet:
+        click.echo(
+            f"study: {len(templates)} template(s) by '{template_column}' in "
+            f"{time.perf_counter() - t0:.1f} s -> {out}",
+            err=True,
+        )
+    ctx.exit(0 if failed == 0 else 1)
 
+
+def _where(items) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        col, sep, value = item.partition("=")
+        if not sep or not col.strip():
+            raise _Invalid(f"--where {item!r}: expected COLUMN=VALUE, e.g. panel=bcell")
+        out[col.strip()] = value.strip()
+    return out
+
+
+def _load(template_path: str, group, context: str = ""):
+    from cytophen.errors import CytophenError
+    from cytophen.interop import load_batch_template
+
+    try:
         # a FlowJo workspace gates each file with its own sample's gates
-        template = load_batch_template(template_path, group=group)
+        return load_batch_template(template_path, group=group)
+    except CytophenError as exc:
+        raise _Invalid(f"{context}{exc}") from None
+
+
+def _column_values(paths, manifest, column: str, where: dict[str, str]) -> list[str]:
+    """The values of manifest ``column`` among the inputs (after ``where``), in first-seen order."""
+    from cytophen.errors import CytophenError
+    from cytophen.pipeline.inputs import discover, select_samples
+
+    try:
+        samples, columns = discover(paths, manifest=manifest)
+        if column not in columns:
+            have = ", ".join(columns) or "none: give a manifest"
+            raise _Invalid(
+                f"--template-from {column}: no column {column!r} in the manifest ({have})"
+            )
+        if where:
+            samples = select_samples(samples, columns, where)
     except CytophenError as exc:
         raise _Invalid(str(exc)) from None
-    if out is None:
-        out = check_out_dir(_new_folder(template.name), option="output folder (or choose --out)")
+    values = list(dict.fromkeys(str(s.metadata.get(column, "")) for s in samples))
+    if "" in values:
+        raise _Invalid(f"--template-from {column}: some manifest rows leave {column!r} empty")
+    return values
+
+
+def _folder_name(value: str) -> str:
+    """The results folder of the template a manifest value names (``bcell``, ``lab/treg.yaml``
+    -> ``treg``)."""
+    stem = Path(value).stem if Path(value).suffix else Path(value).name
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "template"
+
+
+def _gate_one(paths, template, out, where, opts, quiet, flowjo_out, make_report):
+    """Gate ``paths`` with ``template`` into ``out``; the batch result (exit 2 on bad input)."""
+    from cytophen._terminal import printable
+    from cytophen.errors import CytophenError
+    from cytophen.pipeline.batch import gate_files
+
+    t0 = time.perf_counter()
     if not quiet:
         click.echo(f"template: {_describe(template)}", err=True)
         click.echo(f"output:   {out}{'' if str(out).endswith('/') else '/'}", err=True)
-
-    from cytophen.pipeline.batch import gate_files
-
     try:
         res = gate_files(
-            list(paths),
+            paths,
             template,
-            jobs=jobs,
-            scheduler=scheduler,
-            compensation=compensation,
             out=out,
-            resume=resume,
-            progress=not quiet,
-            manifest=manifest,
-            export_gated=export_gated,
-            seed=seed,
-            plots=make_plots or make_report,
-            repairs=repairs,
-            pregated=pregated,
-            include_hidden=all_populations,
-            wait=wait,
-            time_limit=time_limit,
-            scale=scale,
-            markers=markers_csv,
+            where=where or None,
             start_method="fork",  # this process is ours: its workers may be forked from it
+            **opts,
         )
     except KeyboardInterrupt:
         click.echo(
@@ -255,7 +343,7 @@ def gate(ctx, paths, template_path, out, jobs, resume, manifest, compensation, s
                 f"{printable(', '.join(bad_plots[:5]))}",
                 err=True,
             )
-    ctx.exit(0 if res.n_failed == 0 else 1)
+    return res
 
 
 def _flowjo(res, template, quiet: bool) -> None:

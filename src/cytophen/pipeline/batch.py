@@ -32,7 +32,7 @@ from cytophen.pipeline.executors import (
     check_reachable,
     make_runner,
 )
-from cytophen.pipeline.inputs import InputError, SampleInput, discover
+from cytophen.pipeline.inputs import InputError, SampleInput, discover, select_samples
 from cytophen.pipeline.outdir import OutputFolder
 from cytophen.pipeline.progress import _Background, _progress_bar, _waiting
 from cytophen.pipeline.records import SampleRecord, SampleTask, WorkerOptions
@@ -131,6 +131,7 @@ def gate_files(
     scale: str = "auto",
     markers: MarkerMap | str | os.PathLike | None = None,
     start_method: str = "forkserver",
+    where: dict[str, str] | None = None,
 ) -> BatchResult:
     """Gate many FCS files with one template, in parallel.
 
@@ -201,6 +202,10 @@ def gate_files(
         yet; faster to start, but only for a process the caller owns from start to end, as the
         ``cytophen gate`` command does: forking a notebook's kernel would copy state that is
         not ours to copy).
+    where
+        Gate only the samples whose manifest metadata match: ``{"panel": "bcell"}`` keeps the
+        rows whose ``panel`` column reads ``bcell`` (several columns: all must match). A column
+        the manifest does not have, or a filter no sample matches, is an :class:`InputError`.
 
     Notes
     -----
@@ -242,7 +247,7 @@ def gate_files(
         paths, template, jobs=jobs, scheduler=scheduler, compensation=compensation, out=out,
         resume=resume, manifest=manifest, export_gated=export_gated, seed=seed, plots=plots,
         repairs=repairs, pregated=pregated, include_hidden=include_hidden, time_limit=time_limit,
-        scale=scale, markers=markers, start_method=start_method,
+        scale=scale, markers=markers, start_method=start_method, where=where,
     )  # fmt: skip
     timings = {"discover_s": time.perf_counter() - t_start}
     folder = plan.folder
@@ -347,6 +352,7 @@ def _plan(
     scale,
     markers,
     start_method,
+    where=None,
 ) -> _Plan:
     """Check every argument and find the samples, before anything is written (see
     :func:`gate_files`, Raises)."""
@@ -369,6 +375,8 @@ def _plan(
     samples, meta_cols = discover(
         paths, manifest=manifest, exclude=out_dir, reserved_columns=_reserved_columns(template)
     )
+    if where:
+        samples = select_samples(samples, meta_cols, where)
     from cytophen.pipeline.pooling import pool_column, pool_groups
 
     pool_col = pool_column(template)
@@ -409,6 +417,7 @@ def _plan(
         "pregated": pregated,
         "include_hidden": bool(include_hidden),
         "scale": scale,
+        "where": dict(where) if where else None,
         "markers": None
         if markers is None
         else {"source": markers.source, "rows": [list(r) for r in markers.rows]},

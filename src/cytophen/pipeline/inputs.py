@@ -26,7 +26,15 @@ from typing import Any
 from cytophen._names import safe_name, short_hash
 from cytophen.errors import InputError
 
-__all__ = ["InputError", "SampleInput", "discover", "read_manifest", "safe_name", "FCS_SUFFIXES"]
+__all__ = [
+    "InputError",
+    "SampleInput",
+    "discover",
+    "select_samples",
+    "read_manifest",
+    "safe_name",
+    "FCS_SUFFIXES",
+]
 
 #: File name endings a folder search picks up (compared case-insensitively).
 FCS_SUFFIXES = (".fcs", ".lmd")
@@ -146,6 +154,32 @@ def read_manifest(path: str | Path) -> list[tuple[Path, str | None, dict[str, An
         meta = {str(c): _clean(typed.iloc[i][c]) for c in meta_cols} if typed is not None else {}
         rows.append((fp.resolve(), sid or None, meta))
     return rows
+
+
+def select_samples(
+    samples: list[SampleInput], columns: list[str], where: dict[str, str]
+) -> list[SampleInput]:
+    """The samples whose manifest metadata match every ``column: value`` of ``where`` (values
+    compared as text, as the manifest wrote them).
+
+    Raises
+    ------
+    InputError
+        A column the manifest does not have, or no sample left.
+    """
+    for col, value in where.items():
+        if col not in columns:
+            have = ", ".join(columns) or "none: give a manifest"
+            raise InputError(f"--where {col}={value}: no column {col!r} in the manifest ({have})")
+    kept = [
+        s for s in samples if all(str(s.metadata.get(c, "")) == str(v) for c, v in where.items())
+    ]
+    if not kept:
+        seen = {c: sorted({str(s.metadata.get(c, "")) for s in samples}) for c in where}
+        said = "; ".join(f"{c}: {', '.join(v[:10])}" for c, v in seen.items())
+        cond = " and ".join(f"{c}={v}" for c, v in where.items())
+        raise InputError(f"--where {cond}: no sample matches (values present: {said})")
+    return kept
 
 
 def discover(
