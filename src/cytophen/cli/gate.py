@@ -208,9 +208,9 @@ def gate(ctx, paths, template_path, template_column, where_items, out, jobs, res
         res = _gate_one(list(paths), template, out, where, opts, quiet, flowjo_out, make_report)
         ctx.exit(0 if res.n_failed == 0 else 1)
     # a study: one run per template its manifest names, each into its own folder
-    values = _column_values(list(paths), manifest, template_column, where)
     if out is None:
         out = check_out_dir(_new_folder("study"), option="output folder (or choose --out)")
+    values = _column_values(list(paths), manifest, template_column, where, exclude=out)
     # every template checked before anything is gated
     templates = {v: _load(v, group, f"--template-from {template_column} = {v!r}: ") for v in values}
     failed = 0
@@ -251,13 +251,14 @@ def _load(template_path: str, group, context: str = ""):
         raise _Invalid(f"{context}{exc}") from None
 
 
-def _column_values(paths, manifest, column: str, where: dict[str, str]) -> list[str]:
-    """The values of manifest ``column`` among the inputs (after ``where``), in first-seen order."""
+def _column_values(paths, manifest, column: str, where: dict[str, str], exclude) -> list[str]:
+    """The values of manifest ``column`` among the inputs (after ``where``), in first-seen order
+    (``exclude``: the output folder, never searched for inputs, as the batch does)."""
     from cytophen.errors import CytophenError
     from cytophen.pipeline.inputs import discover, select_samples
 
     try:
-        samples, columns = discover(paths, manifest=manifest)
+        samples, columns = discover(paths, manifest=manifest, exclude=Path(exclude).resolve())
         if column not in columns:
             have = ", ".join(columns) or "none: give a manifest"
             raise _Invalid(
