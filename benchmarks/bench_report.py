@@ -107,11 +107,11 @@ def bench_plot(n: int, repeats: int) -> list[tuple[str, float, float]]:
 
 def bench_report(n_samples: int, repeats: int) -> tuple[str, float, int]:
     from cytophen.report.html import write_report
-    from test_report import _big_results
+    from report_support import big_results
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_report_"))
     try:
-        out = _big_results(tmp, n_samples)
+        out = big_results(tmp, n_samples)
         t = _median_time(lambda: write_report(out), repeats)
         size = (out / "report.html").stat().st_size
     finally:

@@ -10,6 +10,8 @@ GatingML 2.0 logicle), so tick positions are checked against a reference nobody 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -216,3 +218,32 @@ def _jsonable(obj):
     if isinstance(obj, np.generic):
         return obj.item()
     return str(obj)
+
+
+def big_results(root: Path, n: int = 500) -> Path:
+    """A 500-sample results folder: tables of the real shape, 6 small PNGs per sample (hard links)."""
+    from cytophen.report.plots import save_sample_plots
+
+    res, _ = gate_sample(0, n=3000)
+    proto = save_sample_plots(res, root / "proto")
+    pngs = [p for p in proto if p.suffix == ".png"]
+    meta = json.loads(proto[-1].read_text())
+    rng = np.random.default_rng(5)
+    tables = []
+    for i in range(n):
+        t = res.table.copy()
+        t["sample"] = f"P{i // 10:02d}_V{i % 10:02d}"
+        t["percent_of_parent"] = t["percent_of_parent"] * rng.uniform(0.8, 1.2, len(t))
+        tables.append(t)
+        d = root / "results" / "plots" / f"s{i:03d}"
+        d.mkdir(parents=True)
+        for p in pngs:
+            try:
+                os.link(p, d / p.name)
+            except OSError:
+                shutil.copy(p, d / p.name)
+        (d / "plots.json").write_text(json.dumps(dict(meta, sample=t["sample"].iloc[0])))
+    pd.concat(tables, ignore_index=True).to_parquet(
+        root / "results" / "populations.parquet", index=False
+    )
+    return root / "results"

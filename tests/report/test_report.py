@@ -14,14 +14,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from cytophen.cli import main as cli_main
 from cytophen.errors import ReportError
 from cytophen.report.html import load_results, write_report
-from report_support import FALLBACK_REASON, RefLogicle, make_results
+from report_support import FALLBACK_REASON, RefLogicle, big_results, make_results
 
 CHROME_FLAGS = [
     "--headless",
@@ -292,39 +291,9 @@ def test_a_broken_image_is_reported_on_the_console(results, tmp_path):
     assert any("image failed to load" in ln for ln in _console(proc))
 
 
-def _big_results(root: Path, n: int = 500) -> Path:
-    """A 500-sample results folder: tables of the real shape, 6 small PNGs per sample (hard links)."""
-    from cytophen.report.plots import save_sample_plots
-    from report_support import gate_sample
-
-    res, _ = gate_sample(0, n=3000)
-    proto = save_sample_plots(res, root / "proto")
-    pngs = [p for p in proto if p.suffix == ".png"]
-    meta = json.loads(proto[-1].read_text())
-    rng = np.random.default_rng(5)
-    tables = []
-    for i in range(n):
-        t = res.table.copy()
-        t["sample"] = f"P{i // 10:02d}_V{i % 10:02d}"
-        t["percent_of_parent"] = t["percent_of_parent"] * rng.uniform(0.8, 1.2, len(t))
-        tables.append(t)
-        d = root / "results" / "plots" / f"s{i:03d}"
-        d.mkdir(parents=True)
-        for p in pngs:
-            try:
-                os.link(p, d / p.name)
-            except OSError:
-                shutil.copy(p, d / p.name)
-        (d / "plots.json").write_text(json.dumps(dict(meta, sample=t["sample"].iloc[0])))
-    pd.concat(tables, ignore_index=True).to_parquet(
-        root / "results" / "populations.parquet", index=False
-    )
-    return root / "results"
-
-
 @pytest.mark.slow
 def test_500_sample_report_is_paged_and_lazy(tmp_path):
-    out = _big_results(tmp_path, 500)
+    out = big_results(tmp_path, 500)
     page = write_report(out)
     text = page.read_text()
     data = _data(text)
