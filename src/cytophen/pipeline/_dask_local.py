@@ -71,6 +71,25 @@ def _main(workers: int) -> None:
     ) as cluster:
         print(cluster.scheduler_address, flush=True)
         sys.stdin.read()  # until the batch closes it (or dies)
+        _quiet_teardown(cluster.scheduler_address)
+
+
+def _quiet_logs() -> None:
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+
+
+def _quiet_teardown(address: str) -> None:
+    """Closing our own cluster: a worker's heartbeat that races the scheduler's close is logged
+    by distributed as an ERROR with a traceback on the user's terminal, after a batch that
+    succeeded. Errors during the batch are logged as before; only the teardown is quiet."""
+    from distributed import Client
+
+    try:
+        with Client(address, timeout="10s") as client:
+            client.run(_quiet_logs)
+    except (OSError, TimeoutError):  # the cluster is going anyway
+        pass
+    _quiet_logs()
 
 
 if __name__ == "__main__":
